@@ -1,0 +1,42 @@
+# The README's commands. Everything installs from this repository's own files.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+
+PORT ?= 3000
+AWS_PORT ?= 5000
+FAULTS ?=
+
+.PHONY: setup local test lint synth bench clean
+
+setup: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt tasks/requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Local mode: the synthesized stack running on emulated AWS services.
+local: setup
+	$(BIN)/python -m local --port $(PORT) --aws-port $(AWS_PORT) $(FAULTS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+test: lint
+	$(BIN)/pytest
+
+# What `cdk deploy` would ship, through the pinned CDK CLI and cdk.json.
+synth: setup
+	PATH="$(abspath $(BIN)):$$PATH" npx cdk synth --quiet
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out

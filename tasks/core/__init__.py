@@ -1,0 +1,1 @@
+"""What the four task handlers share: limits, errors, models, S3 key rules, observability."""

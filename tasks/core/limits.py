@@ -1,0 +1,24 @@
+"""Size and shape limits of a request, shared by the edge model, the tasks and the tests."""
+
+from __future__ import annotations
+
+# Step Functions' hard limit on an execution's input and on every state's payload.
+STATE_PAYLOAD_LIMIT_BYTES = 262_144
+
+PRODUCT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+PRODUCT_NAME_MAX_CHARS = 256
+FILE_NAME_MAX_CHARS = 255
+# RFC 6838: type and subtype names are at most 127 characters each.
+CONTENT_TYPE_MAX_CHARS = 255
+PRICE_UPPER_BOUND = 10**12  # exclusive
+IDEMPOTENCY_KEY_MAX_CHARS = 128
+# S3 documents version ids as up to 1,024 bytes.
+S3_VERSION_ID_MAX_BYTES = 1_024
+
+# The largest decoded file whose request still fits the workflow: its largest state (Store's
+# output: the execution input plus the validated metadata plus the store receipt) stays within
+# STATE_PAYLOAD_LIMIT_BYTES when every other field is at its maximum length in its longest JSON
+# spelling (each character written as a \\uXXXX escape, astral characters as surrogate pairs).
+# tests/unit/test_limits.py derives this number from the real models and the real request
+# template; change it only together with that test.
+MAX_FILE_BYTES = 179_256
