@@ -62,6 +62,11 @@ class CompensationFailed(UploadError):
     """Deleting the versions this request stored failed: an orphan remains and is reported."""
 
 
+class InvalidTaskInput(UploadError):
+    """A task's event does not have the shape the state machine promises (a wiring fault, not the
+    client's). Deliberately not a client error: the workflow ends it as ``InternalError``."""
+
+
 @dataclass(frozen=True)
 class ClientFacingError:
     status: int

@@ -18,7 +18,9 @@ S3_VERSION_ID_MAX_BYTES = 1_024
 # The largest decoded file whose request still fits the workflow: its largest state (Store's
 # output: the execution input plus the validated metadata plus the store receipt) stays within
 # STATE_PAYLOAD_LIMIT_BYTES when every other field is at its maximum length in its longest JSON
-# spelling (each character written as a \\uXXXX escape, astral characters as surrogate pairs).
-# tests/unit/test_limits.py derives this number from the real models and the real request
-# template; change it only together with that test.
-MAX_FILE_BYTES = 179_256
+# spelling (each character written as a \\uXXXX escape, astral characters as surrogate pairs;
+# the state serialized with every non-ASCII character escaped). The worst case is a one-character
+# productId, which leaves the file name (held four times: body, upload, both s3Keys) the most of
+# the S3 key's 1,024 bytes. tests/unit/test_limits.py derives this number from the real models,
+# the real validate logic and the real request template; change it only together with that test.
+MAX_FILE_BYTES = 180_870

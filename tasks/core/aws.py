@@ -1,0 +1,126 @@
+"""AWS SDK access for the store, record and compensate tasks (never imported by validate).
+
+Clients are created lazily and cached per (service, endpoint, region, access key id), so a Lambda
+sandbox reuses them across invocations and local mode can point each call at its own endpoint
+through the ``env`` mapping (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, ...).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Final
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from tasks.core.errors import InvalidTaskInput, StorageError, TransientStorageError
+from tasks.core.observability import logger
+
+CLIENT_CONFIG: Final = Config(
+    connect_timeout=1,
+    read_timeout=2,
+    retries={"mode": "standard", "total_max_attempts": 2},
+)
+
+# Error codes that mean "try again later" (throttling and transient service faults).
+TRANSIENT_ERROR_CODES: Final = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "SlowDown",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "PriorRequestNotComplete",
+        "InternalError",
+        "InternalServerError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "TransactionInProgressException",
+        "KMSInternalException",
+        "KMSThrottlingException",
+    }
+)
+
+_clients: dict[tuple[str, str | None, str | None, str | None], Any] = {}
+_clients_lock = threading.Lock()
+
+
+def client(service: str, env: Mapping[str, str]) -> Any:
+    """A cached boto3 client for ``service`` configured from ``env``."""
+    endpoint = env.get("AWS_ENDPOINT_URL") or None
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
+    access_key = env.get("AWS_ACCESS_KEY_ID") or None
+    cache_key = (service, endpoint, region, access_key)
+    with _clients_lock:
+        cached = _clients.get(cache_key)
+        if cached is None:
+            session = boto3.session.Session(
+                aws_access_key_id=access_key,
+                aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") if access_key else None,
+                aws_session_token=env.get("AWS_SESSION_TOKEN") if access_key else None,
+                region_name=region,
+            )
+            cached = session.client(service, endpoint_url=endpoint, config=CLIENT_CONFIG)
+            _clients[cache_key] = cached
+        return cached
+
+
+def clear_clients() -> None:
+    """Forget every cached client (tests; a new endpoint or credentials)."""
+    with _clients_lock:
+        _clients.clear()
+
+
+def required_setting(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name)
+    if not value:
+        raise InvalidTaskInput(f"The task is not configured: {name} is not set")
+    return value
+
+
+def error_code(exc: BaseException) -> str:
+    if isinstance(exc, botocore.exceptions.ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return type(exc).__name__
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Throttling, 5xx answers, timeouts and connection failures."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return error_code(exc) in TRANSIENT_ERROR_CODES or (
+            isinstance(status, int) and (status >= 500 or status == 429)
+        )
+    return isinstance(
+        exc, botocore.exceptions.ConnectionError | botocore.exceptions.HTTPClientError
+    )
+
+
+@contextmanager
+def storage_errors(action: str) -> Iterator[None]:
+    """Turn SDK failures into the workflow's named errors.
+
+    The SDK's text goes to the log only; the raised error's message is a fixed sentence built
+    from ``action`` (e.g. "Storing the file"), so no SDK text can reach a client.
+    """
+    try:
+        yield
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        transient = is_transient(exc)
+        logger.error(
+            f"{action} failed",
+            extra={"errorCode": error_code(exc), "transient": transient, "sdkError": str(exc)},
+        )
+        if transient:
+            raise TransientStorageError(f"{action} failed temporarily.") from exc
+        raise StorageError(f"{action} failed.") from exc

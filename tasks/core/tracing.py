@@ -1,0 +1,18 @@
+"""Powertools Tracer for the tasks that call AWS (store, record, compensate).
+
+Kept apart from ``observability`` because creating a Tracer imports the X-Ray SDK (about a
+quarter of a second, and botocore's session machinery): the validate task, which calls no AWS
+service, does without it; Lambda's active tracing still records its invocations.
+"""
+
+from __future__ import annotations
+
+import os
+
+from aws_lambda_powertools import Tracer
+
+from tasks.core.observability import DEFAULT_SERVICE
+
+# Active only on Lambda; patches botocore so every S3 / DynamoDB call becomes a subsegment.
+tracer = Tracer(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or DEFAULT_SERVICE)
+tracer.patch(["botocore"])

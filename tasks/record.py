@@ -1,0 +1,131 @@
+"""Record task: writes the upload's metadata item and returns the client's success body.
+
+Event: {"requestId", "upload": UploadMetadata, "stored": StoreReceipt}; returns the 200 body of
+CONTRACT.md (``$.receipt``). Env: METADATA_TABLE_NAME.
+Raises TransientStorageError (throttling, 5xx, timeouts), StorageError, InvalidTaskInput.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from boto3.dynamodb.types import TypeSerializer
+
+from tasks.core import aws
+from tasks.core.errors import InvalidTaskInput
+from tasks.core.models import (
+    RecordEvent,
+    StoreReceipt,
+    SuccessBody,
+    UploadMetadata,
+    parse_payload,
+    price_as_json_number,
+)
+from tasks.core.observability import (
+    BYTES_STORED,
+    UPLOADS_STORED,
+    emit_metric,
+    logger,
+    request_scope,
+)
+from tasks.core.tracing import tracer
+
+TASK = "record"
+_serializer = TypeSerializer()
+
+
+def utc_timestamp(now: datetime) -> str:
+    """ISO-8601 UTC with milliseconds and 'Z', e.g. 2026-11-25T22:48:54.123Z."""
+    now = now.astimezone(UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+def metadata_item(
+    request_id: str, upload: UploadMetadata, stored: StoreReceipt, uploaded_at: str
+) -> dict[str, Any]:
+    """The DynamoDB item (plain Python values; price as the exact Decimal)."""
+    return {
+        "productId": upload.productId,
+        "productName": upload.productName,
+        "price": Decimal(upload.price),
+        "fileName": upload.fileName,
+        "contentType": upload.contentType,
+        "size": upload.size,
+        "sha256": upload.sha256,
+        "bucket": stored.bucket,
+        "s3Key": stored.s3Key,
+        "versionId": stored.versionId,
+        "requestId": request_id,
+        "uploadedAt": uploaded_at,
+    }
+
+
+def record(
+    request_id: str,
+    upload: UploadMetadata,
+    stored: StoreReceipt,
+    *,
+    dynamodb: Any,
+    table_name: str,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> SuccessBody:
+    """Put the metadata item; the returned body carries the same timestamp as the item."""
+    if stored.s3Key != upload.s3Key:
+        raise InvalidTaskInput("stored.s3Key differs from upload.s3Key")
+    uploaded_at = utc_timestamp(clock())  # read the clock once
+    item = metadata_item(request_id, upload, stored, uploaded_at)
+    with aws.storage_errors("Recording the metadata"):
+        dynamodb.put_item(
+            TableName=table_name,
+            Item={name: _serializer.serialize(value) for name, value in item.items()},
+        )
+    logger.info(
+        "Metadata recorded",
+        extra={
+            "productId": upload.productId,
+            "s3Key": stored.s3Key,
+            "versionId": stored.versionId,
+            "size": upload.size,
+            "sha256": upload.sha256,
+        },
+    )
+    return SuccessBody(
+        requestId=request_id,
+        productId=upload.productId,
+        productName=upload.productName,
+        price=price_as_json_number(upload.price),
+        fileName=upload.fileName,
+        contentType=upload.contentType,
+        size=upload.size,
+        sha256=upload.sha256,
+        s3Key=stored.s3Key,
+        versionId=stored.versionId,
+        timestamp=uploaded_at,
+    )
+
+
+def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
+    """Record one upload with settings and endpoint taken from ``env``."""
+    with request_scope(TASK, event.get("requestId") if isinstance(event, dict) else None):
+        payload = parse_payload(RecordEvent, event)
+        body = record(
+            payload.requestId,
+            payload.upload,
+            payload.stored,
+            dynamodb=aws.client("dynamodb", env),
+            table_name=aws.required_setting(env, "METADATA_TABLE_NAME"),
+        )
+        emit_metric(UPLOADS_STORED, MetricUnit.Count, 1, env=env)
+        emit_metric(BYTES_STORED, MetricUnit.Bytes, body.size, env=env)
+        return body.model_dump()
+
+
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return run(event, env=os.environ)

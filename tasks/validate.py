@@ -1,0 +1,67 @@
+"""Validate task: checks the client's body and describes the upload (no AWS access at all).
+
+Event: {"requestId", "idempotencyKey", "body"}; returns UploadMetadata (``$.upload``).
+Raises ValidationError / PayloadTooLarge (client errors, whose ``str()`` is the JSON the response
+template reads) or InvalidTaskInput for a malformed event.
+No Powertools Tracer here (it would import the X-Ray SDK and botocore's session machinery, about a
+quarter of a second of cold start, for a task that calls no AWS service); Lambda's active tracing
+still records each invocation.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from tasks.core.errors import ClientError
+from tasks.core.models import ValidateEvent, parse_payload
+from tasks.core.observability import (
+    REASON_DIMENSION,
+    REJECTIONS,
+    emit_metric,
+    logger,
+    request_scope,
+)
+from tasks.core.validation import validate_upload
+
+TASK = "validate"
+
+
+def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
+    """Validate one request with settings from ``env`` (validate needs none but the metric ones)."""
+    with request_scope(TASK, event.get("requestId") if isinstance(event, dict) else None):
+        payload = parse_payload(ValidateEvent, event)
+        try:
+            upload = validate_upload(payload.requestId, payload.body, payload.idempotencyKey)
+        except ClientError as exc:
+            reason = type(exc).__name__
+            logger.info(
+                "Request rejected",
+                extra={
+                    "reason": reason,
+                    "problems": [{"field": d.field, "message": d.message} for d in exc.details],
+                },
+            )
+            emit_metric(
+                REJECTIONS, MetricUnit.Count, 1, env=env, dimensions={REASON_DIMENSION: reason}
+            )
+            raise
+        logger.info(
+            "Request valid",
+            extra={
+                "productId": upload.productId,
+                "s3Key": upload.s3Key,
+                "size": upload.size,
+                "sha256": upload.sha256,
+                "contentType": upload.contentType,
+            },
+        )
+        return upload.model_dump()
+
+
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return run(event, env=os.environ)

@@ -1,0 +1,244 @@
+"""The real response template (workflow/templates/response.vtl) against every answer
+StartSyncExecution can give, checked against CONTRACT.md's statuses and bodies."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from local.vtl import Rendered, render
+from tasks.core.errors import (
+    INTERNAL_ERROR_MESSAGE,
+    WORKFLOW_ERRORS,
+    ClientError,
+    FieldProblem,
+    IdempotencyConflict,
+    PayloadTooLarge,
+    ValidationError,
+)
+from tasks.core.limits import MAX_FILE_BYTES
+from workflow.templates import (
+    CLIENT_ERROR_FALLBACK_MESSAGES,
+    INVALID_JSON_MESSAGE,
+    PAYLOAD_TOO_LARGE_MESSAGE,
+    TIMEOUT_MESSAGE,
+    UNAVAILABLE_MESSAGE,
+    response_template,
+)
+
+REQUEST_ID = "c0ffee00-1234-4abc-8def-0123456789ab"
+EXECUTION_ARN = f"arn:aws:states:us-east-1:123456789012:express:Upload:{REQUEST_ID}:e7a1b2c3"
+MACHINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:Upload"
+STACK_LINE = '  File "/var/task/tasks/validate.py", line 57, in handler\n    raise exc\n'
+# Texts that must never reach a client.
+LEAKS = ("arn:aws", "stackTrace", "/var/task", "errorType", "Traceback", "__type", "SdkSecret")
+
+SUCCESS_BODY = {
+    "message": "File uploaded successfully",
+    "requestId": REQUEST_ID,
+    "productId": "PROD-001",
+    "productName": 'Joe\'s "caf\u00e9" \\ \U0001f600',
+    "price": 99.99,
+    "fileName": "test-file.txt",
+    "contentType": "text/plain",
+    "size": 18,
+    "sha256": "9" * 64,
+    "s3Key": "uploads/PROD-001/test-file.txt",
+    "versionId": "3sL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY",
+    "timestamp": "2026-11-25T22:48:54.123Z",
+}
+
+
+def _execution(status: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "executionArn": EXECUTION_ARN,
+        "stateMachineArn": MACHINE_ARN,
+        "name": REQUEST_ID,
+        "startDate": 1.764110934e9,
+        "stopDate": 1.764110935e9,
+        "status": status,
+        "input": '{"body": {"productId": "PROD-001"}}',
+        "inputDetails": {"included": True},
+        "billingDetails": {"billedMemoryUsedInMB": 64, "billedDurationInMilliseconds": 400},
+        **fields,
+    }
+
+
+def _lambda_cause(error: Exception) -> str:
+    """The cause Step Functions records for an unhandled Python exception in a Lambda task."""
+    return json.dumps(
+        {
+            "errorMessage": str(error),
+            "errorType": type(error).__name__,
+            "requestId": "5f5e6a1c-0000-4000-8000-000000000000",
+            "stackTrace": [STACK_LINE, '  File "/var/task/tasks/core/x.py", line 9\n'],
+        }
+    )
+
+
+def _respond(answer: object) -> Rendered:
+    body = answer if isinstance(answer, str) else json.dumps(answer)
+    return render(response_template(), body=body, headers={}, context={"requestId": REQUEST_ID})
+
+
+def _error(code: str, message: str, details: list[dict[str, str]] | None = None) -> object:
+    error: dict[str, object] = {"code": code, "message": message}
+    if details is not None:
+        error["details"] = details
+    return {"error": error, "requestId": REQUEST_ID}
+
+
+def _assert_no_leak(rendered: Rendered) -> None:
+    for leak in LEAKS:
+        assert leak not in rendered.text
+
+
+def test_succeeded_returns_the_output_verbatim_with_200() -> None:
+    output = json.dumps(SUCCESS_BODY)
+    rendered = _respond(_execution("SUCCEEDED", output=output, outputDetails={"included": True}))
+
+    assert rendered.status_override == 200
+    assert rendered.text.strip() == output
+    assert json.loads(rendered.text) == SUCCESS_BODY
+
+
+CLIENT_ERRORS: dict[str, ClientError] = {
+    "ValidationError": ValidationError(
+        "The request body is invalid.",
+        [
+            FieldProblem("price", "must be less than 1000000000000"),
+            FieldProblem("productName", "must not contain control characters (U+0000-U+001F)"),
+            FieldProblem('n\u00e4me\'s "x"', "is not an allowed field \\ / \U0001f600"),
+        ],
+    ),
+    "PayloadTooLarge": PayloadTooLarge(
+        f"The file is larger than the limit of {MAX_FILE_BYTES} bytes.",
+        [FieldProblem("fileContent", f"decodes to more than {MAX_FILE_BYTES} bytes")],
+    ),
+    "IdempotencyConflict": IdempotencyConflict(
+        "The Idempotency-Key 'k-1' was used with a \"different\" body."
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WORKFLOW_ERRORS))
+def test_failed_maps_every_workflow_error(name: str) -> None:
+    facing = WORKFLOW_ERRORS[name]
+    if facing.message is None:
+        error = CLIENT_ERRORS[name]
+        cause = _lambda_cause(error)
+        details = [{"field": d.field, "message": d.message} for d in error.details]
+        expected = _error(facing.code, error.message, details or None)
+    else:
+        cause = INTERNAL_ERROR_MESSAGE if name == "InternalError" else "orphan reported"
+        expected = _error(facing.code, facing.message)
+
+    rendered = _respond(_execution("FAILED", error=name, cause=cause))
+
+    assert rendered.status_override == facing.status
+    assert json.loads(rendered.text) == expected
+    _assert_no_leak(rendered)
+
+
+def test_the_table_is_what_the_contract_says() -> None:
+    assert {name: (e.status, e.code) for name, e in WORKFLOW_ERRORS.items()} == {
+        "ValidationError": (400, "ValidationError"),
+        "PayloadTooLarge": (413, "PayloadTooLarge"),
+        "IdempotencyConflict": (409, "IdempotencyConflict"),
+        "InternalError": (500, "InternalError"),
+        "CompensationFailed": (500, "InternalError"),
+    }
+
+
+def test_a_client_error_message_with_every_awkward_character_stays_exact() -> None:
+    message = 'It\'s a "quote", a back\\slash, a / slash, caf\u00e9, \U0001f600, tab\tnew\nline'
+    cause = _lambda_cause(ValidationError(message, [FieldProblem("f'\"", message)]))
+    rendered = _respond(_execution("FAILED", error="ValidationError", cause=cause))
+
+    assert rendered.status_override == 400
+    assert json.loads(rendered.text) == _error(
+        "ValidationError", message, [{"field": "f'\"", "message": message}]
+    )
+
+
+@pytest.mark.parametrize(
+    "cause",
+    [
+        "",
+        "Task timed out after 2.00 seconds",
+        '{"errorMessage": "not the task\'s JSON", "errorType": "ValidationError"}',
+        '{"errorMessage": "{\\"message\\": \\"truncat',
+    ],
+)
+def test_an_unreadable_client_error_cause_falls_back_to_a_fixed_message(cause: str) -> None:
+    rendered = _respond(_execution("FAILED", error="ValidationError", cause=cause))
+
+    assert rendered.status_override == 400
+    assert json.loads(rendered.text) == _error(
+        "ValidationError", CLIENT_ERROR_FALLBACK_MESSAGES["ValidationError"]
+    )
+
+
+@pytest.mark.parametrize(
+    "error", ["States.Runtime", "States.DataLimitExceeded", "StorageError", "Sandbox.Timedout", ""]
+)
+def test_an_unknown_error_is_a_500_internal_error(error: str) -> None:
+    cause = _lambda_cause(RuntimeError("SdkSecret: AccessDenied on arn:aws:s3:::bucket"))
+    rendered = _respond(_execution("FAILED", error=error, cause=cause))
+
+    assert rendered.status_override == 500
+    assert json.loads(rendered.text) == _error("InternalError", INTERNAL_ERROR_MESSAGE)
+    _assert_no_leak(rendered)
+
+
+def test_timed_out_is_a_504() -> None:
+    rendered = _respond(_execution("TIMED_OUT", error="States.Timeout", cause="timed out"))
+
+    assert rendered.status_override == 504
+    assert json.loads(rendered.text) == _error("Timeout", TIMEOUT_MESSAGE)
+    _assert_no_leak(rendered)
+
+
+SFN_PREFIX = "com.amazonaws.swf.service.v2.model#"
+
+
+@pytest.mark.parametrize(
+    ("error_type", "status", "code", "message"),
+    [
+        (f"{SFN_PREFIX}ValidationException", 413, "PayloadTooLarge", PAYLOAD_TOO_LARGE_MESSAGE),
+        ("ValidationException", 413, "PayloadTooLarge", PAYLOAD_TOO_LARGE_MESSAGE),
+        (f"{SFN_PREFIX}InvalidExecutionInput", 400, "ValidationError", INVALID_JSON_MESSAGE),
+        ("InvalidExecutionInput", 400, "ValidationError", INVALID_JSON_MESSAGE),
+        (f"{SFN_PREFIX}ThrottlingException", 503, "ServiceUnavailable", UNAVAILABLE_MESSAGE),
+        ("ThrottlingException", 503, "ServiceUnavailable", UNAVAILABLE_MESSAGE),
+        (f"{SFN_PREFIX}ExecutionLimitExceeded", 503, "ServiceUnavailable", UNAVAILABLE_MESSAGE),
+        (f"{SFN_PREFIX}StateMachineDoesNotExist", 500, "InternalError", INTERNAL_ERROR_MESSAGE),
+        (f"{SFN_PREFIX}AccessDeniedException", 500, "InternalError", INTERNAL_ERROR_MESSAGE),
+        ("InternalFailure", 500, "InternalError", INTERNAL_ERROR_MESSAGE),
+    ],
+)
+def test_step_functions_api_errors(error_type: str, status: int, code: str, message: str) -> None:
+    answer = {
+        "__type": error_type,
+        "message": f"SdkSecret: 1 validation error at '{MACHINE_ARN}': Member must have length "
+        "less than or equal to 262144",
+    }
+    rendered = _respond(answer)
+
+    assert rendered.status_override == status
+    assert json.loads(rendered.text) == _error(code, message)
+    _assert_no_leak(rendered)
+
+
+def test_the_413_message_states_the_limit_in_bytes() -> None:
+    assert f"{MAX_FILE_BYTES} bytes" in PAYLOAD_TOO_LARGE_MESSAGE
+
+
+@pytest.mark.parametrize("answer", ["", "<html>Bad Gateway</html>", "{}", '{"status": "ABORTED"}'])
+def test_anything_else_is_a_500_internal_error(answer: str) -> None:
+    rendered = _respond(answer)
+
+    assert rendered.status_override == 500
+    assert json.loads(rendered.text) == _error("InternalError", INTERNAL_ERROR_MESSAGE)

@@ -1,0 +1,76 @@
+"""Fixtures for the task unit tests: moto-backed S3 (versioned, KMS) and DynamoDB, log capture."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tasks.core import aws
+from tasks.core.observability import logger
+
+from .support import BUCKET, CREDENTIALS, REGION, TABLE, Cloud
+
+
+@pytest.fixture(autouse=True)
+def _fresh_clients() -> Iterator[None]:
+    aws.clear_clients()
+    yield
+    aws.clear_clients()
+
+
+@pytest.fixture
+def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
+    """A versioned, KMS-encrypted bucket and the metadata table, in moto."""
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        kms = boto3.client("kms", region_name=REGION)
+        key_arn = kms.create_key(Description="upload bucket key")["KeyMetadata"]["Arn"]
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        dynamodb.create_table(
+            TableName=TABLE,
+            KeySchema=[
+                {"AttributeName": "productId", "KeyType": "HASH"},
+                {"AttributeName": "productName", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "productId", "AttributeType": "S"},
+                {"AttributeName": "productName", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        env = {
+            "AWS_REGION": REGION,
+            **CREDENTIALS,
+            "UPLOAD_BUCKET_NAME": BUCKET,
+            "UPLOAD_KEY_ARN": key_arn,
+            "METADATA_TABLE_NAME": TABLE,
+            "POWERTOOLS_SERVICE_NAME": "upload",
+            "POWERTOOLS_METRICS_NAMESPACE": "UploadService",
+        }
+        yield Cloud(env=env, s3=s3, dynamodb=dynamodb, key_arn=key_arn)
+
+
+@pytest.fixture
+def logs() -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """The task logger's JSON lines written during the test."""
+    handler = logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    stream = io.StringIO()
+    previous = handler.setStream(stream)
+    try:
+        yield lambda: [json.loads(line) for line in stream.getvalue().splitlines() if line]
+    finally:
+        handler.setStream(previous)

@@ -1,0 +1,204 @@
+"""The compensate task: deletes exactly this request's versions, by VersionId; reports orphans."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from tasks import compensate, store
+from tasks.core.errors import CompensationFailed, InvalidTaskInput
+from tasks.core.validation import validate_upload
+
+from .support import BUCKET, REGION, Cloud, b64, metric_values
+
+KEY = "uploads/PROD-001/test-file.txt"
+
+
+def put(cloud: Cloud, data: bytes, request_id: str, file_name: str = "test-file.txt") -> str:
+    """Store ``data`` through the store task; returns the new version id."""
+    body = {
+        "productId": "PROD-001",
+        "productName": "Test Product",
+        "price": 1,
+        "fileContent": b64(data),
+        "fileName": file_name,
+    }
+    event = {
+        "requestId": request_id,
+        "upload": validate_upload(request_id, body).model_dump(),
+        "fileContent": b64(data),
+    }
+    return str(store.run(event, env=cloud.env)["versionId"])
+
+
+def started_at(delta: timedelta = timedelta(0)) -> str:
+    moment = datetime.now(UTC) + delta
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def versions(cloud: Cloud, key: str = KEY) -> tuple[list[str], list[str]]:
+    listing = cloud.s3.list_object_versions(Bucket=BUCKET, Prefix=key)
+    return (
+        [v["VersionId"] for v in listing.get("Versions", []) if v["Key"] == key],
+        [m["VersionId"] for m in listing.get("DeleteMarkers", [])],
+    )
+
+
+def test_deletes_only_its_own_versions_and_keeps_the_previous_one_current(
+    cloud: Cloud, capsys
+) -> None:
+    previous = put(cloud, b"previous upload", "req-old")
+    start = started_at(timedelta(seconds=-1))
+    own_first = put(cloud, b"this request, first attempt", "req-1")  # e.g. a retried PUT
+    own_second = put(cloud, b"this request, second attempt", "req-1")
+    sibling = put(cloud, b"other key, same prefix", "req-1", file_name="test-file.txt.bak")
+    capsys.readouterr()
+
+    result = compensate.run({"requestId": "req-1", "s3Key": KEY, "startedAt": start}, env=cloud.env)
+
+    assert result == {"deletedVersionIds": [own_second, own_first]}
+    assert versions(cloud) == ([previous], [])  # no delete marker
+    current = cloud.s3.get_object(Bucket=BUCKET, Key=KEY)
+    assert current["VersionId"] == previous
+    assert current["Body"].read() == b"previous upload"
+    assert current["Metadata"]["request-id"] == "req-old"
+    assert versions(cloud, KEY + ".bak") == ([sibling], [])
+    assert metric_values(capsys.readouterr().out) == [("Compensations", {"service": "upload"}, 1.0)]
+
+
+def test_nothing_to_delete_when_store_never_wrote(cloud: Cloud) -> None:
+    previous = put(cloud, b"previous upload", "req-old")
+    result = compensate.run(
+        {"requestId": "req-1", "s3Key": KEY, "startedAt": started_at()}, env=cloud.env
+    )
+    assert result == {"deletedVersionIds": []}
+    assert versions(cloud) == ([previous], [])
+
+
+def test_versions_older_than_start_minus_a_minute_are_not_examined(cloud: Cloud) -> None:
+    own = put(cloud, b"data", "req-1")
+    late_start = started_at(timedelta(minutes=2))  # its version predates start - 60 s
+    result = compensate.run(
+        {"requestId": "req-1", "s3Key": KEY, "startedAt": late_start}, env=cloud.env
+    )
+    assert result == {"deletedVersionIds": []}
+    assert versions(cloud) == ([own], [])
+    within_skew = started_at(timedelta(seconds=50))
+    result = compensate.run(
+        {"requestId": "req-1", "s3Key": KEY, "startedAt": within_skew}, env=cloud.env
+    )
+    assert result == {"deletedVersionIds": [own]}
+
+
+def test_missing_or_unreadable_start_time_examines_every_version(cloud: Cloud) -> None:
+    previous = put(cloud, b"previous", "req-old")
+    own = put(cloud, b"data", "req-1")
+    result = compensate.run({"requestId": "req-1", "s3Key": KEY, "startedAt": "?"}, env=cloud.env)
+    assert result == {"deletedVersionIds": [own]}
+    assert versions(cloud) == ([previous], [])
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-25T22:48:54.123Z", datetime(2026, 11, 25, 22, 48, 54, 123000, tzinfo=UTC)),
+        ("2026-11-25T22:48:54Z", datetime(2026, 11, 25, 22, 48, 54, tzinfo=UTC)),
+        (
+            "2026-11-25T22:48:54.123456789Z",
+            datetime(2026, 11, 25, 22, 48, 54, 123456, tzinfo=UTC),
+        ),
+        ("2026-11-25T23:48:54.5+01:00", datetime(2026, 11, 25, 22, 48, 54, 500000, tzinfo=UTC)),
+        ("yesterday", None),
+        (None, None),
+        ("2026-13-45T22:48:54Z", None),
+    ],
+)
+def test_start_time_parsing(text: str | None, expected: datetime | None) -> None:
+    assert compensate.parse_started_at(text) == expected
+
+
+@pytest.mark.parametrize("key", ["other/PROD-001/x", "uploads/../x", "uploads/P/a/b", "uploads/"])
+def test_refuses_keys_outside_the_upload_rules(cloud: Cloud, key: str) -> None:
+    with pytest.raises(InvalidTaskInput):
+        compensate.run({"requestId": "req-1", "s3Key": key}, env=cloud.env)
+
+
+def _stubbed_s3() -> Any:
+    return boto3.client("s3", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+
+
+def test_failure_to_delete_logs_the_orphan_counts_it_and_raises(logs, capsys) -> None:
+    s3 = _stubbed_s3()
+    now = datetime.now(UTC)
+    with Stubber(s3) as stubber:
+        stubber.add_response(
+            "list_object_versions",
+            {"Versions": [{"Key": KEY, "VersionId": "v-orphan", "LastModified": now}]},
+            {"Bucket": BUCKET, "Prefix": KEY},
+        )
+        stubber.add_response(
+            "head_object",
+            {"Metadata": {"request-id": "req-1"}},
+            {"Bucket": BUCKET, "Key": KEY, "VersionId": "v-orphan"},
+        )
+        stubber.add_client_error(
+            "delete_object",
+            service_error_code="AccessDenied",
+            service_message="Access Denied by SDK",
+            http_status_code=403,
+            expected_params={"Bucket": BUCKET, "Key": KEY, "VersionId": "v-orphan"},
+        )
+        with pytest.raises(CompensationFailed) as caught:
+            compensate.compensate("req-1", KEY, started_at(), s3=s3, bucket=BUCKET, env={})
+    assert str(caught.value) == compensate.FAILURE_MESSAGE
+    assert "Access Denied by SDK" not in str(caught.value)
+    errors = [line for line in logs() if line["level"] == "ERROR"]
+    assert len(errors) == 1
+    assert errors[0]["orphan"] == {
+        "bucket": BUCKET,
+        "s3Key": KEY,
+        "versionIds": ["v-orphan"],
+        "requestId": "req-1",
+    }
+    assert errors[0]["deletedVersionIds"] == []
+    assert errors[0]["errorCode"] == "AccessDenied"
+    assert metric_values(capsys.readouterr().out) == [
+        ("CompensationFailures", {"service": "upload"}, 1.0)
+    ]
+
+
+def test_failure_to_list_reports_the_key_with_unknown_versions(logs, capsys) -> None:
+    s3 = _stubbed_s3()
+    with Stubber(s3) as stubber:
+        stubber.add_client_error(
+            "list_object_versions", service_error_code="SlowDown", http_status_code=503
+        )
+        with pytest.raises(CompensationFailed):
+            compensate.compensate("req-1", KEY, None, s3=s3, bucket=BUCKET, env={})
+    [error] = [line for line in logs() if line["level"] == "ERROR"]
+    assert error["orphan"]["s3Key"] == KEY
+    assert error["orphan"]["versionIds"] is None
+    assert [name for name, _, _ in metric_values(capsys.readouterr().out)] == [
+        "CompensationFailures"
+    ]
+
+
+def test_never_sends_a_plain_delete_object(cloud: Cloud) -> None:
+    put(cloud, b"data", "req-1")
+    calls: list[dict[str, Any]] = []
+
+    def record_call(params: dict[str, Any], **_: Any) -> None:
+        calls.append(params)
+
+    client = compensate.aws.client("s3", cloud.env)
+    client.meta.events.register("provide-client-params.s3.DeleteObject", record_call)
+    try:
+        compensate.run({"requestId": "req-1", "s3Key": KEY, "startedAt": None}, env=cloud.env)
+    finally:
+        client.meta.events.unregister("provide-client-params.s3.DeleteObject", record_call)
+    assert len(calls) == 1
+    assert set(calls[0]) == {"Bucket", "Key", "VersionId"}

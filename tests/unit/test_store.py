@@ -1,0 +1,156 @@
+"""The store task against moto: a new KMS-encrypted version with checksum and metadata."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+import boto3
+import botocore.exceptions
+import pytest
+from botocore.stub import Stubber
+
+from tasks import store
+from tasks.core.errors import InvalidTaskInput, StorageError, TransientStorageError
+from tasks.core.models import UploadMetadata
+from tasks.core.validation import validate_upload
+
+from .support import BUCKET, REGION, Cloud, b64
+
+DATA = b"hello, upload test"
+
+
+def store_event(
+    data: bytes = DATA, *, request_id: str = "req-1", file_name: str = "test-file.txt"
+) -> dict[str, Any]:
+    body = {
+        "productId": "PROD-001",
+        "productName": "Prodüct «Ω»",
+        "price": 99.99,
+        "fileContent": b64(data),
+        "fileName": file_name,
+    }
+    upload = validate_upload(request_id, body).model_dump()
+    return {"requestId": request_id, "upload": upload, "fileContent": body["fileContent"]}
+
+
+def test_store_writes_a_kms_encrypted_version_with_checksum_and_metadata(cloud: Cloud) -> None:
+    receipt = store.run(store_event(), env=cloud.env)
+    version_id = receipt["versionId"]
+    assert receipt == {
+        "bucket": BUCKET,
+        "s3Key": "uploads/PROD-001/test-file.txt",
+        "versionId": version_id,
+    }
+    head = cloud.s3.head_object(
+        Bucket=BUCKET, Key=receipt["s3Key"], VersionId=version_id, ChecksumMode="ENABLED"
+    )
+    assert head["VersionId"] == version_id
+    assert head["ServerSideEncryption"] == "aws:kms"
+    assert head["SSEKMSKeyId"] == cloud.key_arn
+    assert head["BucketKeyEnabled"] is True
+    assert head["ContentType"] == "text/plain"
+    assert head["ContentLength"] == len(DATA)
+    assert head["ChecksumSHA256"] == base64.b64encode(hashlib.sha256(DATA).digest()).decode()
+    assert head["Metadata"] == {
+        "request-id": "req-1",
+        "product-id": "PROD-001",
+        "sha256": hashlib.sha256(DATA).hexdigest(),
+        "product-name": "Prod%C3%BCct%20%C2%AB%CE%A9%C2%BB",
+        "file-name": "test-file.txt",
+    }
+    body = cloud.s3.get_object(Bucket=BUCKET, Key=receipt["s3Key"], VersionId=version_id)["Body"]
+    assert body.read() == DATA
+
+
+def test_non_ascii_file_name_is_stored_with_ascii_metadata(cloud: Cloud) -> None:
+    receipt = store.run(store_event(file_name="résumé.pdf"), env=cloud.env)
+    assert receipt["s3Key"] == "uploads/PROD-001/résumé.pdf"
+    head = cloud.s3.head_object(Bucket=BUCKET, Key="uploads/PROD-001/résumé.pdf")
+    assert head["VersionId"] == receipt["versionId"]
+    assert head["Metadata"]["file-name"] == "r%C3%A9sum%C3%A9.pdf"
+    assert all(value.isascii() for value in head["Metadata"].values())
+
+
+def test_each_store_creates_a_new_version(cloud: Cloud) -> None:
+    first = store.run(store_event(b"first"), env=cloud.env)
+    second = store.run(store_event(b"second", request_id="req-2"), env=cloud.env)
+    assert first["versionId"] != second["versionId"]
+    versions = cloud.s3.list_object_versions(Bucket=BUCKET, Prefix=first["s3Key"])["Versions"]
+    assert {v["VersionId"] for v in versions} == {first["versionId"], second["versionId"]}
+
+
+def test_content_not_matching_the_validated_metadata_is_refused(cloud: Cloud) -> None:
+    event = store_event()
+    event["fileContent"] = b64(b"other bytes")
+    with pytest.raises(InvalidTaskInput):
+        store.run(event, env=cloud.env)
+    assert "Versions" not in cloud.s3.list_object_versions(Bucket=BUCKET)
+
+
+def test_missing_setting_is_reported_by_name(cloud: Cloud) -> None:
+    env = {k: v for k, v in cloud.env.items() if k != "UPLOAD_KEY_ARN"}
+    with pytest.raises(InvalidTaskInput, match="UPLOAD_KEY_ARN is not set"):
+        store.run(store_event(), env=env)
+
+
+def _upload() -> tuple[UploadMetadata, str]:
+    event = store_event()
+    return UploadMetadata.model_validate(event["upload"]), event["fileContent"]
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "expected"),
+    [
+        ("SlowDown", 503, TransientStorageError),
+        ("InternalError", 500, TransientStorageError),
+        ("ServiceUnavailable", 503, TransientStorageError),
+        ("AccessDenied", 403, StorageError),
+        ("KMS.NotFoundException", 400, StorageError),
+        ("NoSuchBucket", 404, StorageError),
+    ],
+)
+def test_s3_errors_map_to_named_errors_without_sdk_text(
+    code: str, status: int, expected: type[Exception], logs
+) -> None:
+    s3 = boto3.client("s3", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    upload, content = _upload()
+    with Stubber(s3) as stubber:
+        stubber.add_client_error(
+            "put_object",
+            service_error_code=code,
+            service_message="SDK SECRET TEXT",
+            http_status_code=status,
+        )
+        with pytest.raises(expected) as caught:
+            store.store("req-1", upload, content, s3=s3, bucket=BUCKET, key_arn="arn:key")
+    assert type(caught.value) is expected
+    assert str(caught.value) == (
+        "Storing the file failed temporarily."
+        if expected is TransientStorageError
+        else "Storing the file failed."
+    )
+    [line] = logs()
+    assert (line["level"], line["errorCode"]) == ("ERROR", code)
+    assert "SDK SECRET TEXT" in line["sdkError"]
+
+
+def test_timeout_is_transient() -> None:
+    class TimingOut:
+        def put_object(self, **_: Any) -> dict[str, Any]:
+            raise botocore.exceptions.ReadTimeoutError(endpoint_url="https://s3")
+
+    upload, content = _upload()
+    with pytest.raises(TransientStorageError):
+        store.store("req-1", upload, content, s3=TimingOut(), bucket=BUCKET, key_arn="k")
+
+
+def test_unversioned_bucket_is_a_storage_error() -> None:
+    class Unversioned:
+        def put_object(self, **_: Any) -> dict[str, Any]:
+            return {"ETag": '"x"'}
+
+    upload, content = _upload()
+    with pytest.raises(StorageError, match=r"^Storing the file failed\.$"):
+        store.store("req-1", upload, content, s3=Unversioned(), bucket=BUCKET, key_arn="k")

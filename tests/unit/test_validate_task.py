@@ -1,0 +1,166 @@
+"""The validate handler: payload in, UploadMetadata out, rejections logged and counted."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tasks import validate
+from tasks.core.errors import InvalidTaskInput, PayloadTooLarge, ValidationError
+from tasks.core.limits import MAX_FILE_BYTES
+
+from .support import b64, metric_values
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+ENV = {"POWERTOOLS_SERVICE_NAME": "upload", "POWERTOOLS_METRICS_NAMESPACE": "UploadService"}
+SECRET_CONTENT = b"SECRET-FILE-BYTES-" * 4
+
+
+@dataclass
+class FakeLambdaContext:
+    function_name: str = "validate"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:validate"
+    aws_request_id: str = "lambda-request-1"
+
+
+def event(**body_overrides: Any) -> dict[str, Any]:
+    body = {
+        "productId": "PROD-001",
+        "productName": "Test Product",
+        "price": 99.99,
+        "fileContent": b64(SECRET_CONTENT),
+        "fileName": "test-file.txt",
+        **body_overrides,
+    }
+    return {"requestId": "req-1", "idempotencyKey": None, "body": body}
+
+
+def test_run_returns_upload_metadata_and_logs_without_content(logs, capsys) -> None:
+    result = validate.run(event(), env=ENV)
+    assert result == {
+        "productId": "PROD-001",
+        "productName": "Test Product",
+        "price": "99.99",
+        "fileName": "test-file.txt",
+        "contentType": "text/plain",
+        "size": len(SECRET_CONTENT),
+        "sha256": hashlib.sha256(SECRET_CONTENT).hexdigest(),
+        "s3Key": "uploads/PROD-001/test-file.txt",
+    }
+    lines = logs()
+    assert [(line["message"], line["correlation_id"], line["task"]) for line in lines] == [
+        ("Request valid", "req-1", "validate")
+    ]
+    stdout = capsys.readouterr().out
+    assert b64(SECRET_CONTENT) not in json.dumps(lines) + stdout
+    assert metric_values(stdout) == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error", "reason"),
+    [
+        ({"price": "5"}, ValidationError, "ValidationError"),
+        ({"fileContent": b64(b"x" * (MAX_FILE_BYTES + 1))}, PayloadTooLarge, "PayloadTooLarge"),
+    ],
+)
+def test_rejection_is_logged_and_counted_by_reason(
+    overrides: dict[str, Any], error: type[Exception], reason: str, logs, capsys
+) -> None:
+    with pytest.raises(error):
+        validate.run(event(**overrides), env=ENV)
+    assert metric_values(capsys.readouterr().out) == [
+        ("Rejections", {"service": "upload", "reason": reason}, 1.0)
+    ]
+    [line] = logs()
+    assert (line["level"], line["message"], line["reason"], line["requestId"]) == (
+        "INFO",
+        "Request rejected",
+        reason,
+        "req-1",
+    )
+    assert b64(SECRET_CONTENT) not in json.dumps(line)
+
+
+def test_error_name_and_message_are_what_the_state_machine_reads() -> None:
+    with pytest.raises(ValidationError) as caught:
+        validate.run(event(price=True), env=ENV)
+    assert type(caught.value).__name__ == "ValidationError"
+    assert json.loads(str(caught.value)) == {
+        "message": "The request body is invalid.",
+        "details": [{"field": "price", "message": "must be a JSON number"}],
+    }
+
+
+@pytest.mark.parametrize(
+    "bad_event",
+    [{"idempotencyKey": None, "body": {}}, {"requestId": "", "body": {}}, {"requestId": 5}],
+)
+def test_malformed_event_is_an_internal_error_not_a_client_error(bad_event: Any) -> None:
+    with pytest.raises(InvalidTaskInput) as caught:
+        validate.run(bad_event, env=ENV)
+    assert str(caught.value).startswith("The task's input does not match ValidateEvent: requestId")
+
+
+def test_missing_body_is_a_validation_error() -> None:
+    with pytest.raises(ValidationError) as caught:
+        validate.run({"requestId": "req-1", "idempotencyKey": None}, env=ENV)
+    assert caught.value.message == "The request body must be a JSON object."
+
+
+def test_lambda_handler_never_logs_the_event(logs, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("POWERTOOLS_LOGGER_LOG_EVENT", "true")
+    result = validate.handler(event(), FakeLambdaContext())
+    assert result["size"] == len(SECRET_CONTENT)
+    lines = logs()
+    assert [line["message"] for line in lines] == ["Request valid"]
+    assert lines[0]["function_request_id"] == "lambda-request-1"
+    assert lines[0]["correlation_id"] == "req-1"
+    assert b64(SECRET_CONTENT) not in json.dumps(lines) + capsys.readouterr().out
+
+
+@pytest.mark.parametrize("lambda_like", [False, True])
+def test_validate_imports_no_boto3(lambda_like: bool) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LAMBDA_"))}
+    if lambda_like:  # tracing active, as on Lambda
+        env |= {"LAMBDA_TASK_ROOT": str(PROJECT_ROOT), "AWS_LAMBDA_FUNCTION_NAME": "validate"}
+    code = (
+        "import sys, tasks.validate; "
+        "print(sorted(m for m in sys.modules "
+        "if m in ('boto3', 'aws_xray_sdk', 'tasks.core.aws', 'tasks.core.tracing')"
+        " or m.startswith(('boto3.', 'aws_xray_sdk.'))))"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert completed.stdout.strip() == "[]"
+
+
+def test_concurrent_runs_keep_their_own_correlation_id(logs) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(index: int) -> None:
+        request = event(productId=f"P{index}")
+        request["requestId"] = f"req-{index}"
+        validate.run(request, env=ENV)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(one, range(64)))
+    lines = logs()
+    assert len(lines) == 64
+    for line in lines:
+        index = line["productId"][1:]
+        assert (line["correlation_id"], line["requestId"]) == (f"req-{index}", f"req-{index}")
