@@ -1,0 +1,122 @@
+"""Shared fixtures. Each CDK variant is synthesized at most once per test session, through
+``workflow.app.build_app`` (cdk.json's context + overrides, as ``cdk deploy`` does)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+if str(PROJECT_ROOT) not in sys.path:  # `tasks`, `workflow`, `local` import from the root
+    sys.path.insert(0, str(PROJECT_ROOT))
+
+STACK_NAME = "UploadService"
+
+
+@dataclass(frozen=True)
+class Synthesized:
+    """One synthesized variant: the template as JSON and as an assertions ``Template``."""
+
+    context: Mapping[str, Any]
+    outdir: Path
+    template_json: dict[str, Any]
+    synth_error: str | None  # e.g. cdk-nag's "Validation failed"; the template is still written
+
+    @property
+    def template(self) -> Any:
+        from aws_cdk.assertions import Template
+
+        return Template.from_json(self.template_json)
+
+    @property
+    def resources(self) -> dict[str, Any]:
+        return dict(self.template_json["Resources"])
+
+    @property
+    def template_path(self) -> Path:
+        return self.outdir / f"{STACK_NAME}.template.json"
+
+    def validation_report(self) -> dict[str, Any]:
+        return dict(json.loads((self.outdir / "validation-report.json").read_text()))
+
+
+def _synthesize(outdir: Path, context: Mapping[str, Any]) -> Synthesized:
+    """Synthesize with cdk-nag's AwsSolutions and Serverless packs attached (their findings go
+    to validation-report.json; a finding makes ``synth`` raise after writing the template)."""
+    from aws_cdk import Validations
+    from cdk_nag import AwsSolutionsChecks, ServerlessChecks
+
+    from workflow.app import build_app
+
+    app = build_app(dict(context), outdir=str(outdir))
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app), ServerlessChecks(app))
+    error: str | None = None
+    try:
+        app.synth()
+    except RuntimeError as exc:  # validation failures are reported, the template is written
+        error = str(exc)
+    template_file = outdir / f"{STACK_NAME}.template.json"
+    return Synthesized(
+        context=context,
+        outdir=outdir,
+        template_json=json.loads(template_file.read_text()),
+        synth_error=error,
+    )
+
+
+SynthFactory = Callable[..., Synthesized]
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> SynthFactory:
+    cache: dict[str, Synthesized] = {}
+
+    def get(name: str, context: Mapping[str, Any]) -> Synthesized:
+        if name not in cache:
+            cache[name] = _synthesize(tmp_path_factory.mktemp(f"cdk-{name}"), context)
+        return cache[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def default_stack(synth: SynthFactory) -> Synthesized:
+    """The stack with cdk.json's context only."""
+    return synth("default", {})
+
+
+@pytest.fixture(scope="session")
+def api_key_stack(synth: SynthFactory) -> Synthesized:
+    return synth("api-key", {"auth": "apiKey"})
+
+
+@pytest.fixture(scope="session")
+def daily_quota_stack(synth: SynthFactory) -> Synthesized:
+    # As the CLI passes `-c auth=apiKey -c dailyQuota=5000`: strings.
+    return synth("daily-quota", {"auth": "apiKey", "dailyQuota": "5000"})
+
+
+@pytest.fixture(scope="session")
+def destroy_stack(synth: SynthFactory) -> Synthesized:
+    return synth("destroy", {"destroyOnDelete": "true"})
+
+
+@pytest.fixture(scope="session")
+def log_data_stack(synth: SynthFactory) -> Synthesized:
+    return synth("log-data", {"logExecutionData": True})
+
+
+CORS_ORIGINS = ("https://app.example.com", "https://admin.example.com")
+
+
+@pytest.fixture(scope="session")
+def cors_stack(synth: SynthFactory) -> Synthesized:
+    return synth("cors", {"corsOrigins": list(CORS_ORIGINS)})

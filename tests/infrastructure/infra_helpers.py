@@ -1,0 +1,80 @@
+"""Reading a synthesized template: resources by type, intrinsic functions to text, policies."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def resources_of_type(template: dict[str, Any], resource_type: str) -> dict[str, Any]:
+    return {
+        logical_id: resource
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == resource_type
+    }
+
+
+def only(template: dict[str, Any], resource_type: str) -> tuple[str, dict[str, Any]]:
+    found = resources_of_type(template, resource_type)
+    assert len(found) == 1, f"expected one {resource_type}, found {sorted(found)}"
+    return next(iter(found.items()))
+
+
+def logical_id_with_prefix(template: dict[str, Any], resource_type: str, prefix: str) -> str:
+    matches = [
+        logical_id
+        for logical_id in resources_of_type(template, resource_type)
+        if logical_id.startswith(prefix)
+    ]
+    assert len(matches) == 1, f"{prefix}*: {matches}"
+    return str(matches[0])
+
+
+def render(value: Any) -> str:
+    """An intrinsic-function value as text, tokens as ``${Ref}`` / ``${Logical.Attr}``."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and len(value) == 1:
+        (function, argument), *_ = value.items()
+        if function == "Ref":
+            return "${" + str(argument) + "}"
+        if function == "Fn::GetAtt":
+            return "${" + ".".join(argument) + "}"
+        if function == "Fn::Join":
+            separator, parts = argument
+            return str(separator).join(render(part) for part in parts)
+    raise AssertionError(f"cannot render {value!r}")
+
+
+def state_machine_definition(template: dict[str, Any]) -> dict[str, Any]:
+    _, machine = only(template, "AWS::StepFunctions::StateMachine")
+    definition: dict[str, Any] = json.loads(render(machine["Properties"]["DefinitionString"]))
+    return definition
+
+
+def role_statements(template: dict[str, Any], role_logical_id: str) -> list[dict[str, Any]]:
+    """Every statement of every inline policy attached to the role, plus the role's own."""
+    statements: list[dict[str, Any]] = []
+    for policy in resources_of_type(template, "AWS::IAM::Policy").values():
+        if {"Ref": role_logical_id} in policy["Properties"]["Roles"]:
+            statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    role = template["Resources"][role_logical_id]["Properties"]
+    for policy in role.get("Policies", []):
+        statements.extend(policy["PolicyDocument"]["Statement"])
+    return statements
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def permissions(statements: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    """(action, resource as text, condition as JSON) for every allowed pair."""
+    granted: set[tuple[str, str, str]] = set()
+    for statement in statements:
+        assert statement["Effect"] == "Allow"
+        condition = json.dumps(statement.get("Condition"), sort_keys=True)
+        for action in as_list(statement["Action"]):
+            for resource in as_list(statement["Resource"]):
+                granted.add((action, render(resource), condition))
+    return granted

@@ -1,0 +1,87 @@
+# mypy: allow-untyped-defs, allow-untyped-calls, allow-incomplete-defs
+"""cdk-nag (AwsSolutions + Serverless) and cfn-lint on every synthesized variant."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from cfnlint.api import lint_file
+
+VARIANTS = ("default", "api_key", "daily_quota", "destroy", "log_data", "cors")
+
+
+@pytest.fixture(params=VARIANTS)
+def variant(request):
+    return request.getfixturevalue(f"{request.param}_stack")
+
+
+def test_cdk_nag_reports_no_unacknowledged_findings(variant):
+    report = variant.validation_report()
+    plugins = {p["pluginName"]: p for p in report["pluginReports"]}
+    assert set(plugins) == {"AwsSolutions", "Serverless"}  # both packs really ran
+    findings = [
+        (p["pluginName"], v["ruleName"], v["severity"], c["constructPath"])
+        for p in report["pluginReports"]
+        for v in p["violations"]
+        for c in v["violatingConstructs"]
+    ]
+    assert findings == []
+    assert all(p["conclusion"] == "success" for p in plugins.values())
+    assert variant.synth_error is None
+
+
+def acknowledgements(stack):
+    metadata = json.loads((stack.outdir / "UploadService.metadata.json").read_text())
+    return {
+        (path, rule_id): reason
+        for path, entries in metadata.items()
+        for entry in entries
+        if entry["type"] == "aws:cdk:acknowledged-rules"
+        for rule_id, reason in entry["data"].items()
+    }
+
+
+def test_every_acknowledgement_names_its_pack_rule_and_reason(default_stack):
+    found = acknowledgements(default_stack)
+    assert found
+    for (path, rule_id), reason in found.items():
+        pack, finding = rule_id.split("::", 1)
+        rule = finding.split("[", 1)[0]
+        assert pack in ("AwsSolutions", "Serverless"), path
+        assert rule.startswith(f"{pack}-"), path
+        assert reason.startswith(f"{rule}: "), path
+        assert len(reason) > len(rule) + 20, path
+
+
+def test_acknowledgements_sit_on_the_resources_concerned(default_stack):
+    rules_by_path: dict[str, set[str]] = {}
+    for path, rule_id in acknowledgements(default_stack):
+        rules_by_path.setdefault(path, set()).add(rule_id.split("::", 1)[1].split("[", 1)[0])
+    assert rules_by_path == {
+        "/UploadService/Storage/AccessLogBucket": {"AwsSolutions-S1"},
+        **{
+            f"/UploadService/Tasks/{task}/Function": {
+                "AwsSolutions-L1",
+                "Serverless-LambdaLatestVersion",
+                "Serverless-LambdaDLQ",
+            }
+            for task in ("Validate", "Store", "Record", "Compensate")
+        },
+        **{
+            f"/UploadService/Tasks/{task}/Role": {"AwsSolutions-IAM5"}
+            for task in ("Validate", "Store", "Record", "Compensate")
+        },
+        "/UploadService/Workflow/StateMachine/Role": {"AwsSolutions-IAM5"},
+        "/UploadService/Edge/Api/CloudWatchRole": {"AwsSolutions-IAM4"},
+        "/UploadService/Edge/Api/Default/upload/POST": {"AwsSolutions-COG4"},
+        "/UploadService/Edge/Api/DeploymentStage.prod": {"AwsSolutions-APIG3"},
+    }
+
+
+def test_cfn_lint_finds_no_errors(variant):
+    matches = lint_file(variant.template_path)
+    errors = [str(m) for m in matches if m.rule.severity == "error"]
+    assert errors == []
+    # The only warning: CDK's DependsOn on a role that a GetAtt already implies (W3005).
+    assert {m.rule.id for m in matches} <= {"W3005"}

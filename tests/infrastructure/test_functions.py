@@ -1,0 +1,216 @@
+# mypy: allow-untyped-defs, allow-untyped-calls, allow-incomplete-defs
+"""The four task functions: runtime, handler, limits, environment, assets, exact permissions."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from workflow import bundling
+
+from .infra_helpers import (
+    logical_id_with_prefix,
+    permissions,
+    render,
+    resources_of_type,
+    role_statements,
+)
+
+TASKS = {"Validate": 2, "Store": 3, "Record": 2, "Compensate": 3}
+COMMON_ENV = {
+    "POWERTOOLS_SERVICE_NAME": "upload",
+    "POWERTOOLS_METRICS_NAMESPACE": "UploadService",
+    "POWERTOOLS_LOG_LEVEL": "INFO",
+}
+XRAY = {
+    ("xray:PutTelemetryRecords", "*", "null"),
+    ("xray:PutTraceSegments", "*", "null"),
+}
+
+
+def ids(template, title):
+    return {
+        "function": logical_id_with_prefix(template, "AWS::Lambda::Function", f"Tasks{title}Func"),
+        "role": logical_id_with_prefix(template, "AWS::IAM::Role", f"Tasks{title}Role"),
+        "logs": logical_id_with_prefix(template, "AWS::Logs::LogGroup", f"Tasks{title}LogGroup"),
+        "bucket": logical_id_with_prefix(template, "AWS::S3::Bucket", "StorageUploadBucket"),
+        "bucket_key": logical_id_with_prefix(template, "AWS::KMS::Key", "StorageUploadBucketKey"),
+        "table": logical_id_with_prefix(template, "AWS::DynamoDB::Table", "StorageMetadataTable"),
+        "table_key": logical_id_with_prefix(template, "AWS::KMS::Key", "StorageMetadataTableKey"),
+    }
+
+
+@pytest.mark.parametrize(("title", "timeout"), TASKS.items())
+def test_function_runtime_handler_limits_tracing_and_log_group(default_stack, title, timeout):
+    template = default_stack.template_json
+    found = ids(template, title)
+    props = template["Resources"][found["function"]]["Properties"]
+    assert props["Runtime"] == "python3.13"
+    assert props["Architectures"] == ["arm64"]
+    assert props["Handler"] == f"tasks.{title.lower()}.handler"
+    assert props["Timeout"] == timeout
+    assert props["MemorySize"] == 1024
+    assert "ReservedConcurrentExecutions" not in props
+    assert props["TracingConfig"] == {"Mode": "Active"}
+    assert props["LoggingConfig"] == {"LogGroup": {"Ref": found["logs"]}}
+    assert props["Role"] == {"Fn::GetAtt": [found["role"], "Arn"]}
+    [layer] = props["Layers"]
+    assert layer["Ref"].startswith("TasksDependencies")
+    assert "FunctionName" not in props
+
+
+def test_function_environments(default_stack):
+    template = default_stack.template_json
+    env = {}
+    for title in TASKS:
+        function = template["Resources"][ids(template, title)["function"]]
+        env[title] = {
+            k: render(v) for k, v in function["Properties"]["Environment"]["Variables"].items()
+        }
+    found = ids(template, "Store")
+    assert env["Validate"] == COMMON_ENV
+    assert env["Store"] == {
+        **COMMON_ENV,
+        "UPLOAD_BUCKET_NAME": "${" + found["bucket"] + "}",
+        "UPLOAD_KEY_ARN": "${" + found["bucket_key"] + ".Arn}",
+    }
+    assert env["Record"] == {**COMMON_ENV, "METADATA_TABLE_NAME": "${" + found["table"] + "}"}
+    assert env["Compensate"] == {**COMMON_ENV, "UPLOAD_BUCKET_NAME": "${" + found["bucket"] + "}"}
+
+
+def test_each_function_has_its_own_role_assumable_by_lambda_only(default_stack):
+    template = default_stack.template_json
+    roles = {ids(template, title)["role"] for title in TASKS}
+    assert len(roles) == 4
+    for role_id in roles:
+        role = template["Resources"][role_id]["Properties"]
+        assert role["AssumeRolePolicyDocument"]["Statement"] == [
+            {
+                "Action": "sts:AssumeRole",
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+            }
+        ]
+        assert "ManagedPolicyArns" not in role
+
+
+def expected_permissions(found, title):
+    logs = {
+        ("logs:CreateLogStream", "${" + found["logs"] + ".Arn}", "null"),
+        ("logs:PutLogEvents", "${" + found["logs"] + ".Arn}", "null"),
+    }
+    uploads = "${" + found["bucket"] + ".Arn}/uploads/*"
+    extra = {
+        "Validate": set(),
+        "Store": {
+            ("s3:PutObject", uploads, "null"),
+            ("kms:GenerateDataKey", "${" + found["bucket_key"] + ".Arn}", "null"),
+            ("kms:Decrypt", "${" + found["bucket_key"] + ".Arn}", "null"),
+        },
+        "Record": {
+            ("dynamodb:PutItem", "${" + found["table"] + ".Arn}", "null"),
+            ("kms:GenerateDataKey", "${" + found["table_key"] + ".Arn}", "null"),
+            ("kms:Decrypt", "${" + found["table_key"] + ".Arn}", "null"),
+        },
+        "Compensate": {
+            ("s3:DeleteObjectVersion", uploads, "null"),
+            ("s3:GetObjectVersion", uploads, "null"),
+            (
+                "s3:ListBucketVersions",
+                "${" + found["bucket"] + ".Arn}",
+                json.dumps({"StringLike": {"s3:prefix": "uploads/*"}}),
+            ),
+        },
+    }[title]
+    return logs | XRAY | extra
+
+
+@pytest.mark.parametrize("title", TASKS)
+def test_role_grants_exactly_the_designed_permissions(default_stack, title):
+    template = default_stack.template_json
+    found = ids(template, title)
+    granted = permissions(role_statements(template, found["role"]))
+    assert granted == expected_permissions(found, title)
+
+
+def test_validate_has_no_aws_permission_beyond_its_logs_and_xray(default_stack):
+    template = default_stack.template_json
+    granted = permissions(role_statements(template, ids(template, "Validate")["role"]))
+    assert {action.split(":")[0] for action, _, _ in granted} == {"logs", "xray"}
+
+
+def assets(stack):
+    manifest = json.loads((stack.outdir / "UploadService.assets.json").read_text())
+    return manifest["files"]
+
+
+def asset_dir(stack, code):
+    """Where the synth staged an asset (the manifest's path, relative to the outdir or not)."""
+    source = assets(stack)[code["S3Key"].removesuffix(".zip")]["source"]
+    return stack.outdir / source["path"]
+
+
+def test_code_asset_is_the_tasks_package_only(default_stack):
+    template = default_stack.template_json
+    codes = {
+        json.dumps(template["Resources"][ids(template, t)["function"]]["Properties"]["Code"])
+        for t in TASKS
+    }
+    assert len(codes) == 1  # one asset shared by the four functions
+    directory = asset_dir(default_stack, json.loads(codes.pop()))
+    assert [p.name for p in directory.iterdir()] == ["tasks"]
+    modules = {p.name for p in (directory / "tasks").glob("*.py")}
+    assert {"__init__.py", "validate.py", "store.py", "record.py", "compensate.py"} <= modules
+    assert not list(directory.rglob("__pycache__"))
+    assert not (directory / "tasks" / "requirements.txt").exists()
+
+
+def layer_properties(stack):
+    [layer] = resources_of_type(stack.template_json, "AWS::Lambda::LayerVersion").values()
+    return layer["Properties"]
+
+
+def test_dependencies_layer_is_built_for_lambda(default_stack):
+    props = layer_properties(default_stack)
+    assert props["CompatibleRuntimes"] == ["python3.13"]
+    assert props["CompatibleArchitectures"] == ["arm64"]
+    site = asset_dir(default_stack, props["Content"]) / "python"
+    installed = {p.name for p in site.iterdir()}
+    assert {"aws_lambda_powertools", "aws_xray_sdk", "pydantic", "pydantic_core"} <= installed
+    # The runtime's boto3/botocore must not be shadowed by a layer copy.
+    assert not installed & {"boto3", "botocore", "s3transfer", "urllib3", "jmespath"}
+    # Wheels for the Lambda platform, not this machine's.
+    [core] = (site / "pydantic_core").glob("_pydantic_core*.so")
+    assert "aarch64" in core.name
+    assert "cpython-313" in core.name
+
+
+def test_layer_asset_hash_is_stable_and_independent_of_the_task_code(
+    default_stack, api_key_stack, destroy_stack
+):
+    keys = {
+        layer_properties(s)["Content"]["S3Key"]
+        for s in (default_stack, api_key_stack, destroy_stack)
+    }
+    assert len(keys) == 1
+    template = default_stack.template_json
+    code = template["Resources"][ids(template, "Validate")["function"]]["Properties"]["Code"]
+    assert code["S3Key"] not in keys
+
+
+def test_layer_hash_is_the_hash_of_the_requirements_file(tmp_path, monkeypatch):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("pydantic==2.13.4\n")
+    monkeypatch.setattr(bundling, "REQUIREMENTS_FILE", requirements)
+    first = bundling.dependencies_hash()
+    assert bundling.dependencies_hash() == first
+    requirements.write_text("pydantic==2.13.5\n")
+    assert bundling.dependencies_hash() != first
+
+
+def test_assets_never_use_docker(default_stack):
+    manifest = json.loads((default_stack.outdir / "UploadService.assets.json").read_text())
+    assert manifest.get("dockerImages", {}) == {}
+    zips = [a for a in manifest["files"].values() if a["source"].get("packaging") == "zip"]
+    assert len(zips) == 2  # the tasks package and the dependencies layer

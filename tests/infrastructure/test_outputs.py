@@ -1,0 +1,40 @@
+# mypy: allow-untyped-defs, allow-untyped-calls, allow-incomplete-defs
+"""Stack outputs: what operators, the README and local mode rely on."""
+
+from __future__ import annotations
+
+from .infra_helpers import logical_id_with_prefix, only, render
+
+TASKS = ("Validate", "Store", "Record", "Compensate")
+
+
+def test_outputs(default_stack):
+    template = default_stack.template_json
+    outputs = {name: render(o["Value"]) for name, o in template["Outputs"].items()}
+    api_id, _ = only(template, "AWS::ApiGateway::RestApi")
+    stage_id, _ = only(template, "AWS::ApiGateway::Stage")
+    machine_id, _ = only(template, "AWS::StepFunctions::StateMachine")
+
+    def ref(resource_type, prefix, attribute=None):
+        logical_id = logical_id_with_prefix(template, resource_type, prefix)
+        return "${" + logical_id + (f".{attribute}" if attribute else "") + "}"
+
+    expected = {
+        "ApiUrl": "https://${"
+        + api_id
+        + "}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${"
+        + stage_id
+        + "}/upload",
+        "StateMachineArn": "${" + machine_id + "}",
+        "BucketName": ref("AWS::S3::Bucket", "StorageUploadBucket"),
+        "TableName": ref("AWS::DynamoDB::Table", "StorageMetadataTable"),
+        "ApiAccessLogGroupName": ref("AWS::Logs::LogGroup", "EdgeAccessLogs"),
+        "StateMachineLogGroupName": ref("AWS::Logs::LogGroup", "WorkflowLogGroup"),
+    }
+    for task in TASKS:
+        expected[f"{task}FunctionArn"] = ref("AWS::Lambda::Function", f"Tasks{task}Func", "Arn")
+        expected[f"{task}LogGroupName"] = ref("AWS::Logs::LogGroup", f"Tasks{task}LogGroup")
+    # CDK's RestApi adds its own stage URL output beside ours.
+    extra = {name for name in outputs if name.startswith("EdgeApiEndpoint")}
+    assert len(extra) == 1
+    assert {k: v for k, v in outputs.items() if k not in extra} == expected

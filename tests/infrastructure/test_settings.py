@@ -1,0 +1,102 @@
+# mypy: allow-untyped-defs, allow-untyped-calls, allow-incomplete-defs
+"""Context flags -> Settings, and the CLI's context precedence (no synth needed)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from workflow.app import cdk_json_context, make_app
+from workflow.settings import AuthMode, Settings, SettingsError
+
+
+def settings(**context):
+    return Settings.from_context(context.get)
+
+
+def test_defaults():
+    assert settings() == Settings(
+        auth=AuthMode.IAM,
+        destroy_on_delete=False,
+        log_execution_data=False,
+        daily_quota=1_000_000,
+        cors_origins=None,
+    )
+
+
+def test_cli_string_values_parse_like_json_values():
+    # `cdk deploy -c destroyOnDelete=true -c dailyQuota=500` passes strings.
+    parsed = settings(
+        auth="apiKey",
+        destroyOnDelete="true",
+        logExecutionData="False",
+        dailyQuota="500",
+        corsOrigins="https://a.example.com, https://b.example.com:8443",
+    )
+    assert parsed == Settings(
+        auth=AuthMode.API_KEY,
+        destroy_on_delete=True,
+        log_execution_data=False,
+        daily_quota=500,
+        cors_origins=("https://a.example.com", "https://b.example.com:8443"),
+    )
+    assert settings(corsOrigins=["*"]).cors_origins == ("*",)
+    assert settings(dailyQuota=42, destroyOnDelete=True).daily_quota == 42
+
+
+@pytest.mark.parametrize(
+    "context",
+    [
+        {"auth": "cognito"},
+        {"auth": "IAM"},
+        {"destroyOnDelete": "yes"},
+        {"logExecutionData": 1},
+        {"dailyQuota": 0},
+        {"dailyQuota": "-5"},
+        {"dailyQuota": True},
+        {"dailyQuota": 1.5},
+        {"corsOrigins": "https://a.example.com/path"},
+        {"corsOrigins": ["*", "https://a.example.com"]},
+        {"corsOrigins": {"origin": "x"}},
+    ],
+)
+def test_invalid_values_are_rejected_with_the_flag_named(context):
+    [key] = context
+    with pytest.raises(SettingsError, match=key):
+        settings(**context)
+
+
+def test_cdk_json_holds_current_feature_flags_and_no_v1_era_ones():
+    context = cdk_json_context()
+    assert context["@aws-cdk/aws-iam:minimizePolicies"] is True
+    assert context["@aws-cdk/aws-lambda:recognizeLayerVersion"] is True
+    assert context["@aws-cdk/aws-apigateway:disableCloudWatchRole"] is True
+    # v1-era flags are defaults in v2 and rejected/meaningless there.
+    for v1_flag in (
+        "@aws-cdk/core:enableStackNameDuplicates",
+        "@aws-cdk/core:newStyleStackSynthesis",
+        "@aws-cdk/core:stackRelativeExports",
+        "aws-cdk:enableDiffNoFail",
+        "@aws-cdk/aws-secretsmanager:parseOwnedSecretName",
+    ):
+        assert v1_flag not in context
+
+
+def test_context_precedence_is_cdk_json_then_cli_then_overrides(monkeypatch):
+    monkeypatch.setenv(
+        "CDK_CONTEXT_JSON",
+        json.dumps({"auth": "apiKey", "dailyQuota": 7, "@aws-cdk/aws-iam:minimizePolicies": False}),
+    )
+    app = make_app({"dailyQuota": 9})
+    assert app.node.try_get_context("@aws-cdk/aws-lambda:recognizeLayerVersion") is True
+    assert app.node.try_get_context("@aws-cdk/aws-iam:minimizePolicies") is False  # CLI wins
+    assert Settings.of(app.node).auth is AuthMode.API_KEY  # from the CLI
+    assert Settings.of(app.node).daily_quota == 9  # override wins
+
+
+def test_build_app_applies_cdk_json_without_the_cli(monkeypatch):
+    monkeypatch.delenv("CDK_CONTEXT_JSON", raising=False)
+    app = make_app()
+    assert app.node.try_get_context("@aws-cdk/aws-iam:minimizePolicies") is True
+    assert Settings.of(app.node) == Settings()

@@ -1,0 +1,137 @@
+# mypy: allow-untyped-defs, allow-untyped-calls, allow-incomplete-defs
+"""Upload bucket, access-log bucket, metadata table, keys: encryption, access, retention."""
+
+from __future__ import annotations
+
+from aws_cdk.assertions import Match
+
+from .infra_helpers import logical_id_with_prefix, render, resources_of_type
+
+
+def test_every_key_rotates(default_stack):
+    keys = resources_of_type(default_stack.template_json, "AWS::KMS::Key")
+    assert len(keys) == 3  # bucket, table, logs
+    assert all(key["Properties"]["EnableKeyRotation"] is True for key in keys.values())
+
+
+def test_upload_bucket_is_versioned_kms_encrypted_with_bucket_key_and_private(default_stack):
+    template = default_stack.template_json
+    bucket_id = logical_id_with_prefix(template, "AWS::S3::Bucket", "StorageUploadBucket")
+    key_id = logical_id_with_prefix(template, "AWS::KMS::Key", "StorageUploadBucketKey")
+    log_bucket_id = logical_id_with_prefix(template, "AWS::S3::Bucket", "StorageAccessLogBucket")
+    props = template["Resources"][bucket_id]["Properties"]
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"] == [
+        {
+            "BucketKeyEnabled": True,
+            "ServerSideEncryptionByDefault": {
+                "KMSMasterKeyID": {"Fn::GetAtt": [key_id, "Arn"]},
+                "SSEAlgorithm": "aws:kms",
+            },
+        }
+    ]
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert props["LoggingConfiguration"]["DestinationBucketName"] == {"Ref": log_bucket_id}
+    [rule] = props["LifecycleConfiguration"]["Rules"]
+    assert rule["Status"] == "Enabled"
+    assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] > 0
+
+
+def test_both_buckets_deny_requests_without_tls(default_stack):
+    policies = resources_of_type(default_stack.template_json, "AWS::S3::BucketPolicy")
+    assert len(policies) == 2
+    for policy in policies.values():
+        bucket = policy["Properties"]["Bucket"]["Ref"]
+        [deny] = [
+            s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"
+        ]
+        assert deny["Action"] == "s3:*"
+        assert deny["Principal"] == {"AWS": "*"}
+        assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        assert {render(r) for r in deny["Resource"]} == {
+            "${" + bucket + ".Arn}",
+            "${" + bucket + ".Arn}/*",
+        }
+
+
+def test_access_log_bucket_is_private_encrypted_and_expires_logs(default_stack):
+    default_stack.template.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "BucketEncryption": {
+                "ServerSideEncryptionConfiguration": [
+                    {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+                ]
+            },
+            "PublicAccessBlockConfiguration": Match.object_like({"BlockPublicAcls": True}),
+            "LifecycleConfiguration": {
+                "Rules": [Match.object_like({"ExpirationInDays": 365, "Status": "Enabled"})]
+            },
+        },
+    )
+
+
+def test_table_keys_billing_encryption_and_point_in_time_recovery(default_stack):
+    template = default_stack.template_json
+    key_id = logical_id_with_prefix(template, "AWS::KMS::Key", "StorageMetadataTableKey")
+    [table] = resources_of_type(template, "AWS::DynamoDB::Table").values()
+    props = table["Properties"]
+    assert props["KeySchema"] == [
+        {"AttributeName": "productId", "KeyType": "HASH"},
+        {"AttributeName": "productName", "KeyType": "RANGE"},
+    ]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["SSESpecification"] == {
+        "KMSMasterKeyId": {"Fn::GetAtt": [key_id, "Arn"]},
+        "SSEEnabled": True,
+        "SSEType": "KMS",
+    }
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert "TableName" not in props  # no hard-coded physical names
+
+
+def test_every_log_group_is_kms_encrypted_with_the_logs_key_and_retained(default_stack):
+    template = default_stack.template_json
+    key_id = logical_id_with_prefix(template, "AWS::KMS::Key", "StorageLogsKey")
+    groups = resources_of_type(template, "AWS::Logs::LogGroup")
+    assert len(groups) == 6  # four tasks, state machine, API access logs
+    for group in groups.values():
+        assert group["Properties"]["KmsKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+        assert group["Properties"]["RetentionInDays"] > 0
+        assert group["DeletionPolicy"] == "Retain"
+        assert "LogGroupName" not in group["Properties"]
+
+
+def test_logs_key_lets_cloudwatch_logs_use_it_for_this_accounts_log_groups_only(default_stack):
+    template = default_stack.template_json
+    key_id = logical_id_with_prefix(template, "AWS::KMS::Key", "StorageLogsKey")
+    statements = template["Resources"][key_id]["Properties"]["KeyPolicy"]["Statement"]
+    [logs] = [s for s in statements if s.get("Sid") == "AllowCloudWatchLogs"]
+    assert render(logs["Principal"]["Service"]) == "logs.${AWS::Region}.amazonaws.com"
+    condition = logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
+    assert render(condition) == (
+        "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:*"
+    )
+
+
+STATEFUL = ("AWS::S3::Bucket", "AWS::DynamoDB::Table", "AWS::KMS::Key", "AWS::Logs::LogGroup")
+
+
+def test_data_is_retained_by_default(default_stack):
+    for resource_type in STATEFUL:
+        for resource in resources_of_type(default_stack.template_json, resource_type).values():
+            assert resource["DeletionPolicy"] == "Retain", resource_type
+    assert not resources_of_type(default_stack.template_json, "Custom::S3AutoDeleteObjects")
+
+
+def test_destroy_on_delete_destroys_data_and_empties_buckets(destroy_stack):
+    template = destroy_stack.template_json
+    for resource_type in STATEFUL:
+        for resource in resources_of_type(template, resource_type).values():
+            assert resource["DeletionPolicy"] == "Delete", resource_type
+    assert len(resources_of_type(template, "Custom::S3AutoDeleteObjects")) == 2

@@ -1,0 +1,346 @@
+"""REST API: POST /upload -> states:StartSyncExecution, with the contract's error shapes."""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from tasks.core import limits
+from workflow.compliance import acknowledge
+from workflow.settings import AuthMode, Settings
+from workflow.templates import request_template, response_template
+
+STAGE_NAME = "prod"
+RESOURCE_PATH = "upload"
+THROTTLE_RATE_LIMIT = 1000  # requests per second, steady
+THROTTLE_BURST_LIMIT = 2000
+API_GATEWAY_PAYLOAD_LIMIT_BYTES = 10 * 1024 * 1024
+JSON = "application/json"
+IDEMPOTENCY_HEADER = "method.request.header.Idempotency-Key"
+CORS_ALLOW_HEADERS = [
+    "Content-Type",
+    "Authorization",
+    "X-Amz-Date",
+    "X-Amz-Security-Token",
+    "X-Api-Key",
+    "Idempotency-Key",
+]
+
+# One access log line per request, JSON. Never the body.
+ACCESS_LOG_FORMAT: dict[str, str] = {
+    "requestId": "$context.requestId",
+    "requestTime": "$context.requestTimeEpoch",
+    "ip": "$context.identity.sourceIp",
+    "method": "$context.httpMethod",
+    "path": "$context.path",
+    "resourcePath": "$context.resourcePath",
+    "protocol": "$context.protocol",
+    "status": "$context.status",
+    "responseLength": "$context.responseLength",
+    "latency": "$context.responseLatency",
+    "integrationLatency": "$context.integrationLatency",
+    "integrationStatus": "$context.integrationStatus",
+    "errorMessage": "$context.error.message",
+    "errorType": "$context.error.responseType",
+    "integrationError": "$context.integration.error",
+}
+
+
+def _error_body(code: str, message: str) -> str:
+    """A gateway response body (simple substitution, not VTL). ``message`` is a JSON value."""
+    return (
+        '{"error": {"code": "' + code + '", "message": ' + message + "}, "
+        '"requestId": "$context.requestId"}'
+    )
+
+
+def _text(message: str) -> str:
+    return json.dumps(message)
+
+
+# Response type -> (status code or None to keep API Gateway's, client code, message as JSON).
+GATEWAY_RESPONSES: dict[apigw.ResponseType, tuple[str | None, str, str]] = {
+    apigw.ResponseType.BAD_REQUEST_BODY: (
+        "400",
+        "ValidationError",
+        '"The request body is invalid: $context.error.validationErrorString"',
+    ),
+    apigw.ResponseType.BAD_REQUEST_PARAMETERS: (
+        "400",
+        "ValidationError",
+        _text("A request header or parameter is invalid."),
+    ),
+    apigw.ResponseType.ACCESS_DENIED: ("403", "Forbidden", _text("Access denied.")),
+    apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN: (
+        "403",
+        "Forbidden",
+        _text("Missing authentication token (or no such resource)."),
+    ),
+    apigw.ResponseType.INVALID_SIGNATURE: ("403", "Forbidden", _text("Invalid signature.")),
+    apigw.ResponseType.EXPIRED_TOKEN: ("403", "Forbidden", _text("Expired credentials.")),
+    apigw.ResponseType.INVALID_API_KEY: ("403", "Forbidden", _text("Missing or invalid API key.")),
+    apigw.ResponseType.THROTTLED: ("429", "TooManyRequests", _text("Too many requests.")),
+    apigw.ResponseType.QUOTA_EXCEEDED: (
+        "429",
+        "TooManyRequests",
+        _text("The daily request quota is exhausted."),
+    ),
+    apigw.ResponseType.UNSUPPORTED_MEDIA_TYPE: (
+        "415",
+        "UnsupportedMediaType",
+        _text("Content-Type must be application/json."),
+    ),
+    apigw.ResponseType.REQUEST_TOO_LARGE: (
+        "413",
+        "PayloadTooLarge",
+        _text(
+            f"The request exceeds {API_GATEWAY_PAYLOAD_LIMIT_BYTES} bytes; the decoded file "
+            f"may be at most {limits.MAX_FILE_BYTES} bytes."
+        ),
+    ),
+    apigw.ResponseType.INTEGRATION_TIMEOUT: (
+        "504",
+        "Timeout",
+        _text("The upload did not finish in time."),
+    ),
+    # API Gateway could not reach Step Functions at all: nothing started, nothing stored.
+    apigw.ResponseType.INTEGRATION_FAILURE: (
+        "503",
+        "ServiceUnavailable",
+        _text("The upload could not be started. Nothing was stored; retry later."),
+    ),
+    apigw.ResponseType.DEFAULT_4_XX: (None, "BadRequest", "$context.error.messageString"),
+    apigw.ResponseType.DEFAULT_5_XX: (
+        None,
+        "InternalError",
+        _text("The request could not be processed. Nothing was stored."),
+    ),
+}
+
+
+def request_model_schema() -> apigw.JsonSchema:
+    """The edge's fast check of the contract's fields and types. The validate task re-checks
+    everything (ranges, base64, sizes): the edge is not the only client of the workflow. The
+    file size is not limited here so an oversized file gets the contract's 413, not a 400."""
+    string = apigw.JsonSchemaType.STRING
+    return apigw.JsonSchema(
+        schema=apigw.JsonSchemaVersion.DRAFT4,
+        title="UploadRequest",
+        type=apigw.JsonSchemaType.OBJECT,
+        required=["productId", "productName", "price", "fileContent"],
+        additional_properties=False,
+        properties={
+            "productId": apigw.JsonSchema(
+                type=string, pattern=limits.PRODUCT_ID_PATTERN, min_length=1, max_length=128
+            ),
+            "productName": apigw.JsonSchema(
+                type=string, min_length=1, max_length=limits.PRODUCT_NAME_MAX_CHARS
+            ),
+            "price": apigw.JsonSchema(
+                type=apigw.JsonSchemaType.NUMBER,
+                minimum=0,
+                maximum=limits.PRICE_UPPER_BOUND,
+                exclusive_maximum=True,
+            ),
+            "fileContent": apigw.JsonSchema(type=string, min_length=1),
+            "fileName": apigw.JsonSchema(
+                type=string, min_length=1, max_length=limits.FILE_NAME_MAX_CHARS
+            ),
+            "contentType": apigw.JsonSchema(
+                type=string, min_length=3, max_length=limits.CONTENT_TYPE_MAX_CHARS
+            ),
+        },
+    )
+
+
+class UploadApi(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        state_machine: sfn.IStateMachine,
+        settings: Settings,
+        logs_key: kms.IKey,
+        removal_policy: RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.api_key: apigw.IApiKey | None = None
+        self.access_log_group = logs.LogGroup(
+            self,
+            "AccessLogs",
+            encryption_key=logs_key,
+            retention=logs.RetentionDays.ONE_YEAR,
+            removal_policy=removal_policy,
+        )
+        self.api = apigw.RestApi(
+            self,
+            "Api",
+            description="Upload service: POST /upload runs the upload workflow synchronously",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            # Execution and access logging need the account's API Gateway CloudWatch role.
+            cloud_watch_role=True,
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,
+            deploy_options=apigw.StageOptions(
+                stage_name=STAGE_NAME,
+                throttling_rate_limit=THROTTLE_RATE_LIMIT,
+                throttling_burst_limit=THROTTLE_BURST_LIMIT,
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+                # dataTrace would log whole request bodies, i.e. the files.
+                data_trace_enabled=False,
+                metrics_enabled=True,
+                tracing_enabled=True,
+                access_log_destination=apigw.LogGroupLogDestination(self.access_log_group),
+                access_log_format=apigw.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FORMAT)),
+            ),
+        )
+        self.stage = self.api.deployment_stage
+        cloud_watch_role = self.api.node.find_child("CloudWatchRole")
+        acknowledge(
+            cloud_watch_role,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AmazonAPIGatewayPushToCloudWatchLogs]",
+            "the account-level API Gateway logging role; AWS documents this managed policy "
+            "for it and keeps it current.",
+        )
+        self._add_gateway_responses(settings.cors_origins)
+
+        self.role = iam.Role(
+            self,
+            "StartExecutionRole",
+            assumed_by=iam.ServicePrincipal("apigateway.amazonaws.com"),
+            description="API Gateway: start sync executions of the upload workflow",
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["states:StartSyncExecution"],
+                resources=[state_machine.state_machine_arn],
+            )
+        )
+
+        response = _with_cors_origin(response_template(), settings.cors_origins)
+        integration = apigw.AwsIntegration(
+            service="states",
+            action="StartSyncExecution",
+            integration_http_method="POST",
+            options=apigw.IntegrationOptions(
+                credentials_role=self.role,
+                passthrough_behavior=apigw.PassthroughBehavior.NEVER,
+                request_templates={JSON: request_template(state_machine.state_machine_arn)},
+                integration_responses=[
+                    apigw.IntegrationResponse(
+                        status_code=status,
+                        selection_pattern=pattern,
+                        response_templates={JSON: response},
+                    )
+                    for status, pattern in (("200", None), ("400", r"4\d{2}"), ("500", r"5\d{2}"))
+                ],
+            ),
+        )
+
+        model = self.api.add_model(
+            "UploadRequestModel", content_type=JSON, schema=request_model_schema()
+        )
+        validator = self.api.add_request_validator(
+            "BodyAndHeaders", validate_request_body=True, validate_request_parameters=True
+        )
+        resource = self.api.root.add_resource(RESOURCE_PATH)
+        if settings.cors_origins:
+            resource.add_cors_preflight(
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["POST", "OPTIONS"],
+                allow_headers=CORS_ALLOW_HEADERS,
+            )
+
+        api_key_mode = settings.auth is AuthMode.API_KEY
+        self.method = resource.add_method(
+            "POST",
+            integration,
+            authorization_type=(
+                apigw.AuthorizationType.NONE if api_key_mode else apigw.AuthorizationType.IAM
+            ),
+            api_key_required=api_key_mode,
+            request_models={JSON: model},
+            request_validator=validator,
+            request_parameters={IDEMPOTENCY_HEADER: False},
+            method_responses=[
+                apigw.MethodResponse(
+                    status_code=status, response_models={JSON: apigw.Model.EMPTY_MODEL}
+                )
+                for status in ("200", "400", "500")
+            ],
+        )
+        if api_key_mode:
+            self._add_usage_plan(settings.daily_quota)
+            acknowledge(
+                self.method,
+                "AwsSolutions-APIG4",
+                "auth=apiKey was chosen at deploy time: the method requires an API key bound "
+                "to a usage plan with throttle and daily quota.",
+            )
+            cognito_reason = "machine clients authenticate with an API key (auth=apiKey)."
+        else:
+            cognito_reason = (
+                "the method uses IAM (SigV4) authorization; clients are AWS principals."
+            )
+        acknowledge(self.method, "AwsSolutions-COG4", f"no Cognito user pool: {cognito_reason}")
+        acknowledge(
+            self.stage,
+            "AwsSolutions-APIG3",
+            "no WAF web ACL: every request is authenticated (IAM or API key), validated against "
+            "a model and throttled at 1000 rps / burst 2000; a WAF can be added per account.",
+        )
+        self.url = self.api.url_for_path(f"/{RESOURCE_PATH}")
+
+    def _add_gateway_responses(self, cors_origins: tuple[str, ...] | None) -> None:
+        headers: dict[str, str] = {"Content-Type": f"'{JSON}'"}
+        if cors_origins and len(cors_origins) == 1:
+            # Gateway responses can only carry a static value: one origin (or *) only.
+            headers["Access-Control-Allow-Origin"] = f"'{cors_origins[0]}'"
+        for response_type, (status, code, message) in GATEWAY_RESPONSES.items():
+            self.api.add_gateway_response(
+                f"{response_type.response_type}Response",
+                type=response_type,
+                status_code=status,
+                response_headers=headers,
+                templates={JSON: _error_body(code, message)},
+            )
+
+    def _add_usage_plan(self, daily_quota: int) -> None:
+        key = self.api.add_api_key("ApiKey", description="Upload service client key")
+        plan = self.api.add_usage_plan(
+            "UsagePlan",
+            description="Upload service: stage throttle and daily quota",
+            throttle=apigw.ThrottleSettings(
+                rate_limit=THROTTLE_RATE_LIMIT, burst_limit=THROTTLE_BURST_LIMIT
+            ),
+            quota=apigw.QuotaSettings(limit=daily_quota, period=apigw.Period.DAY),
+        )
+        plan.add_api_stage(stage=self.stage)
+        plan.add_api_key(key)
+        self.api_key = key
+
+
+def _with_cors_origin(template: str, origins: tuple[str, ...] | None) -> str:
+    """Prefix the response template with a VTL block that echoes an allowed Origin."""
+    if not origins:
+        return template
+    if origins == ("*",):
+        block = "#set($context.responseOverride.header.Access-Control-Allow-Origin = '*')\n"
+    else:
+        allowed = ", ".join(f"'{origin}'" for origin in origins)
+        block = (
+            "#set($corsOrigin = $input.params().header.get('Origin'))\n"
+            f"#if([{allowed}].contains($corsOrigin))\n"
+            "#set($context.responseOverride.header.Access-Control-Allow-Origin = $corsOrigin)\n"
+            "#set($context.responseOverride.header.Vary = 'Origin')\n"
+            "#end\n"
+        )
+    return block + template

@@ -1,0 +1,128 @@
+"""Context flags -> one typed, validated settings object.
+
+The CDK CLI passes context values from ``cdk.json`` as JSON values and values from ``-c key=value``
+as strings, so every parser here accepts both spellings (``true`` / ``"true"``, ``1000`` /
+``"1000"``, a list or a comma-separated string).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from constructs import Node
+
+T = TypeVar("T")
+
+AUTH_CONTEXT_KEY = "auth"
+DESTROY_ON_DELETE_CONTEXT_KEY = "destroyOnDelete"
+LOG_EXECUTION_DATA_CONTEXT_KEY = "logExecutionData"
+DAILY_QUOTA_CONTEXT_KEY = "dailyQuota"
+CORS_ORIGINS_CONTEXT_KEY = "corsOrigins"
+
+DEFAULT_DAILY_QUOTA = 1_000_000
+_ORIGIN = re.compile(r"^(\*|https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?)$")
+
+
+class SettingsError(ValueError):
+    """A context flag has a value the stack cannot be built from."""
+
+
+class AuthMode(enum.Enum):
+    IAM = "iam"
+    API_KEY = "apiKey"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    auth: AuthMode = AuthMode.IAM
+    # Data resources (bucket, table, keys, log groups) are retained on stack deletion unless set.
+    destroy_on_delete: bool = False
+    # Copies execution input (the file!) into every state machine log event: debugging only.
+    log_execution_data: bool = False
+    daily_quota: int = DEFAULT_DAILY_QUOTA
+    # None: no CORS. Otherwise the allowed origins (preflight + Access-Control-Allow-Origin).
+    cors_origins: tuple[str, ...] | None = None
+
+    @classmethod
+    def from_context(cls, get: Callable[[str], Any]) -> Settings:
+        """Build from a context getter such as ``node.try_get_context``."""
+        return cls(
+            auth=_optional(get(AUTH_CONTEXT_KEY), _auth, AuthMode.IAM),
+            destroy_on_delete=_optional(
+                get(DESTROY_ON_DELETE_CONTEXT_KEY), _bool(DESTROY_ON_DELETE_CONTEXT_KEY), False
+            ),
+            log_execution_data=_optional(
+                get(LOG_EXECUTION_DATA_CONTEXT_KEY), _bool(LOG_EXECUTION_DATA_CONTEXT_KEY), False
+            ),
+            daily_quota=_optional(get(DAILY_QUOTA_CONTEXT_KEY), _quota, DEFAULT_DAILY_QUOTA),
+            cors_origins=_optional(get(CORS_ORIGINS_CONTEXT_KEY), _origins, None),
+        )
+
+    @classmethod
+    def of(cls, node: Node) -> Settings:
+        return cls.from_context(node.try_get_context)
+
+
+def _optional(raw: Any, parse: Callable[[Any], T], default: T) -> T:
+    if raw is None or raw == "":
+        return default
+    return parse(raw)
+
+
+def _auth(raw: Any) -> AuthMode:
+    for mode in AuthMode:
+        if raw == mode.value:
+            return mode
+    allowed = " | ".join(m.value for m in AuthMode)
+    raise SettingsError(f"context {AUTH_CONTEXT_KEY}={raw!r}: expected {allowed}")
+
+
+def _bool(key: str) -> Callable[[Any], bool]:
+    def parse(raw: Any) -> bool:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.lower() in ("true", "false"):
+            return raw.lower() == "true"
+        raise SettingsError(f"context {key}={raw!r}: expected true or false")
+
+    return parse
+
+
+def _quota(raw: Any) -> int:
+    value: int | None = None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        value = raw
+    elif isinstance(raw, str) and raw.strip().isdigit():
+        value = int(raw.strip())
+    if value is None or value < 1:
+        raise SettingsError(
+            f"context {DAILY_QUOTA_CONTEXT_KEY}={raw!r}: expected a positive whole number"
+        )
+    return value
+
+
+def _origins(raw: Any) -> tuple[str, ...] | None:
+    if isinstance(raw, str):
+        items = [item.strip() for item in raw.split(",") if item.strip()]
+    elif isinstance(raw, list) and all(isinstance(item, str) for item in raw):
+        items = [item.strip() for item in raw]
+    else:
+        raise SettingsError(
+            f"context {CORS_ORIGINS_CONTEXT_KEY}={raw!r}: expected a list of origins "
+            "or a comma-separated string"
+        )
+    if not items:
+        return None
+    for origin in items:
+        if not _ORIGIN.match(origin):
+            raise SettingsError(
+                f"context {CORS_ORIGINS_CONTEXT_KEY}: {origin!r} is not an origin "
+                "(scheme://host[:port] without a path, or *)"
+            )
+    if "*" in items and len(items) > 1:
+        raise SettingsError(f"context {CORS_ORIGINS_CONTEXT_KEY}: '*' cannot be combined")
+    return tuple(dict.fromkeys(items))

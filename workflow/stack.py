@@ -1,0 +1,62 @@
+"""The one stack: composes storage, task functions, the workflow and the API; declares outputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, RemovalPolicy, Stack
+from constructs import Construct
+
+from workflow.api import UploadApi
+from workflow.functions import TaskFunctions
+from workflow.settings import Settings
+from workflow.state_machine import UploadWorkflow
+from workflow.storage import Storage
+
+STACK_ID = "UploadService"
+
+
+class UploadServiceStack(Stack):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, settings: Settings, **kwargs: Any
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.settings = settings
+        removal = RemovalPolicy.DESTROY if settings.destroy_on_delete else RemovalPolicy.RETAIN
+
+        storage = Storage(self, "Storage", destroy_on_delete=settings.destroy_on_delete)
+        functions = TaskFunctions(
+            self, "Tasks", storage=storage, destroy_on_delete=settings.destroy_on_delete
+        )
+        workflow = UploadWorkflow(
+            self,
+            "Workflow",
+            functions=functions,
+            logs_key=storage.logs_key,
+            include_execution_data=settings.log_execution_data,
+            removal_policy=removal,
+        )
+        api = UploadApi(
+            self,
+            "Edge",
+            state_machine=workflow.state_machine,
+            settings=settings,
+            logs_key=storage.logs_key,
+            removal_policy=removal,
+        )
+
+        outputs: dict[str, str] = {
+            "ApiUrl": api.url,
+            "StateMachineArn": workflow.state_machine.state_machine_arn,
+            "BucketName": storage.bucket.bucket_name,
+            "TableName": storage.table.table_name,
+            "ApiAccessLogGroupName": api.access_log_group.log_group_name,
+            "StateMachineLogGroupName": workflow.log_group.log_group_name,
+        }
+        for task in functions.all:
+            outputs[f"{task.spec.title}FunctionArn"] = task.function.function_arn
+            outputs[f"{task.spec.title}LogGroupName"] = task.log_group.log_group_name
+        if api.api_key is not None:
+            outputs["ApiKeyId"] = api.api_key.key_id
+        for name, value in outputs.items():
+            CfnOutput(self, name, value=value)

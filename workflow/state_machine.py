@@ -1,0 +1,218 @@
+"""The Express workflow: Validate -> Store -> DiscardFileContent -> Record -> Uploaded.
+
+Time budget (API Gateway gives up at 29 s). Every task has one retry (MaxAttempts 1) after
+IntervalSeconds 1 (BackoffRate 2 only matters for a second retry, which never happens), and its
+Step Functions TimeoutSeconds equals its Lambda timeout, so a task takes at most
+``timeout + interval + timeout``::
+
+    Validate    2 + 1 + 2 =  5 s
+    Store       3 + 1 + 3 =  7 s
+    Record      2 + 1 + 2 =  5 s
+    Compensate  3 + 1 + 3 =  7 s
+    worst path (Validate, Store, Record fails, Compensate)   = 24 s
+    state machine TimeoutSeconds (backstop)                  = 25 s  < 29 s
+
+A Store failure goes to Compensate directly (5 + 7 + 7 = 19 s), so the longest path is the one
+through Record. tests/infrastructure recomputes this from the synthesized definition.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from tasks.core.errors import (
+    CLIENT_ERROR_NAMES,
+    INTERNAL_ERROR_MESSAGE,
+    ORPHAN_REPORTED_MESSAGE,
+    CompensationFailed,
+    TransientStorageError,
+)
+from workflow.compliance import acknowledge
+from workflow.functions import TaskFunction, TaskFunctions, logical_id
+
+STATE_MACHINE_TIMEOUT_SECONDS = 25
+RETRY_MAX_ATTEMPTS = 1
+RETRY_INTERVAL_SECONDS = 1
+RETRY_BACKOFF_RATE = 2.0
+LAMBDA_SERVICE_ERRORS: tuple[str, ...] = (
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+)
+INTERNAL_ERROR = "InternalError"  # the Error of the UploadFailed state (see WORKFLOW_ERRORS)
+
+
+class UploadWorkflow(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        functions: TaskFunctions,
+        logs_key: kms.IKey,
+        include_execution_data: bool,
+        removal_policy: RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+
+        rejected = sfn.Fail(
+            self, "Rejected", error_path="$.error.Error", cause_path="$.error.Cause"
+        )
+        upload_failed = sfn.Fail(
+            self, "UploadFailed", error=INTERNAL_ERROR, cause=INTERNAL_ERROR_MESSAGE
+        )
+        compensation_failed = sfn.Fail(
+            self,
+            "CompensationFailed",
+            error=CompensationFailed.__name__,
+            cause=ORPHAN_REPORTED_MESSAGE,
+        )
+
+        validate = _invoke(
+            self,
+            "Validate",
+            functions.validate,
+            payload={
+                "requestId": sfn.JsonPath.string_at("$.requestId"),
+                "idempotencyKey": sfn.JsonPath.string_at("$.idempotencyKey"),
+                "body": sfn.JsonPath.object_at("$.body"),
+            },
+            result_path="$.upload",
+            transient_errors=(),
+        )
+        validate.add_catch(rejected, errors=list(CLIENT_ERROR_NAMES), result_path="$.error")
+        validate.add_catch(upload_failed, errors=[sfn.Errors.ALL], result_path="$.error")
+
+        store = _invoke(
+            self,
+            "Store",
+            functions.store,
+            payload={
+                "requestId": sfn.JsonPath.string_at("$.requestId"),
+                "upload": sfn.JsonPath.object_at("$.upload"),
+                "fileContent": sfn.JsonPath.string_at("$.body.fileContent"),
+            },
+            result_path="$.stored",
+        )
+
+        # From here on the file's bytes are gone from the state: Record and Compensate never
+        # carry them (two copies of a large file would break the 256 KiB state limit).
+        discard = sfn.Pass(
+            self,
+            "DiscardFileContent",
+            parameters={
+                "requestId": sfn.JsonPath.string_at("$.requestId"),
+                "idempotencyKey": sfn.JsonPath.string_at("$.idempotencyKey"),
+                "upload": sfn.JsonPath.object_at("$.upload"),
+                "stored": sfn.JsonPath.object_at("$.stored"),
+            },
+        )
+
+        record = _invoke(
+            self,
+            "Record",
+            functions.record,
+            payload={
+                "requestId": sfn.JsonPath.string_at("$.requestId"),
+                "upload": sfn.JsonPath.object_at("$.upload"),
+                "stored": sfn.JsonPath.object_at("$.stored"),
+            },
+            result_path="$.receipt",
+        )
+        uploaded = sfn.Succeed(self, "Uploaded", output_path="$.receipt")
+
+        compensate = _invoke(
+            self,
+            "Compensate",
+            functions.compensate,
+            payload={
+                "requestId": sfn.JsonPath.string_at("$.requestId"),
+                "s3Key": sfn.JsonPath.string_at("$.upload.s3Key"),
+                "startedAt": sfn.JsonPath.string_at("$$.Execution.StartTime"),
+            },
+            result_path="$.compensation",
+        )
+        compensate.add_catch(
+            compensation_failed, errors=[sfn.Errors.ALL], result_path="$.compensationError"
+        )
+        compensate.next(upload_failed)
+
+        # A failed Store's error replaces the request body: the file is no longer needed, and a
+        # long error cause beside it could push the state over 256 KiB, which no Catch handles
+        # (States.DataLimitExceeded) — Compensate would never run.
+        store.add_catch(compensate, errors=[sfn.Errors.ALL], result_path="$.body")
+        record.add_catch(compensate, errors=[sfn.Errors.ALL], result_path="$.error")
+
+        definition = validate.next(store).next(discard).next(record).next(uploaded)
+
+        self.log_group = logs.LogGroup(
+            self,
+            "LogGroup",
+            encryption_key=logs_key,
+            retention=logs.RetentionDays.ONE_YEAR,
+            removal_policy=removal_policy,
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_type=sfn.StateMachineType.EXPRESS,
+            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            timeout=Duration.seconds(STATE_MACHINE_TIMEOUT_SECONDS),
+            tracing_enabled=True,
+            logs=sfn.LogOptions(
+                destination=self.log_group,
+                level=sfn.LogLevel.ALL,
+                include_execution_data=include_execution_data,
+            ),
+            comment="Upload: validate, store, record; compensate a stored file on failure",
+        )
+        role = self.state_machine.role
+        for task in functions.all:
+            acknowledge(
+                role,
+                f"AwsSolutions-IAM5[Resource::<{logical_id(task.function)}.Arn>:*]",
+                "versions and aliases of this one task function (CDK's grant for "
+                "lambda:InvokeFunction); no other function is invocable.",
+            )
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "CloudWatch Logs delivery (logs:*LogDelivery, DescribeLogGroups, "
+            "DescribeResourcePolicies, PutResourcePolicy) and X-Ray actions support no "
+            "resource-level permissions.",
+        )
+
+
+def _invoke(
+    scope: Construct,
+    state_id: str,
+    task: TaskFunction,
+    *,
+    payload: dict[str, object],
+    result_path: str,
+    transient_errors: tuple[str, ...] = (TransientStorageError.__name__,),
+) -> tasks.LambdaInvoke:
+    """A Lambda task whose result is the function's payload, with our retry, not CDK's."""
+    invoke = tasks.LambdaInvoke(
+        scope,
+        state_id,
+        lambda_function=task.function,
+        payload=sfn.TaskInput.from_object(payload),
+        payload_response_only=True,
+        retry_on_service_exceptions=False,
+        result_path=result_path,
+        task_timeout=sfn.Timeout.duration(Duration.seconds(task.spec.timeout_seconds)),
+    )
+    invoke.add_retry(
+        errors=[*LAMBDA_SERVICE_ERRORS, *transient_errors],
+        max_attempts=RETRY_MAX_ATTEMPTS,
+        interval=Duration.seconds(RETRY_INTERVAL_SECONDS),
+        backoff_rate=RETRY_BACKOFF_RATE,
+    )
+    return invoke

@@ -1,0 +1,143 @@
+"""Keys, the upload bucket, its access-log bucket and the metadata table."""
+
+from __future__ import annotations
+
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from workflow.compliance import acknowledge
+
+UPLOAD_PREFIX = "uploads/"
+NONCURRENT_VERSION_DAYS = 90
+ACCESS_LOG_RETENTION_DAYS = 365
+
+
+class Storage(Construct):
+    """Where uploads and their metadata live, each encrypted with its own rotating CMK."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, destroy_on_delete: bool) -> None:
+        super().__init__(scope, construct_id)
+        removal = RemovalPolicy.DESTROY if destroy_on_delete else RemovalPolicy.RETAIN
+
+        self.bucket_key = kms.Key(
+            self,
+            "UploadBucketKey",
+            description="Upload bucket objects (SSE-KMS with S3 Bucket Keys)",
+            enable_key_rotation=True,
+            removal_policy=removal,
+        )
+        self.table_key = kms.Key(
+            self,
+            "MetadataTableKey",
+            description="Upload metadata table",
+            enable_key_rotation=True,
+            removal_policy=removal,
+        )
+        self.logs_key = _logs_key(self, "LogsKey", removal=removal)
+
+        self.access_log_bucket = s3.Bucket(
+            self,
+            "AccessLogBucket",
+            # S3 server access logging only delivers to SSE-S3 buckets, not SSE-KMS.
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            enforce_ssl=True,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="ExpireAccessLogs",
+                    expiration=Duration.days(ACCESS_LOG_RETENTION_DAYS),
+                    abort_incomplete_multipart_upload_after=Duration.days(1),
+                )
+            ],
+            removal_policy=removal,
+            auto_delete_objects=destroy_on_delete,
+        )
+        acknowledge(
+            self.access_log_bucket,
+            "AwsSolutions-S1",
+            "this bucket is the server access log destination of the upload bucket; "
+            "logging it to itself would recurse.",
+        )
+
+        self.bucket = s3.Bucket(
+            self,
+            "UploadBucket",
+            versioned=True,
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.bucket_key,
+            bucket_key_enabled=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            enforce_ssl=True,
+            server_access_logs_bucket=self.access_log_bucket,
+            server_access_logs_prefix="upload-bucket/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="ExpireNoncurrentVersions",
+                    noncurrent_version_expiration=Duration.days(NONCURRENT_VERSION_DAYS),
+                    abort_incomplete_multipart_upload_after=Duration.days(1),
+                )
+            ],
+            removal_policy=removal,
+            auto_delete_objects=destroy_on_delete,
+        )
+
+        self.table = dynamodb.Table(
+            self,
+            "MetadataTable",
+            partition_key=dynamodb.Attribute(name="productId", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="productName", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=self.table_key,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            removal_policy=removal,
+        )
+
+    def uploads_arn(self) -> str:
+        """ARN pattern of every object under the uploads prefix."""
+        return self.bucket.arn_for_objects(f"{UPLOAD_PREFIX}*")
+
+
+def _logs_key(scope: Construct, construct_id: str, *, removal: RemovalPolicy) -> kms.Key:
+    """A CMK CloudWatch Logs may use for this account's and region's log groups only."""
+    stack = Stack.of(scope)
+    key = kms.Key(
+        scope,
+        construct_id,
+        description="CloudWatch Logs log groups of the upload service",
+        enable_key_rotation=True,
+        removal_policy=removal,
+    )
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="AllowCloudWatchLogs",
+            principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
+            actions=[
+                "kms:Encrypt*",
+                "kms:Decrypt*",
+                "kms:ReEncrypt*",
+                "kms:GenerateDataKey*",
+                "kms:Describe*",
+            ],
+            resources=["*"],
+            conditions={
+                "ArnLike": {
+                    "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name="*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                }
+            },
+        )
+    )
+    return key
