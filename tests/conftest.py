@@ -120,3 +120,11 @@ CORS_ORIGINS = ("https://app.example.com", "https://admin.example.com")
 @pytest.fixture(scope="session")
 def cors_stack(synth: SynthFactory) -> Synthesized:
     return synth("cors", {"corsOrigins": list(CORS_ORIGINS)})
+
+
+ALARM_EMAIL = "ops@example.com"
+
+
+@pytest.fixture(scope="session")
+def alarm_email_stack(synth: SynthFactory) -> Synthesized:
+    return synth("alarm-email", {"alarmEmail": ALARM_EMAIL})

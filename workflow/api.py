@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -183,6 +183,9 @@ class UploadApi(Construct):
         self.api = apigw.RestApi(
             self,
             "Api",
+            # REST API metrics are keyed by ApiName (not id): a name unique to this stack keeps
+            # the alarms and dashboard (workflow/monitoring.py) off other APIs' metrics.
+            rest_api_name=f"{Stack.of(self).stack_name}-UploadApi",
             description="Upload service: POST /upload runs the upload workflow synchronously",
             endpoint_types=[apigw.EndpointType.REGIONAL],
             # Execution and access logging need the account's API Gateway CloudWatch role.

@@ -22,9 +22,16 @@ DESTROY_ON_DELETE_CONTEXT_KEY = "destroyOnDelete"
 LOG_EXECUTION_DATA_CONTEXT_KEY = "logExecutionData"
 DAILY_QUOTA_CONTEXT_KEY = "dailyQuota"
 CORS_ORIGINS_CONTEXT_KEY = "corsOrigins"
+ALARM_EMAIL_CONTEXT_KEY = "alarmEmail"
 
 DEFAULT_DAILY_QUOTA = 1_000_000
 _ORIGIN = re.compile(r"^(\*|https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?)$")
+# A plain addr-spec as SNS email subscriptions take it: local@domain.tld, no display name.
+_EMAIL = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@"
+    r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
 
 
 class SettingsError(ValueError):
@@ -46,6 +53,8 @@ class Settings:
     daily_quota: int = DEFAULT_DAILY_QUOTA
     # None: no CORS. Otherwise the allowed origins (preflight + Access-Control-Allow-Origin).
     cors_origins: tuple[str, ...] | None = None
+    # None: alarms without actions. Otherwise every alarm notifies an SNS topic emailing this.
+    alarm_email: str | None = None
 
     @classmethod
     def from_context(cls, get: Callable[[str], Any]) -> Settings:
@@ -60,6 +69,7 @@ class Settings:
             ),
             daily_quota=_optional(get(DAILY_QUOTA_CONTEXT_KEY), _quota, DEFAULT_DAILY_QUOTA),
             cors_origins=_optional(get(CORS_ORIGINS_CONTEXT_KEY), _origins, None),
+            alarm_email=_optional(get(ALARM_EMAIL_CONTEXT_KEY), _email, None),
         )
 
     @classmethod
@@ -126,3 +136,13 @@ def _origins(raw: Any) -> tuple[str, ...] | None:
     if "*" in items and len(items) > 1:
         raise SettingsError(f"context {CORS_ORIGINS_CONTEXT_KEY}: '*' cannot be combined")
     return tuple(dict.fromkeys(items))
+
+
+def _email(raw: Any) -> str:
+    value = raw.strip() if isinstance(raw, str) else None
+    if not value or not _EMAIL.match(value) or ".." in value or value.startswith("."):
+        raise SettingsError(
+            f"context {ALARM_EMAIL_CONTEXT_KEY}={raw!r}: expected an email address "
+            "such as ops@example.com"
+        )
+    return value

@@ -1,4 +1,5 @@
-"""The one stack: composes storage, task functions, the workflow and the API; declares outputs."""
+"""The one stack: composes storage, task functions, the workflow, the API and monitoring;
+declares outputs."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from constructs import Construct
 
 from workflow.api import UploadApi
 from workflow.functions import TaskFunctions
+from workflow.monitoring import Monitoring
 from workflow.settings import Settings
 from workflow.state_machine import UploadWorkflow
 from workflow.storage import Storage
@@ -44,6 +46,14 @@ class UploadServiceStack(Stack):
             logs_key=storage.logs_key,
             removal_policy=removal,
         )
+        monitoring = Monitoring(
+            self,
+            "Monitoring",
+            state_machine=workflow.state_machine,
+            stage=api.stage,
+            functions=functions,
+            settings=settings,
+        )
 
         outputs: dict[str, str] = {
             "ApiUrl": api.url,
@@ -52,10 +62,13 @@ class UploadServiceStack(Stack):
             "TableName": storage.table.table_name,
             "ApiAccessLogGroupName": api.access_log_group.log_group_name,
             "StateMachineLogGroupName": workflow.log_group.log_group_name,
+            "DashboardName": monitoring.dashboard.dashboard_name,
         }
         for task in functions.all:
             outputs[f"{task.spec.title}FunctionArn"] = task.function.function_arn
             outputs[f"{task.spec.title}LogGroupName"] = task.log_group.log_group_name
+        if monitoring.topic is not None:
+            outputs["AlarmTopicArn"] = monitoring.topic.topic_arn
         if api.api_key is not None:
             outputs["ApiKeyId"] = api.api_key.key_id
         for name, value in outputs.items():

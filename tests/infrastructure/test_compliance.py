@@ -8,7 +8,7 @@ import json
 import pytest
 from cfnlint.api import lint_file
 
-VARIANTS = ("default", "api_key", "daily_quota", "destroy", "log_data", "cors")
+VARIANTS = ("default", "api_key", "daily_quota", "destroy", "log_data", "cors", "alarm_email")
 
 
 @pytest.fixture(params=VARIANTS)
@@ -76,6 +76,18 @@ def test_acknowledgements_sit_on_the_resources_concerned(default_stack):
         "/UploadService/Edge/Api/CloudWatchRole": {"AwsSolutions-IAM4"},
         "/UploadService/Edge/Api/Default/upload/POST": {"AwsSolutions-COG4"},
         "/UploadService/Edge/Api/DeploymentStage.prod": {"AwsSolutions-APIG3"},
+    }
+
+
+def test_alarm_topic_adds_only_the_email_subscription_acknowledgement(
+    default_stack, alarm_email_stack
+):
+    extra = set(acknowledgements(alarm_email_stack)) - set(acknowledgements(default_stack))
+    assert extra == {
+        (
+            "/UploadService/Monitoring/AlarmTopic/ops@example.com",
+            "Serverless::Serverless-SNSRedrivePolicy",
+        )
     }
 
 

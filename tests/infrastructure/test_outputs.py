@@ -30,6 +30,7 @@ def test_outputs(default_stack):
         "TableName": ref("AWS::DynamoDB::Table", "StorageMetadataTable"),
         "ApiAccessLogGroupName": ref("AWS::Logs::LogGroup", "EdgeAccessLogs"),
         "StateMachineLogGroupName": ref("AWS::Logs::LogGroup", "WorkflowLogGroup"),
+        "DashboardName": ref("AWS::CloudWatch::Dashboard", "MonitoringDashboard"),
     }
     for task in TASKS:
         expected[f"{task}FunctionArn"] = ref("AWS::Lambda::Function", f"Tasks{task}Func", "Arn")

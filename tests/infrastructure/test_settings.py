@@ -22,6 +22,7 @@ def test_defaults():
         log_execution_data=False,
         daily_quota=1_000_000,
         cors_origins=None,
+        alarm_email=None,
     )
 
 
@@ -59,12 +60,25 @@ def test_cli_string_values_parse_like_json_values():
         {"corsOrigins": "https://a.example.com/path"},
         {"corsOrigins": ["*", "https://a.example.com"]},
         {"corsOrigins": {"origin": "x"}},
+        {"alarmEmail": "ops"},
+        {"alarmEmail": "ops@localhost"},
+        {"alarmEmail": "Ops <ops@example.com>"},
+        {"alarmEmail": "ops@example..com"},
+        {"alarmEmail": "a@b.com,c@d.com"},
+        {"alarmEmail": ["ops@example.com"]},
     ],
 )
 def test_invalid_values_are_rejected_with_the_flag_named(context):
     [key] = context
     with pytest.raises(SettingsError, match=key):
         settings(**context)
+
+
+def test_alarm_email_is_optional_and_trimmed():
+    assert settings(alarmEmail="").alarm_email is None
+    assert settings(alarmEmail=" ops+alarms@example.co.uk ").alarm_email == (
+        "ops+alarms@example.co.uk"
+    )
 
 
 def test_cdk_json_holds_current_feature_flags_and_no_v1_era_ones():
