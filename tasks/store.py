@@ -1,8 +1,16 @@
 """Store task: writes the validated file as a new, KMS-encrypted S3 object version.
 
-Event: {"requestId", "upload": UploadMetadata, "fileContent"}; returns StoreReceipt
+Event: {"requestId", "upload": UploadMetadata, "fileContent", "attempt", "startedAt"} (attempt =
+``$$.State.RetryCount``, startedAt = ``$$.Execution.StartTime``); returns StoreReceipt
 (``$.stored``: bucket, s3Key, versionId). Env: UPLOAD_BUCKET_NAME, UPLOAD_KEY_ARN.
 Raises TransientStorageError (throttling, 5xx, timeouts), StorageError, InvalidTaskInput.
+
+On a retry (attempt > 0) an earlier attempt may have put the object and still failed as a task
+(it timed out after the PUT returned). After its own PUT succeeded, the retry deletes, by
+VersionId, every other version of the key that carries this request's id (the lookup compensate
+uses), so a 200 leaves exactly one version of this request behind. If that clean-up fails, the
+task fails and the workflow's compensation removes every version of the request. A first attempt
+makes no call but the PUT.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from tasks.core.keys import REQUEST_ID_METADATA, object_key
 from tasks.core.models import StoreEvent, StoreReceipt, UploadMetadata, parse_payload
 from tasks.core.observability import logger, request_scope
 from tasks.core.tracing import tracer
+from tasks.core.versions import cutoff, versions_of_request
 
 TASK = "store"
 
@@ -44,8 +53,13 @@ def store(
     s3: Any,
     bucket: str,
     key_arn: str,
+    attempt: int = 0,
+    started_at: str | None = None,
 ) -> StoreReceipt:
-    """Put the decoded file under ``upload.s3Key``; the bytes must match what validate saw."""
+    """Put the decoded file under ``upload.s3Key``; the bytes must match what validate saw.
+
+    ``attempt`` > 0 (a retry): then delete the versions earlier attempts of this request left.
+    """
     try:
         data = base64.b64decode(file_content, validate=True)
     except binascii.Error:
@@ -74,6 +88,10 @@ def store(
         # Unversioned bucket: the contract's versionId (and safe compensation) are impossible.
         logger.error("The bucket is not versioned", extra={"bucket": bucket, "s3Key": upload.s3Key})
         raise StorageError("Storing the file failed.")
+    if attempt > 0:
+        _delete_earlier_attempts(
+            request_id, upload.s3Key, version_id, started_at, s3=s3, bucket=bucket
+        )
     logger.info(
         "File stored",
         extra={
@@ -87,6 +105,25 @@ def store(
     return StoreReceipt(bucket=bucket, s3Key=upload.s3Key, versionId=version_id)
 
 
+def _delete_earlier_attempts(
+    request_id: str, key: str, keep: str, started_at: str | None, *, s3: Any, bucket: str
+) -> None:
+    """Delete (by VersionId) every version of ``key`` from this request except ``keep``."""
+    deleted: list[str] = []
+    with aws.storage_errors("Removing an earlier attempt's file"):
+        found = versions_of_request(
+            s3, bucket=bucket, key=key, request_id=request_id, since=cutoff(started_at)
+        )
+        for version_id in found:
+            if version_id != keep:
+                s3.delete_object(Bucket=bucket, Key=key, VersionId=version_id)
+                deleted.append(version_id)
+    logger.info(
+        "Earlier attempts' versions deleted",
+        extra={"bucket": bucket, "s3Key": key, "versionId": keep, "deletedVersionIds": deleted},
+    )
+
+
 def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
     """Store one file with settings and endpoint taken from ``env``."""
     with request_scope(TASK, event.get("requestId") if isinstance(event, dict) else None):
@@ -98,6 +135,8 @@ def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
             s3=aws.client("s3", env),
             bucket=aws.required_setting(env, "UPLOAD_BUCKET_NAME"),
             key_arn=aws.required_setting(env, "UPLOAD_KEY_ARN"),
+            attempt=payload.attempt,
+            started_at=payload.startedAt,
         )
         return receipt.model_dump()
 

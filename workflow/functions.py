@@ -167,6 +167,21 @@ class TaskFunctions(Construct):
         self.store.role.add_to_policy(
             iam.PolicyStatement(actions=["s3:PutObject"], resources=[storage.uploads_arn()])
         )
+        # A retried Store finds and deletes (by VersionId) the versions an earlier attempt of
+        # the same request left behind: the same lookup compensate makes.
+        self.store.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:DeleteObjectVersion", "s3:GetObjectVersion"],
+                resources=[storage.uploads_arn()],
+            )
+        )
+        self.store.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucketVersions"],
+                resources=[bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": f"{UPLOAD_PREFIX}*"}},
+            )
+        )
         self.store.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["kms:GenerateDataKey", "kms:Decrypt"],

@@ -14,6 +14,9 @@ Step Functions TimeoutSeconds equals its Lambda timeout, so a task takes at most
 
 A Store failure goes to Compensate directly (5 + 7 + 7 = 19 s), so the longest path is the one
 through Record. tests/infrastructure recomputes this from the synthesized definition.
+A retried Store (``attempt`` = ``$$.State.RetryCount`` > 0) also deletes the versions its earlier
+attempt left; that happens inside the same 3 s timeout, and a retry that runs out of time fails
+into Compensate like any other Store failure.
 """
 
 from __future__ import annotations
@@ -97,6 +100,10 @@ class UploadWorkflow(Construct):
                 "requestId": sfn.JsonPath.string_at("$.requestId"),
                 "upload": sfn.JsonPath.object_at("$.upload"),
                 "fileContent": sfn.JsonPath.string_at("$.body.fileContent"),
+                # A retry deletes the versions an earlier attempt of this request left behind
+                # (a PUT that returned before the attempt timed out), searching from the start.
+                "attempt": sfn.JsonPath.number_at("$$.State.RetryCount"),
+                "startedAt": sfn.JsonPath.string_at("$$.Execution.StartTime"),
             },
             result_path="$.stored",
         )

@@ -21,6 +21,8 @@ S3_VERSION_ID_MAX_BYTES = 1_024
 # spelling (each character written as a \\uXXXX escape, astral characters as surrogate pairs;
 # the state serialized with every non-ASCII character escaped). The worst case is a one-character
 # productId, which leaves the file name (held four times: body, upload, both s3Keys) the most of
-# the S3 key's 1,024 bytes. tests/unit/test_limits.py derives this number from the real models,
-# the real validate logic and the real request template; change it only together with that test.
-MAX_FILE_BYTES = 180_870
+# the S3 key's 1,024 bytes; the longest price is a 17-digit one just above DynamoDB's smallest
+# number, 1E-130 (148 characters as stored). tests/unit/test_limits.py derives this number from
+# the real models, the real validate logic and the real request template; change it only
+# together with that test.
+MAX_FILE_BYTES = 181_005

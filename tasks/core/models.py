@@ -10,7 +10,17 @@ import base64
 import binascii
 import math
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import (
+    Clamped,
+    Context,
+    Decimal,
+    DecimalException,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+    Rounded,
+    Underflow,
+)
 from typing import Annotated, Any, Final, Literal, TypeVar
 
 import pydantic
@@ -35,9 +45,22 @@ _CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f]")
 _SURROGATE_RE: Final = re.compile(r"[\ud800-\udfff]")
 _BASE64_RE: Final = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 _VISIBLE_ASCII_RE: Final = re.compile(r"[\x21-\x7e]+")
-# DynamoDB numbers keep at most 38 significant digits.
+# DynamoDB numbers: at most 38 significant digits, a non-zero magnitude from 1E-130 to
+# 9.9999999999999999999999999999999999999E+125 (the upper end is far above PRICE_UPPER_BOUND).
 _MAX_PRICE_DIGITS: Final = 38
-PRICE_TEXT_PATTERN: Final = r"^(0|[1-9][0-9]{0,11})(\.[0-9]+)?$"
+_SMALLEST_PRICE: Final = Decimal("1E-130")
+# boto3's serializer (boto3.dynamodb.types.DYNAMODB_CONTEXT, mirrored here so validate does not
+# import boto3) converts every number in this context and refuses any that it would round or
+# clamp: its smallest exponent is Emin - prec + 1 = -165, so the last digit of a stored price
+# is at most 165 places after the point.
+_DYNAMODB_CONTEXT: Final = Context(
+    Emin=-128,
+    Emax=126,
+    prec=_MAX_PRICE_DIGITS,
+    traps=[Clamped, Overflow, Inexact, Rounded, Underflow],
+)
+_MAX_PRICE_FRACTION_DIGITS: Final = 165
+PRICE_TEXT_PATTERN: Final = rf"^(0|[1-9][0-9]{{0,11}})(\.[0-9]{{1,{_MAX_PRICE_FRACTION_DIGITS}}})?$"
 SHA256_HEX_PATTERN: Final = r"^[0-9a-f]{64}$"
 
 
@@ -92,8 +115,19 @@ def price_text(value: object) -> str:
         raise ValueError("must be at least 0")
     if number >= PRICE_UPPER_BOUND:
         raise ValueError(f"must be less than {PRICE_UPPER_BOUND}")
+    # DynamoDB's number rules (record would fail after the file was stored, giving a 500).
     if len(number.as_tuple().digits) > _MAX_PRICE_DIGITS:
-        raise ValueError(f"must have at most {_MAX_PRICE_DIGITS} significant digits")
+        raise ValueError(
+            f"must have at most {_MAX_PRICE_DIGITS} significant digits (DynamoDB's precision)"
+        )
+    if not number.is_zero() and number < _SMALLEST_PRICE:
+        raise ValueError("must be 0 or at least 1E-130 (the smallest number DynamoDB can store)")
+    try:
+        _DYNAMODB_CONTEXT.create_decimal(number)
+    except DecimalException:
+        # Only a Decimal spelled with more places than JSON numbers parse to reaches this (e.g.
+        # 38 digits just above 1E-130, or 0E-400): DynamoDB could not hold it exactly.
+        raise ValueError("must be a number DynamoDB can store exactly") from None
     if number.is_zero():
         number = number.copy_abs()  # -0 and -0.0 are 0
     return format(number, "f")
@@ -248,6 +282,10 @@ class StoreEvent(_Payload):
     requestId: _RequestId
     upload: UploadMetadata
     fileContent: str
+    # $$.State.RetryCount: 0 on the first attempt, n on the n-th retry.
+    attempt: Annotated[int, Field(ge=0)] = 0
+    # $$.Execution.StartTime: bounds the search for an earlier attempt's versions.
+    startedAt: str | None = None
 
 
 class RecordEvent(_Payload):

@@ -101,27 +101,30 @@ def expected_permissions(found, title):
         ("logs:PutLogEvents", "${" + found["logs"] + ".Arn}", "null"),
     }
     uploads = "${" + found["bucket"] + ".Arn}/uploads/*"
+    # Find and delete by VersionId the versions of one request (compensate; a retried store).
+    request_versions = {
+        ("s3:DeleteObjectVersion", uploads, "null"),
+        ("s3:GetObjectVersion", uploads, "null"),
+        (
+            "s3:ListBucketVersions",
+            "${" + found["bucket"] + ".Arn}",
+            json.dumps({"StringLike": {"s3:prefix": "uploads/*"}}),
+        ),
+    }
     extra = {
         "Validate": set(),
         "Store": {
             ("s3:PutObject", uploads, "null"),
             ("kms:GenerateDataKey", "${" + found["bucket_key"] + ".Arn}", "null"),
             ("kms:Decrypt", "${" + found["bucket_key"] + ".Arn}", "null"),
+            *request_versions,
         },
         "Record": {
             ("dynamodb:PutItem", "${" + found["table"] + ".Arn}", "null"),
             ("kms:GenerateDataKey", "${" + found["table_key"] + ".Arn}", "null"),
             ("kms:Decrypt", "${" + found["table_key"] + ".Arn}", "null"),
         },
-        "Compensate": {
-            ("s3:DeleteObjectVersion", uploads, "null"),
-            ("s3:GetObjectVersion", uploads, "null"),
-            (
-                "s3:ListBucketVersions",
-                "${" + found["bucket"] + ".Arn}",
-                json.dumps({"StringLike": {"s3:prefix": "uploads/*"}}),
-            ),
-        },
+        "Compensate": request_versions,
     }[title]
     return logs | XRAY | extra
 

@@ -116,6 +116,8 @@ def test_task_payloads_match_the_interface(states):
         "requestId.$": "$.requestId",
         "upload.$": "$.upload",
         "fileContent.$": "$.body.fileContent",
+        "attempt.$": "$$.State.RetryCount",
+        "startedAt.$": "$$.Execution.StartTime",
     }
     assert states["Record"]["Parameters"] == {
         "requestId.$": "$.requestId",

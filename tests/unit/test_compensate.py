@@ -12,6 +12,7 @@ from botocore.stub import Stubber
 from tasks import compensate, store
 from tasks.core.errors import CompensationFailed, InvalidTaskInput
 from tasks.core.validation import validate_upload
+from tasks.core.versions import parse_started_at
 
 from .support import BUCKET, REGION, Cloud, b64, metric_values
 
@@ -118,7 +119,7 @@ def test_missing_or_unreadable_start_time_examines_every_version(cloud: Cloud) -
     ],
 )
 def test_start_time_parsing(text: str | None, expected: datetime | None) -> None:
-    assert compensate.parse_started_at(text) == expected
+    assert parse_started_at(text) == expected
 
 
 @pytest.mark.parametrize("key", ["other/PROD-001/x", "uploads/../x", "uploads/P/a/b", "uploads/"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -41,9 +42,11 @@ REQUEST_ID = "c0ffee00-1234-4abc-8def-0123456789ab"  # API Gateway request ids a
 BUCKET_NAME = "b" * 63  # S3 bucket names have at most 63 characters
 ASTRAL = "\U0001f600"  # 4 bytes of UTF-8, 12 bytes as a JSON surrogate-pair escape
 TWO_BYTE = "\u00e9"  # 2 bytes of UTF-8, 6 bytes as a JSON escape
-# A double's shortest repr has at most 17 significant digits; the smallest normal double has
-# them all and the longest plain-decimal text (format "f": 326 characters) that validate stores.
-LONGEST_PRICE = 2.2250738585072014e-308
+# A double's shortest repr has at most 17 significant digits (23 characters at most, e.g.
+# 1.0000000000000003e-130). Validate refuses non-zero prices below 1E-130 (DynamoDB's smallest
+# number), so the longest plain-decimal text it stores (format "f") is a 17-digit price in
+# [1E-130, 1E-129): "0." + 129 zeros + 17 digits = 148 characters.
+LONGEST_PRICE = 1.0000000000000003e-130
 # Visible ASCII (the key's rule) that JSON must escape: 2 bytes per character, both in the
 # input string the template builds and in the state.
 IDEMPOTENCY_KEY = '"' * IDEMPOTENCY_KEY_MAX_CHARS
@@ -149,15 +152,21 @@ def _derived_max_file_bytes() -> int:
 def test_the_worst_case_fields_are_at_their_maximum() -> None:
     assert len(CONTENT_TYPE) == CONTENT_TYPE_MAX_CHARS
     assert 0 <= LONGEST_PRICE < PRICE_UPPER_BOUND
+    assert len(repr(LONGEST_PRICE)) == 23
+    assert len(Decimal(repr(LONGEST_PRICE)).as_tuple().digits) == 17
     longest = len(repr(LONGEST_PRICE)) + len(price_text(LONGEST_PRICE))
+    assert len(price_text(LONGEST_PRICE)) == 148
     for other in (
-        5e-324,
-        1e-323,
-        9.8813129168249309e-324,
-        1.2345678901234567e-300,
+        1e-130,
+        9.876543210987654e-130,
+        1.2345678901234567e-129,
+        1.2345678901234567e-100,
         999999999999.9999,
     ):
         assert len(repr(other)) + len(price_text(other)) <= longest
+    for refused in (math.nextafter(1e-130, 0), 2.2250738585072014e-308, 5e-324):
+        with pytest.raises(ValueError, match="1E-130"):
+            price_text(refused)
     assert Decimal(price_text(LONGEST_PRICE)) == Decimal(repr(LONGEST_PRICE))
     file_name = _longest_file_name("P")
     assert len(file_name) == FILE_NAME_MAX_CHARS

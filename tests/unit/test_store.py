@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -33,6 +34,12 @@ def store_event(
     }
     upload = validate_upload(request_id, body).model_dump()
     return {"requestId": request_id, "upload": upload, "fileContent": body["fileContent"]}
+
+
+def started_at(delta: timedelta = timedelta(0)) -> str:
+    """An execution start time as Step Functions writes it ($$.Execution.StartTime)."""
+    moment = datetime.now(UTC) + delta
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def test_store_writes_a_kms_encrypted_version_with_checksum_and_metadata(cloud: Cloud) -> None:
@@ -154,3 +161,122 @@ def test_unversioned_bucket_is_a_storage_error() -> None:
     upload, content = _upload()
     with pytest.raises(StorageError, match=r"^Storing the file failed\.$"):
         store.store("req-1", upload, content, s3=Unversioned(), bucket=BUCKET, key_arn="k")
+
+
+# --- a retried Store removes the versions its earlier attempts left behind ---
+
+
+def test_a_retry_deletes_the_earlier_attempts_version_by_version_id(cloud: Cloud) -> None:
+    previous = store.run(store_event(b"previous upload", request_id="req-old"), env=cloud.env)
+    start = started_at(timedelta(seconds=-1))
+    # The first attempt's PUT returned, but the task failed (e.g. timed out) afterwards.
+    first = store.run({**store_event(), "attempt": 0, "startedAt": start}, env=cloud.env)
+    sibling = store.run(store_event(file_name="test-file.txt.bak"), env=cloud.env)
+    retry = store.run({**store_event(), "attempt": 1, "startedAt": start}, env=cloud.env)
+
+    key = retry["s3Key"]
+    listing = cloud.s3.list_object_versions(Bucket=BUCKET, Prefix=key)
+    assert {v["VersionId"] for v in listing["Versions"] if v["Key"] == key} == {
+        previous["versionId"],
+        retry["versionId"],
+    }
+    assert "DeleteMarkers" not in listing  # deleted by VersionId, not hidden by a marker
+    assert first["versionId"] != retry["versionId"]
+    current = cloud.s3.get_object(Bucket=BUCKET, Key=key)
+    assert current["VersionId"] == retry["versionId"]
+    sibling_versions = cloud.s3.list_object_versions(Bucket=BUCKET, Prefix=sibling["s3Key"])
+    assert [v["VersionId"] for v in sibling_versions["Versions"]] == [sibling["versionId"]]
+
+
+def test_a_retry_ignores_versions_older_than_the_execution(cloud: Cloud) -> None:
+    old_own = store.run(store_event(b"long ago"), env=cloud.env)
+    late_start = started_at(timedelta(minutes=2))  # the old version predates start - 60 s
+    retry = store.run({**store_event(), "attempt": 1, "startedAt": late_start}, env=cloud.env)
+    listing = cloud.s3.list_object_versions(Bucket=BUCKET, Prefix=retry["s3Key"])
+    assert {v["VersionId"] for v in listing["Versions"]} == {
+        old_own["versionId"],
+        retry["versionId"],
+    }
+
+
+def test_a_first_attempt_makes_no_call_but_the_put() -> None:
+    s3 = boto3.client("s3", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    upload, content = _upload()
+    with Stubber(s3) as stubber:  # any other call would fail: no response is queued for it
+        stubber.add_response("put_object", {"VersionId": "v-new"})
+        receipt = store.store(
+            "req-1",
+            upload,
+            content,
+            s3=s3,
+            bucket=BUCKET,
+            key_arn="k",
+            attempt=0,
+            started_at=started_at(),
+        )
+        stubber.assert_no_pending_responses()
+    assert receipt.versionId == "v-new"
+
+
+def test_a_retry_lists_heads_and_deletes_only_the_other_versions_of_this_request(logs) -> None:
+    s3 = boto3.client("s3", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    upload, content = _upload()
+    key = upload.s3Key
+    now = datetime.now(UTC)
+    with Stubber(s3) as stubber:
+        stubber.add_response("put_object", {"VersionId": "v-new"})
+        stubber.add_response(
+            "list_object_versions",
+            {
+                "Versions": [
+                    {"Key": key, "VersionId": "v-new", "LastModified": now},
+                    {"Key": key, "VersionId": "v-first", "LastModified": now},
+                    {"Key": key, "VersionId": "v-other", "LastModified": now},
+                ]
+            },
+            {"Bucket": BUCKET, "Prefix": key},
+        )
+        for version_id, request_id in (
+            ("v-new", "req-1"),
+            ("v-first", "req-1"),
+            ("v-other", "req-2"),
+        ):
+            stubber.add_response(
+                "head_object",
+                {"Metadata": {"request-id": request_id}},
+                {"Bucket": BUCKET, "Key": key, "VersionId": version_id},
+            )
+        stubber.add_response(
+            "delete_object", {}, {"Bucket": BUCKET, "Key": key, "VersionId": "v-first"}
+        )
+        receipt = store.store(
+            "req-1", upload, content, s3=s3, bucket=BUCKET, key_arn="k", attempt=1, started_at=None
+        )
+        stubber.assert_no_pending_responses()
+    assert receipt.versionId == "v-new"
+    [removed] = [line for line in logs() if line["message"] == "Earlier attempts' versions deleted"]
+    assert removed["deletedVersionIds"] == ["v-first"]
+
+
+def test_a_retry_that_cannot_clean_up_fails_so_that_compensation_runs(logs) -> None:
+    s3 = boto3.client("s3", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    upload, content = _upload()
+    with Stubber(s3) as stubber:
+        stubber.add_response("put_object", {"VersionId": "v-new"})
+        stubber.add_client_error(
+            "list_object_versions",
+            service_error_code="AccessDenied",
+            service_message="SDK SECRET TEXT",
+            http_status_code=403,
+        )
+        with pytest.raises(StorageError) as caught:
+            store.store("req-1", upload, content, s3=s3, bucket=BUCKET, key_arn="k", attempt=1)
+    assert "SDK SECRET TEXT" not in str(caught.value)
+    [error] = [line for line in logs() if line["level"] == "ERROR"]
+    assert error["errorCode"] == "AccessDenied"
+
+
+@pytest.mark.parametrize("attempt", [-1, "one", 1.5])
+def test_a_malformed_attempt_is_a_wiring_fault(cloud: Cloud, attempt: object) -> None:
+    with pytest.raises(InvalidTaskInput, match="attempt"):
+        store.run({**store_event(), "attempt": attempt}, env=cloud.env)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from decimal import Decimal, DecimalException
 from typing import Any
 
 import pytest
+from boto3.dynamodb.types import TypeSerializer
 
 from tasks.core.errors import FieldProblem, PayloadTooLarge, ValidationError
 from tasks.core.limits import MAX_FILE_BYTES
@@ -103,6 +105,81 @@ def test_price_is_kept_as_exact_decimal_text(price: float, text: str) -> None:
 )
 def test_price_rejections(price: object, message: str) -> None:
     assert problems(body(price=price)) == [("price", message)]
+
+
+TOO_SMALL_MESSAGE = "must be 0 or at least 1E-130 (the smallest number DynamoDB can store)"
+TOO_PRECISE_MESSAGE = "must have at most 38 significant digits (DynamoDB's precision)"
+# The first attempt a stored, then unrecordable, price would have cost (2.2e-308 passed before).
+SMALLEST_PRICE_TEXT = "0." + "0" * 129 + "1"
+
+
+@pytest.mark.parametrize(
+    "price",
+    [
+        2.2e-308,
+        2.2250738585072014e-308,  # the smallest normal double
+        5e-324,  # the smallest subnormal double
+        1e-131,
+        9.999999999999999e-131,
+        Decimal("9.9999999999999999999999999999999999999E-131"),
+        json.loads("1e-200"),
+    ],
+)
+def test_non_zero_prices_below_dynamodbs_smallest_number_are_rejected(price: object) -> None:
+    assert problems(body(price=price)) == [("price", TOO_SMALL_MESSAGE)]
+
+
+@pytest.mark.parametrize(
+    "price",
+    [
+        Decimal("1.23456789012345678901234567890123456789"),  # 39 significant digits
+        Decimal("0.100000000000000000000000000000000000000"),  # trailing zeros count (boto3)
+        Decimal("123456789012.345678901234567890123456789"),
+    ],
+)
+def test_prices_with_more_than_38_significant_digits_are_rejected(price: object) -> None:
+    assert problems(body(price=price)) == [("price", TOO_PRECISE_MESSAGE)]
+
+
+@pytest.mark.parametrize(
+    ("price", "text"),
+    [
+        (1e-130, SMALLEST_PRICE_TEXT),
+        (Decimal("1E-130"), SMALLEST_PRICE_TEXT),
+        (1.0000000000000003e-130, "0." + "0" * 129 + "10000000000000003"),
+        (9.876543210987654e-130, "0." + "0" * 129 + "9876543210987654"),
+        (0, "0"),
+        (0.0, "0.0"),
+        (Decimal("0E-165"), "0." + "0" * 165),
+        (
+            Decimal("1.234567890123456789012345678E-130"),
+            "0." + "0" * 129 + "1234567890123456789012345678",
+        ),
+        (
+            Decimal("12345678901.234567890123456789012345678"),  # 38 significant digits
+            "12345678901.234567890123456789012345678",
+        ),
+    ],
+)
+def test_prices_dynamodb_can_store_are_accepted_and_serialize(price: object, text: str) -> None:
+    stored = validate_upload(REQUEST_ID, body(price=price)).price
+    assert stored == text
+    # What record sends: boto3's serializer refuses what DynamoDB cannot hold (Inexact, Rounded,
+    # Underflow, Overflow are trapped), so this is the check the item would fail.
+    assert TypeSerializer().serialize(Decimal(stored)) == {"N": str(Decimal(stored))}
+
+
+@pytest.mark.parametrize(
+    "price",
+    [
+        Decimal("1.0000000000000000000000000000000000001E-130"),  # last digit at 1E-167
+        Decimal("0E-400"),
+    ],
+)
+def test_decimals_dynamodb_would_round_or_clamp_are_rejected(price: Decimal) -> None:
+    with pytest.raises(DecimalException):  # what record would hit
+        TypeSerializer().serialize(price)
+    assert problems(body(price=price)) == [("price", "must be a number DynamoDB can store exactly")]
 
 
 def test_nan_and_infinity_tokens_from_json_are_rejected() -> None:
