@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from tasks.core.limits import STATE_PAYLOAD_LIMIT_BYTES
+
 
 @dataclass(frozen=True)
 class FieldProblem:
@@ -76,6 +78,10 @@ class ClientFacingError:
 
 
 INTERNAL_ERROR_MESSAGE = "The upload failed and nothing was stored. It is safe to retry."
+STATE_TOO_LARGE_MESSAGE = (
+    f"The request is larger than the workflow can take ({STATE_PAYLOAD_LIMIT_BYTES} bytes per "
+    "state); nothing was stored."
+)
 ORPHAN_REPORTED_MESSAGE = (
     "The upload failed. Part of it could not be rolled back and has been reported for cleanup."
 )
@@ -88,6 +94,10 @@ WORKFLOW_ERRORS: dict[str, ClientFacingError] = {
     "IdempotencyConflict": ClientFacingError(409, "IdempotencyConflict"),
     "InternalError": ClientFacingError(500, "InternalError", INTERNAL_ERROR_MESSAGE),
     "CompensationFailed": ClientFacingError(500, "InternalError", ORPHAN_REPORTED_MESSAGE),
+    # Step Functions' own error for a state over 256 KiB (no Catch can handle it). MAX_FILE_BYTES
+    # keeps every valid request's states under the limit; only a padded spelling of the body
+    # (long number literals) can get here, before anything is stored.
+    "States.DataLimitExceeded": ClientFacingError(413, "PayloadTooLarge", STATE_TOO_LARGE_MESSAGE),
 }
 
 # Errors a task raises because of the request: the state machine ends them in a Fail that

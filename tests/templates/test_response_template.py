@@ -149,6 +149,7 @@ def test_the_table_is_what_the_contract_says() -> None:
         "IdempotencyConflict": (409, "IdempotencyConflict"),
         "InternalError": (500, "InternalError"),
         "CompensationFailed": (500, "InternalError"),
+        "States.DataLimitExceeded": (413, "PayloadTooLarge"),
     }
 
 
@@ -182,7 +183,7 @@ def test_an_unreadable_client_error_cause_falls_back_to_a_fixed_message(cause: s
 
 
 @pytest.mark.parametrize(
-    "error", ["States.Runtime", "States.DataLimitExceeded", "StorageError", "Sandbox.Timedout", ""]
+    "error", ["States.Runtime", "States.TaskFailed", "StorageError", "Sandbox.Timedout", ""]
 )
 def test_an_unknown_error_is_a_500_internal_error(error: str) -> None:
     cause = _lambda_cause(RuntimeError("SdkSecret: AccessDenied on arn:aws:s3:::bucket"))
