@@ -136,14 +136,14 @@ class PipLayer:
             raise RuntimeError(
                 "building the dependencies layer failed (no Docker fallback):\n" + result.stderr
             )
-        _remove_distributions(target, RUNTIME_PROVIDED_DISTRIBUTIONS)
+        remove_distributions(target, RUNTIME_PROVIDED_DISTRIBUTIONS)
         shutil.rmtree(target / "bin", ignore_errors=True)
         (staging / ".complete").write_text(" ".join(command))
         shutil.rmtree(destination, ignore_errors=True)
         os.replace(staging, destination)
 
 
-def _remove_distributions(target: Path, names: frozenset[str]) -> None:
+def remove_distributions(target: Path, names: frozenset[str]) -> None:
     """Delete every file the named distributions installed under ``target``."""
     for dist in metadata.distributions(path=[str(target)]):
         if dist.metadata["Name"].lower() not in names:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 
@@ -78,3 +79,15 @@ def permissions(statements: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
             for resource in as_list(statement["Resource"]):
                 granted.add((action, render(resource), condition))
     return granted
+
+
+def asset_dir(stack: Any, code: dict[str, Any]) -> Path:
+    """Where the synth staged an asset (the manifest's path, relative to the outdir or not)."""
+    manifest = json.loads((stack.outdir / "UploadService.assets.json").read_text())
+    source = manifest["files"][code["S3Key"].removesuffix(".zip")]["source"]
+    return Path(stack.outdir / source["path"])
+
+
+def layer_properties(stack: Any) -> dict[str, Any]:
+    [layer] = resources_of_type(stack.template_json, "AWS::Lambda::LayerVersion").values()
+    return dict(layer["Properties"])

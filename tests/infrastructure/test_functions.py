@@ -10,10 +10,11 @@ import pytest
 from workflow import bundling
 
 from .infra_helpers import (
+    asset_dir,
+    layer_properties,
     logical_id_with_prefix,
     permissions,
     render,
-    resources_of_type,
     role_statements,
 )
 
@@ -143,17 +144,6 @@ def test_validate_has_no_aws_permission_beyond_its_logs_and_xray(default_stack):
     assert {action.split(":")[0] for action, _, _ in granted} == {"logs", "xray"}
 
 
-def assets(stack):
-    manifest = json.loads((stack.outdir / "UploadService.assets.json").read_text())
-    return manifest["files"]
-
-
-def asset_dir(stack, code):
-    """Where the synth staged an asset (the manifest's path, relative to the outdir or not)."""
-    source = assets(stack)[code["S3Key"].removesuffix(".zip")]["source"]
-    return stack.outdir / source["path"]
-
-
 def test_code_asset_is_the_tasks_package_only(default_stack):
     template = default_stack.template_json
     codes = {
@@ -167,11 +157,6 @@ def test_code_asset_is_the_tasks_package_only(default_stack):
     assert {"__init__.py", "validate.py", "store.py", "record.py", "compensate.py"} <= modules
     assert not list(directory.rglob("__pycache__"))
     assert not (directory / "tasks" / "requirements.txt").exists()
-
-
-def layer_properties(stack):
-    [layer] = resources_of_type(stack.template_json, "AWS::Lambda::LayerVersion").values()
-    return layer["Properties"]
 
 
 def test_dependencies_layer_is_built_for_lambda(default_stack):
