@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from local.emulator import Emulator
+
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-if str(PROJECT_ROOT) not in sys.path:  # `tasks`, `workflow`, `local` import from the root
-    sys.path.insert(0, str(PROJECT_ROOT))
 
 STACK_NAME = "UploadService"
 
@@ -128,3 +127,10 @@ ALARM_EMAIL = "ops@example.com"
 @pytest.fixture(scope="session")
 def alarm_email_stack(synth: SynthFactory) -> Synthesized:
     return synth("alarm-email", {"alarmEmail": ALARM_EMAIL})
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[Emulator]:
+    """Local mode, started once per session in-process on free ports (one moto per process)."""
+    with Emulator(port=0, aws_port=0) as running:
+        yield running

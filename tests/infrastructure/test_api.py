@@ -1,4 +1,3 @@
-# mypy: allow-untyped-defs, allow-untyped-calls, allow-incomplete-defs
 """The REST API edge: StartSyncExecution integration, validation, errors, throttling, auth."""
 
 from __future__ import annotations
@@ -7,9 +6,9 @@ import json
 
 import pytest
 from aws_cdk.assertions import Match
-from conftest import CORS_ORIGINS
 
 from tasks.core.limits import MAX_FILE_BYTES
+from tests.conftest import CORS_ORIGINS
 from workflow.templates import request_template, response_template
 
 from .infra_helpers import (

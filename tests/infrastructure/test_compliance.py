@@ -1,4 +1,3 @@
-# mypy: allow-untyped-defs, allow-untyped-calls, allow-incomplete-defs
 """cdk-nag (AwsSolutions + Serverless) and cfn-lint on every synthesized variant."""
 
 from __future__ import annotations

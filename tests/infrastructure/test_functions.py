@@ -1,4 +1,3 @@
-# mypy: allow-untyped-defs, allow-untyped-calls, allow-incomplete-defs
 """The four task functions: runtime, handler, limits, environment, assets, exact permissions."""
 
 from __future__ import annotations

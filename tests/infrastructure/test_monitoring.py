@@ -1,4 +1,3 @@
-# mypy: allow-untyped-defs, allow-untyped-calls, allow-incomplete-defs
 """Alarms, the optional alarm topic and the dashboard (workflow/monitoring.py)."""
 
 from __future__ import annotations
@@ -7,9 +6,9 @@ import json
 import re
 
 import pytest
-from conftest import ALARM_EMAIL
 
 from tasks.core.errors import CLIENT_ERROR_NAMES
+from tests.conftest import ALARM_EMAIL
 
 from .infra_helpers import logical_id_with_prefix, only, render, resources_of_type
 

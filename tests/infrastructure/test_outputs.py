@@ -1,4 +1,3 @@
-# mypy: allow-untyped-defs, allow-untyped-calls, allow-incomplete-defs
 """Stack outputs: what operators, the README and local mode rely on."""
 
 from __future__ import annotations

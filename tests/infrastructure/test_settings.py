@@ -1,4 +1,3 @@
-# mypy: allow-untyped-defs, allow-untyped-calls, allow-incomplete-defs
 """Context flags -> Settings, and the CLI's context precedence (no synth needed)."""
 
 from __future__ import annotations

@@ -1,4 +1,3 @@
-# mypy: allow-untyped-defs, allow-untyped-calls, allow-incomplete-defs
 """The Express workflow parsed from the synthesized template: routing, payloads, time budget."""
 
 from __future__ import annotations

@@ -1,4 +1,3 @@
-# mypy: allow-untyped-defs, allow-untyped-calls, allow-incomplete-defs
 """Upload bucket, access-log bucket, metadata table, keys: encryption, access, retention."""
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import botocore.exceptions
 import pytest
 
 from tasks.core import aws
+from tasks.core.errors import StorageError, TransientStorageError
 
 
 def client_error(code: str, status: int) -> botocore.exceptions.ClientError:
@@ -50,7 +51,7 @@ def test_clients_are_cached_per_service_endpoint_and_region() -> None:
 )
 def test_transient_classification(error: Exception, transient: bool) -> None:
     assert aws.is_transient(error) is transient
-    expected = aws.TransientStorageError if transient else aws.StorageError
+    expected = TransientStorageError if transient else StorageError
     with pytest.raises(expected) as caught, aws.storage_errors("Doing it"):
         raise error
     assert type(caught.value) is expected

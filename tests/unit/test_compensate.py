@@ -10,6 +10,7 @@ import pytest
 from botocore.stub import Stubber
 
 from tasks import compensate, store
+from tasks.core import aws
 from tasks.core.errors import CompensationFailed, InvalidTaskInput
 from tasks.core.validation import validate_upload
 from tasks.core.versions import parse_started_at
@@ -195,7 +196,7 @@ def test_never_sends_a_plain_delete_object(cloud: Cloud) -> None:
     def record_call(params: dict[str, Any], **_: Any) -> None:
         calls.append(params)
 
-    client = compensate.aws.client("s3", cloud.env)
+    client = aws.client("s3", cloud.env)
     client.meta.events.register("provide-client-params.s3.DeleteObject", record_call)
     try:
         compensate.run({"requestId": "req-1", "s3Key": KEY, "startedAt": None}, env=cloud.env)

@@ -1,0 +1,292 @@
+"""The whole system, offline: the synthesized stack on emulated AWS services plus the local API.
+
+Used by ``python -m local`` and, in-process, by the end-to-end tests::
+
+    with Emulator(port=0, aws_port=0) as emulator:
+        requests.post(emulator.api_url, json=...)
+        emulator.faults.add("dynamodb", "PutItem", count=1)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from local import assembly as assembly_module
+from local import services
+from local import template as tpl
+from local.faults import Faults
+from local.gateway import MAX_PAYLOAD_BYTES, Gateway, Request, Response
+from local.lambda_runtime import LambdaRuntime
+
+LOG = logging.getLogger("local")
+HOST = "127.0.0.1"
+
+
+class _ApiServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+
+def _handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "local-apigateway"
+        sys_version = ""
+
+        def _serve(self) -> None:
+            too_large = False
+            body = b""
+            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                body, too_large = self._read_chunked()
+            else:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length > MAX_PAYLOAD_BYTES:
+                    too_large = True
+                    self._discard(length)
+                elif length:
+                    body = self.rfile.read(length)
+            request = Request(
+                method=self.command,
+                target=self.path,
+                headers=dict(self.headers.items()),
+                body=body,
+                source_ip=self.client_address[0],
+                too_large=too_large,
+            )
+            try:
+                response = gateway.handle(request)
+            except Exception:
+                LOG.exception("local API failed on %s %s", self.command, self.path)
+                response = gateway.gateway_response(
+                    "API_CONFIGURATION_ERROR", {"requestId": request.request_id, "error": {}}
+                )
+            self._send(response)
+
+        def _discard(self, length: int) -> None:
+            while length > 0:
+                chunk = self.rfile.read(min(length, 1 << 16))
+                if not chunk:
+                    break
+                length -= len(chunk)
+
+        def _read_chunked(self) -> tuple[bytes, bool]:
+            parts: list[bytes] = []
+            total = 0
+            while True:
+                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline().strip():
+                        pass  # trailers
+                    break
+                chunk = self.rfile.read(size)
+                self.rfile.readline()
+                total += len(chunk)
+                if total <= MAX_PAYLOAD_BYTES:
+                    parts.append(chunk)
+            return (b"".join(parts), False) if total <= MAX_PAYLOAD_BYTES else (b"", True)
+
+        def _send(self, response: Response) -> None:
+            self.send_response(response.status)
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(response.body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(response.body)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # requests are reported through the gateway's on_response
+
+    return Handler
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class Emulator:
+    """Starts moto (in-process server), provisions the template's resources, serves the API."""
+
+    def __init__(
+        self,
+        *,
+        port: int = 3000,
+        aws_port: int = 5000,
+        faults: list[str] | None = None,
+        outdir: Path | None = None,
+        root: Path = assembly_module.PROJECT_ROOT,
+        on_response: Callable[[Request, Response, float], None] | None = None,
+    ) -> None:
+        self.port = port
+        self.aws_port = aws_port
+        self.faults = Faults()
+        for spec in faults or []:
+            self.faults.add_spec(spec)
+        self._outdir = outdir
+        self._root = root
+        self._on_response = on_response
+        self._stack = contextlib.ExitStack()
+        self.assembly: assembly_module.CloudAssembly | None = None
+        self.outputs: dict[str, str] = {}
+        self.functions: list[tpl.FunctionSpec] = []
+        self.state_machines: list[tpl.StateMachineSpec] = []
+        self.provisioned = services.Provisioned()
+        self.runtime: LambdaRuntime | None = None
+        self.gateway: Gateway | None = None
+        self._moto: Any = None
+        self._http: _ApiServer | None = None
+
+    # -- addresses ------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base_url}/upload"
+
+    @property
+    def aws_endpoint(self) -> str:
+        return f"http://{HOST}:{self.aws_port}"
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for the emulated services (no fault injection applies to it)."""
+        return services.client(service, self.aws_endpoint)
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def start(self) -> Emulator:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        self.assembly = assembly_module.load(self._outdir, root=self._root)
+        resolver = tpl.Resolver(self.assembly.template, self.assembly.stack_name)
+
+        from moto.server import ThreadedMotoServer
+
+        services.configure_moto(self.aws_port)
+        self._moto = ThreadedMotoServer(ip_address=HOST, port=self.aws_port, verbose=False)
+        self._moto.start()
+        self._stack.callback(self._stop_moto)
+        self.aws_port = int(self._moto.get_host_and_port()[1])
+        services.configure_moto(self.aws_port)
+        endpoint = self.aws_endpoint
+
+        services.create_keys(resolver, endpoint, self.provisioned)
+        services.create_storage(resolver, endpoint, self.provisioned)
+        services.create_log_groups(resolver, endpoint, self.provisioned)
+        self.functions = tpl.functions(resolver)
+        self.state_machines = tpl.state_machines(resolver)
+
+        self.runtime = LambdaRuntime(self.functions, aws_endpoint=endpoint)
+        self._stack.enter_context(services.cached_jsonpath())
+        self._stack.enter_context(self.faults.installed())
+        self._stack.enter_context(self.runtime.installed())
+        services.create_functions(self.functions, endpoint, self.provisioned)
+        services.create_state_machines(self.state_machines, endpoint, self.provisioned)
+        self.runtime.preload()
+
+        apis = tpl.apis(resolver)
+        if len(apis) != 1:
+            raise tpl.TemplateError(f"expected one REST API in the template, found {len(apis)}")
+        executor = services.SyncExecutor(_logging_configs(self.state_machines))
+        self.gateway = Gateway(apis[0], executor, on_response=self._on_response)
+        self.outputs = _outputs(resolver)
+
+        self._http = _ApiServer((HOST, self.port), _handler_class(self.gateway))
+        self.port = int(self._http.server_address[1])
+        thread = threading.Thread(target=self._http.serve_forever, name="local-api", daemon=True)
+        thread.start()
+        self._stack.callback(self._stop_http)
+
+    def _stop_http(self) -> None:
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None
+
+    def _stop_moto(self) -> None:
+        if self._moto is not None:
+            self._moto.stop()
+            self._moto = None
+
+    def stop(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- convenience for tests and operators ----------------------------------------------
+    def function(self, task: str) -> tpl.FunctionSpec:
+        """The function whose handler module is ``tasks.<task>``."""
+        for spec in self.functions:
+            if spec.module.rsplit(".", 1)[-1] == task:
+                return spec
+        raise KeyError(task)
+
+    @property
+    def bucket_name(self) -> str:
+        store = self.function("store")
+        return store.environment["UPLOAD_BUCKET_NAME"]
+
+    @property
+    def table_name(self) -> str:
+        record = self.function("record")
+        return record.environment["METADATA_TABLE_NAME"]
+
+
+def _outputs(resolver: tpl.Resolver) -> dict[str, str]:
+    outputs = {}
+    for name, output in resolver.template.get("Outputs", {}).items():
+        try:
+            outputs[name] = str(resolver.resolve(output.get("Value")))
+        except tpl.TemplateError:
+            continue
+    return outputs
+
+
+def _logging_configs(machines: list[tpl.StateMachineSpec]) -> dict[str, dict[str, Any]]:
+    """State machine ARN -> where and what its executions log (the template's configuration)."""
+    configs = {}
+    for machine in machines:
+        logging_config = machine.logging or {}
+        level = str(logging_config.get("Level", "OFF"))
+        destinations = logging_config.get("Destinations") or []
+        if level == "OFF" or not destinations:
+            continue
+        group_arn = str(destinations[0].get("CloudWatchLogsLogGroup", {}).get("LogGroupArn", ""))
+        if ":log-group:" not in group_arn:
+            continue
+        group = group_arn.split(":log-group:", 1)[1].removesuffix(":*")
+        configs[machine.arn] = {
+            "group": group,
+            "level": level,
+            "include_data": bool(logging_config.get("IncludeExecutionData", False)),
+        }
+    return configs

@@ -1,0 +1,398 @@
+"""The API edge: API Gateway's REST behaviour for the template's methods, served locally.
+
+For each request, in API Gateway's order: route (unknown path or method -> 403
+``MISSING_AUTHENTICATION_TOKEN``), payload limit (10 MB -> 413 ``REQUEST_TOO_LARGE``), content type
+against the integration's request templates and passthrough behaviour (-> 415
+``UNSUPPORTED_MEDIA_TYPE``), body against the method's request model when the request validator
+validates bodies (JSON Schema draft-04 -> 400 ``BAD_REQUEST_BODY``), then the integration: the
+method's real request template rendered with :func:`local.vtl.render`, ``StartSyncExecution``,
+the integration response selected by status regex, its real response template rendered, and the
+``$context.responseOverride`` applied. Error responses use the template's gateway responses.
+Authorization is not checked locally.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import jsonschema
+
+from local import vtl
+from local.services import SfnApiError, SyncExecutor
+from local.template import ACCOUNT_ID, REGION, ApiSpec, GatewayResponseSpec, MethodSpec
+
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway REST payload limit
+INTEGRATION_TIMEOUT_SECONDS = 29.0
+LOCAL_API_ID = "local"
+
+# API Gateway's default status and message per gateway response type.
+_DEFAULTS: dict[str, tuple[int, str]] = {
+    "MISSING_AUTHENTICATION_TOKEN": (403, "Missing Authentication Token"),
+    "REQUEST_TOO_LARGE": (413, "Request Too Long"),
+    "UNSUPPORTED_MEDIA_TYPE": (415, "Unsupported Media Type"),
+    "BAD_REQUEST_BODY": (400, "Invalid request body"),
+    "INTEGRATION_FAILURE": (504, "Internal server error"),
+    "INTEGRATION_TIMEOUT": (504, "Endpoint request timed out"),
+    "API_CONFIGURATION_ERROR": (500, "Internal server error"),
+}
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Request:
+    method: str
+    target: str  # path and query string as received
+    headers: dict[str, str]  # as received (case preserved)
+    body: bytes
+    source_ip: str = "127.0.0.1"
+    too_large: bool = False  # the server did not read a body over MAX_PAYLOAD_BYTES
+    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def header(self, name: str) -> str | None:
+        lowered = name.lower()
+        return next((v for k, v in self.headers.items() if k.lower() == lowered), None)
+
+
+class Gateway:
+    """One REST API of the template; :meth:`handle` answers one request."""
+
+    def __init__(
+        self,
+        api: ApiSpec,
+        executor: SyncExecutor,
+        *,
+        on_response: Callable[[Request, Response, float], None] | None = None,
+    ) -> None:
+        self.api = api
+        self.executor = executor
+        self._on_response = on_response
+        self._stages = set(api.stage_names)
+        self._validators: dict[int, jsonschema.protocols.Validator] = {}
+
+    # -- routing --------------------------------------------------------------------------
+    def _route(self, path: str) -> tuple[str, str]:
+        """(stage, resource path): both ``/upload`` and ``/<stage>/upload`` are served."""
+        parts = path.split("/", 2)
+        if len(parts) > 2 and parts[1] in self._stages:
+            return parts[1], "/" + parts[2]
+        stage = self.api.stage_names[0] if self.api.stage_names else "local"
+        return stage, path
+
+    def _method(self, resource_path: str, http_method: str) -> MethodSpec | None:
+        normalized = resource_path.rstrip("/") or "/"
+        candidates = [m for m in self.api.methods if m.path == normalized]
+        exact = [m for m in candidates if m.http_method == http_method]
+        matches = exact or [m for m in candidates if m.http_method == "ANY"]
+        return matches[0] if matches else None
+
+    # -- request handling -----------------------------------------------------------------
+    def handle(self, request: Request) -> Response:
+        started = time.monotonic()
+        response = self._handle(request)
+        response.headers.setdefault("x-amzn-RequestId", request.request_id)
+        if self._on_response is not None:
+            self._on_response(request, response, time.monotonic() - started)
+        return response
+
+    def _handle(self, request: Request) -> Response:
+        split = urlsplit(request.target)
+        stage, resource_path = self._route(split.path)
+        query = dict(parse_qsl(split.query, keep_blank_values=True))
+        method = self._method(resource_path, request.method.upper())
+        context = self._context(request, stage, resource_path, split.path, method)
+        if method is None:
+            return self.gateway_response("MISSING_AUTHENTICATION_TOKEN", context)
+        if request.too_large or len(request.body) > MAX_PAYLOAD_BYTES:
+            return self.gateway_response("REQUEST_TOO_LARGE", context)
+
+        content_type = request.header("Content-Type")
+        media_type = (content_type or "application/json").split(";", 1)[0].strip().lower()
+        template = method.request_templates.get(media_type)
+        if template is None:
+            behaviour = method.passthrough_behavior.upper()
+            if behaviour == "NEVER" or (
+                behaviour == "WHEN_NO_TEMPLATES" and method.request_templates
+            ):
+                return self.gateway_response("UNSUPPORTED_MEDIA_TYPE", context)
+
+        try:
+            text = request.body.decode()
+        except UnicodeDecodeError:
+            text = request.body.decode("latin-1")
+        model = method.request_models.get(media_type)
+        if method.validate_body and model is not None:
+            problems = self._validate(model, text)
+            if problems is not None:
+                # API Gateway hands this to gateway responses JSON-escaped (quotes as \").
+                context["error"]["validationErrorString"] = json.dumps(problems)[1:-1]
+                return self.gateway_response("BAD_REQUEST_BODY", context)
+
+        headers = dict(request.headers)
+        if template is None:
+            integration_request = text  # passthrough
+        else:
+            try:
+                integration_request = vtl.render(
+                    template,
+                    body=text,
+                    headers=headers,
+                    query=query,
+                    path_params={},
+                    context=context,
+                    stage_variables={},
+                ).text
+            except vtl.TemplateRenderError:
+                return self.gateway_response("API_CONFIGURATION_ERROR", context)
+
+        integration_started = time.monotonic()
+        status, integration_body = self._integrate(method, integration_request)
+        integration_latency = time.monotonic() - integration_started
+        context["integrationLatency"] = int(integration_latency * 1000)
+        context["integration"] = {"status": status, "latency": context["integrationLatency"]}
+        if integration_latency > INTEGRATION_TIMEOUT_SECONDS:
+            return self.gateway_response("INTEGRATION_TIMEOUT", context)
+        return self._integration_response(method, status, integration_body, headers, query, context)
+
+    def _integrate(self, method: MethodSpec, integration_request: str) -> tuple[int, str]:
+        if method.integration_type.upper() == "AWS" and method.integration_uri.endswith(
+            ":states:action/StartSyncExecution"
+        ):
+            try:
+                request = json.loads(integration_request)
+                if not isinstance(request, dict):
+                    raise SfnApiError(400, "SerializationException", "Start of structure expected")
+                output = self.executor.start_sync_execution(request)
+            except ValueError:
+                error = SfnApiError(400, "SerializationException", "Malformed request body")
+                return error.status, json.dumps(error.body())
+            except SfnApiError as error:
+                return error.status, json.dumps(error.body())
+            return 200, json.dumps(output)
+        if method.integration_type.upper() == "MOCK":
+            return 200, integration_request
+        unsupported = SfnApiError(500, "UnsupportedIntegration", method.integration_uri)
+        return unsupported.status, json.dumps(unsupported.body())
+
+    def _integration_response(
+        self,
+        method: MethodSpec,
+        status: int,
+        body: str,
+        headers: dict[str, str],
+        query: dict[str, str],
+        context: dict[str, Any],
+    ) -> Response:
+        chosen = None
+        default = None
+        for candidate in method.integration_responses:
+            pattern = candidate.selection_pattern
+            if not pattern:
+                default = default or candidate
+            elif re.fullmatch(pattern, str(status), flags=re.DOTALL):
+                chosen = candidate
+                break
+        chosen = chosen or default
+        if chosen is None:
+            return self.gateway_response("API_CONFIGURATION_ERROR", context)
+        response_status = int(chosen.status_code)
+        response_headers = {"Content-Type": "application/json"}
+        response_headers.update(_static_headers(chosen.parameters, "method.response.header."))
+        template = chosen.templates.get("application/json")
+        if template is None:
+            response_body = body
+        else:
+            try:
+                rendered = vtl.render(
+                    template,
+                    body=body,
+                    headers=headers,
+                    query=query,
+                    path_params={},
+                    context=context,
+                    stage_variables={},
+                )
+            except vtl.TemplateRenderError:
+                return self.gateway_response("API_CONFIGURATION_ERROR", context)
+            response_body = rendered.text
+            if rendered.status_override is not None:
+                response_status = rendered.status_override
+            response_headers.update(rendered.header_overrides)
+        return Response(response_status, response_headers, response_body.encode())
+
+    # -- validation -----------------------------------------------------------------------
+    def _validate(self, schema: dict[str, Any], text: str) -> str | None:
+        """None when valid, else API Gateway's ``validationErrorString``-style text."""
+        try:
+            document = json.loads(text)
+        except ValueError:
+            return "[Invalid request body]"
+        validator = self._validators.get(id(schema))
+        if validator is None:
+            validator = jsonschema.Draft4Validator(schema)
+            self._validators[id(schema)] = validator
+        errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
+        if not errors:
+            return None
+        messages = list(dict.fromkeys(_describe(e) for e in errors))  # one per failed keyword
+        return "[" + ", ".join(messages) + "]"
+
+    # -- gateway responses ----------------------------------------------------------------
+    def gateway_response(self, response_type: str, context: dict[str, Any]) -> Response:
+        default_status, message = _DEFAULTS.get(response_type, (500, "Internal server error"))
+        spec: GatewayResponseSpec | None = self.api.gateway_responses.get(response_type)
+        family = "DEFAULT_4XX" if default_status < 500 else "DEFAULT_5XX"
+        fallback = self.api.gateway_responses.get(family)
+        status = default_status
+        if spec is not None and spec.status_code:
+            status = int(spec.status_code)
+        error = context.setdefault("error", {})
+        error.update(
+            {
+                "message": message,
+                "messageString": json.dumps(message),
+                "responseType": response_type,
+            }
+        )
+        error.setdefault("validationErrorString", "")
+        headers = {"Content-Type": "application/json"}
+        template: str | None = None
+        for source in (fallback, spec):  # the specific response overrides the family default
+            if source is not None:
+                headers.update(_static_headers(source.parameters, "gatewayresponse.header."))
+                template = source.templates.get("application/json", template)
+        if template is None:
+            body = json.dumps({"message": message})
+        else:
+            body = substitute(template, context)
+        return Response(status, headers, body.encode())
+
+    # -- $context -------------------------------------------------------------------------
+    def _context(
+        self,
+        request: Request,
+        stage: str,
+        resource_path: str,
+        path: str,
+        method: MethodSpec | None,
+    ) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        return {
+            "requestId": request.request_id,
+            "extendedRequestId": request.request_id,
+            "awsEndpointRequestId": request.request_id,
+            "accountId": ACCOUNT_ID,
+            "apiId": LOCAL_API_ID,
+            "domainName": request.header("Host") or "127.0.0.1",
+            "domainPrefix": "127",
+            "httpMethod": request.method.upper(),
+            "path": path if path.startswith(f"/{stage}/") else f"/{stage}{path}",
+            "protocol": "HTTP/1.1",
+            "resourceId": "local",
+            "resourcePath": method.path if method else resource_path,
+            "stage": stage,
+            "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "requestTimeEpoch": int(now.timestamp() * 1000),
+            "identity": {
+                "sourceIp": request.source_ip,
+                "userAgent": request.header("User-Agent") or "",
+                "accountId": "",
+                "caller": "",
+                "user": "",
+                "userArn": "",
+                "apiKey": "",
+                "apiKeyId": "",
+            },
+            "error": {},
+            "region": REGION,
+        }
+
+
+_VARIABLE = re.compile(r"\$(?:\{)?(context|stageVariables)((?:\.[A-Za-z0-9_-]+)+)\}?")
+
+
+def substitute(template: str, context: Mapping[str, Any]) -> str:
+    """Gateway response templates are not VTL: only ``$context.*`` variables are substituted."""
+
+    def value(match: re.Match[str]) -> str:
+        if match.group(1) != "context":
+            return ""
+        current: Any = context
+        for part in match.group(2).strip(".").split("."):
+            current = current.get(part) if isinstance(current, Mapping) else None
+        return "" if current is None else str(current)
+
+    return _VARIABLE.sub(value, template)
+
+
+def _static_headers(parameters: Mapping[str, str], prefix: str) -> dict[str, str]:
+    """Static ``'value'`` mappings of response header parameters."""
+    headers = {}
+    for key, value in parameters.items():
+        if key.startswith(prefix) and len(value) >= 2 and value[0] == value[-1] == "'":
+            headers[key[len(prefix) :]] = value[1:-1]
+    return headers
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    """A validation error worded the way API Gateway's (json-schema-validator) words it."""
+    validator = error.validator
+    value = error.validator_value
+    instance = error.instance
+    if validator == "required":
+        missing = [m for m in value if isinstance(instance, dict) and m not in instance]
+        return f"object has missing required properties ({json.dumps(missing)})"
+    if validator == "additionalProperties" and isinstance(instance, dict):
+        allowed = set(error.schema.get("properties", {}))
+        extra = sorted(k for k in instance if k not in allowed)
+        return "object instance has properties which are not allowed by the schema: " + json.dumps(
+            extra
+        )
+    if validator == "type":
+        allowed_types = value if isinstance(value, list) else [value]
+        return (
+            f"instance type ({_json_type(instance)}) does not match any allowed primitive type "
+            f"(allowed: {json.dumps(allowed_types)})"
+        )
+    if validator == "pattern":
+        return f'ECMA 262 regex "{value}" does not match input string {json.dumps(instance)}'
+    if validator in ("minLength", "maxLength") and isinstance(instance, str):
+        word = "short" if validator == "minLength" else "long"
+        bound = "minimum" if validator == "minLength" else "maximum"
+        return (
+            f"string {json.dumps(instance)} is too {word} "
+            f"(length: {len(instance)}, required {bound}: {value})"
+        )
+    if validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        relation = "lower" if "inimum" in validator else "greater"
+        return f"numeric instance is {relation} than the required {validator}"
+    return str(error.message)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"

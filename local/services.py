@@ -1,0 +1,488 @@
+"""The emulated AWS services: moto in server mode, in-process, provisioned from the template."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import datetime
+import functools
+import io
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from local.template import (
+    ACCOUNT_ID,
+    REGION,
+    FunctionSpec,
+    Resolver,
+    StateMachineSpec,
+)
+
+LOG = logging.getLogger("local.services")
+
+# Executions kept per state machine (describe_execution works for the most recent ones).
+MAX_EXECUTIONS_KEPT = 200
+# The Step Functions execution-input limit (bytes of UTF-8).
+EXECUTION_INPUT_LIMIT = 262_144
+# Longest a polled execution may run (the fallback path): the API's 29 s, plus margin.
+POLL_DEADLINE_SECONDS = 35.0
+MAX_LOG_EVENTS_KEPT = 20_000
+_SFN_ERROR_PREFIX = "com.amazonaws.swf.service.v2.model#"
+
+
+def configure_moto(port: int) -> None:
+    """Apply what the emulator needs before any state machine exists."""
+    from moto.core.config import default_user_config
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per AWS request
+    os.environ["MOTO_PORT"] = str(port)  # the ASL interpreter calls Lambda at localhost:$MOTO_PORT
+    default_user_config.update(
+        {
+            "stepfunctions": {"execute_state_machine": True},
+            "lambda": {"use_docker": False},
+        }
+    )
+
+
+@contextlib.contextmanager
+def cached_jsonpath() -> Iterator[None]:
+    """moto's ASL interpreter builds a new JSONPath parser (PLY lex + yacc) for every path it
+    evaluates, which costs ~100 ms per execution; parsed expressions are immutable, so cache them
+    for the emulator's lifetime."""
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    modules: list[Any] = [json_path, result_path]
+    originals = [module.parse for module in modules]
+    for module, parse in zip(modules, originals, strict=True):
+        module.parse = functools.lru_cache(maxsize=1024)(parse)
+    try:
+        yield
+    finally:
+        for module, parse in zip(modules, originals, strict=True):
+            module.parse = parse
+
+
+def client(service: str, endpoint: str) -> Any:
+    return boto3.session.Session().client(
+        service,
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",  # noqa: S106 - dummy credentials for the emulator
+        config=Config(retries={"max_attempts": 1}, inject_host_prefix=False),
+    )
+
+
+@dataclass
+class Provisioned:
+    """Physical names of what was created, by logical id."""
+
+    buckets: dict[str, str] = field(default_factory=dict)
+    tables: dict[str, str] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)  # logical id -> key ARN
+    log_groups: dict[str, str] = field(default_factory=dict)
+    functions: dict[str, str] = field(default_factory=dict)
+    state_machines: dict[str, str] = field(default_factory=dict)  # logical id -> ARN
+
+
+def _dummy_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("README", "local mode runs the handler in-process\n")
+    return buffer.getvalue()
+
+
+def create_keys(resolver: Resolver, endpoint: str, provisioned: Provisioned) -> None:
+    """KMS keys first: their ids are only known once created, and other resources refer to them."""
+    kms = client("kms", endpoint)
+    for logical_id, resource in resolver.resources_of("AWS::KMS::Key").items():
+        props = resource.get("Properties", {})
+        created = kms.create_key(
+            Description=str(props.get("Description", f"{resolver.stack_name}/{logical_id}")),
+            KeyUsage=str(props.get("KeyUsage", "ENCRYPT_DECRYPT")),
+            KeySpec=str(props.get("KeySpec", "SYMMETRIC_DEFAULT")),
+        )["KeyMetadata"]
+        if props.get("EnableKeyRotation"):
+            kms.enable_key_rotation(KeyId=created["KeyId"])
+        resolver.register(logical_id, created["KeyId"], Arn=created["Arn"], KeyId=created["KeyId"])
+        provisioned.keys[logical_id] = created["Arn"]
+    for logical_id in resolver.resources_of("AWS::KMS::Alias"):
+        props = resolver.resolve(resolver.properties(logical_id))
+        kms.create_alias(AliasName=props["AliasName"], TargetKeyId=props["TargetKeyId"])
+
+
+def create_storage(resolver: Resolver, endpoint: str, provisioned: Provisioned) -> None:
+    s3 = client("s3", endpoint)
+    for logical_id in resolver.resources_of("AWS::S3::Bucket"):
+        props = resolver.resolve(resolver.properties(logical_id))
+        name = resolver.physical_id(logical_id)
+        s3.create_bucket(Bucket=name)
+        if props.get("VersioningConfiguration", {}).get("Status") == "Enabled":
+            s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        encryption = props.get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration")
+        if encryption:
+            rules = [
+                {
+                    (
+                        "ApplyServerSideEncryptionByDefault"
+                        if k == "ServerSideEncryptionByDefault"
+                        else k
+                    ): v
+                    for k, v in rule.items()
+                    if k in ("ServerSideEncryptionByDefault", "BucketKeyEnabled")
+                }
+                for rule in encryption
+            ]
+            s3.put_bucket_encryption(
+                Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules}
+            )
+        provisioned.buckets[logical_id] = name
+
+    dynamodb = client("dynamodb", endpoint)
+    for table_type in ("AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable"):
+        for logical_id in resolver.resources_of(table_type):
+            props = resolver.resolve(resolver.properties(logical_id))
+            name = resolver.physical_id(logical_id)
+            arguments: dict[str, Any] = {
+                "TableName": name,
+                "KeySchema": props["KeySchema"],
+                "AttributeDefinitions": props["AttributeDefinitions"],
+                "BillingMode": "PAY_PER_REQUEST",
+            }
+            indexes = [
+                {k: v for k, v in index.items() if k in ("IndexName", "KeySchema", "Projection")}
+                for index in props.get("GlobalSecondaryIndexes", [])
+            ]
+            if indexes:
+                arguments["GlobalSecondaryIndexes"] = indexes
+            dynamodb.create_table(**arguments)
+            provisioned.tables[logical_id] = name
+
+
+def create_log_groups(resolver: Resolver, endpoint: str, provisioned: Provisioned) -> None:
+    logs = client("logs", endpoint)
+    for logical_id in resolver.resources_of("AWS::Logs::LogGroup"):
+        props = resolver.resolve(resolver.properties(logical_id))
+        name = resolver.physical_id(logical_id)
+        logs.create_log_group(logGroupName=name)
+        if "RetentionInDays" in props:
+            logs.put_retention_policy(
+                logGroupName=name, retentionInDays=int(props["RetentionInDays"])
+            )
+        provisioned.log_groups[logical_id] = name
+
+
+def create_functions(
+    functions: list[FunctionSpec], endpoint: str, provisioned: Provisioned
+) -> None:
+    lambda_client = client("lambda", endpoint)
+    iam = client("iam", endpoint)
+    role_arn = iam.create_role(
+        RoleName=f"local-lambda-{uuid.uuid4().hex[:8]}",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "lambda.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
+    code = _dummy_zip()
+    for spec in functions:
+        lambda_client.create_function(
+            FunctionName=spec.name,
+            Runtime="python3.11",
+            Role=role_arn,
+            Handler=spec.handler,
+            Code={"ZipFile": code},
+            Timeout=spec.timeout_seconds,
+            Environment={"Variables": spec.environment},
+        )
+        provisioned.functions[spec.logical_id] = spec.name
+
+
+def create_state_machines(
+    machines: list[StateMachineSpec], endpoint: str, provisioned: Provisioned
+) -> None:
+    sfn = client("stepfunctions", endpoint)
+    for spec in machines:
+        arguments: dict[str, Any] = {
+            "name": spec.name,
+            "definition": spec.definition,
+            "roleArn": spec.role_arn,
+            "type": spec.machine_type,
+        }
+        if spec.logging:
+            arguments["loggingConfiguration"] = _lower_keys(spec.logging)
+        created = sfn.create_state_machine(**arguments)
+        if created["stateMachineArn"] != spec.arn:
+            raise RuntimeError(f"state machine ARN {created['stateMachineArn']} != {spec.arn}")
+        # moto records every machine as STANDARD; the template's type is what StartSync checks.
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+        machine = stepfunctions_parser_backends[ACCOUNT_ID][REGION].describe_state_machine(spec.arn)
+        machine.type = machine.sm_type = spec.machine_type
+        provisioned.state_machines[spec.logical_id] = spec.arn
+
+
+def _lower_keys(value: Any) -> Any:
+    """CloudFormation's PascalCase logging configuration -> the API's camelCase."""
+    if isinstance(value, dict):
+        return {k[:1].lower() + k[1:]: _lower_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_lower_keys(v) for v in value]
+    return value
+
+
+class SfnApiError(Exception):
+    """An error the Step Functions API itself answers with (before any execution runs)."""
+
+    def __init__(self, status: int, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
+        self.message = message
+
+    def body(self) -> dict[str, str]:
+        return {"__type": _SFN_ERROR_PREFIX + self.error_type, "message": self.message}
+
+
+class SyncExecutor:
+    """``StartSyncExecution`` for the emulated state machines, which moto lacks as an API.
+
+    Runs moto's own ``SyncExecution`` in the calling thread against the same backend the endpoint
+    serves; the execution then shows up in ``describe_execution`` / ``get_execution_history``.
+    Keeps the per-machine execution list and moto's thread registry bounded.
+    """
+
+    def __init__(self, logging_configs: dict[str, dict[str, Any]] | None = None) -> None:
+        self._lock = threading.Lock()
+        self._logging_configs = logging_configs or {}
+        self.fallback_used = False
+        self._log_stream: str | None = None
+
+    def start_sync_execution(self, request: dict[str, Any]) -> dict[str, Any]:
+        machine_arn = request.get("stateMachineArn")
+        name = request.get("name") or str(uuid.uuid4())
+        execution_input = request.get("input", "{}")
+        if not isinstance(machine_arn, str) or not machine_arn:
+            raise SfnApiError(400, "ValidationException", "stateMachineArn is required")
+        if not isinstance(execution_input, str):
+            raise SfnApiError(400, "SerializationException", "input must be a string")
+        if len(execution_input.encode()) > EXECUTION_INPUT_LIMIT:
+            raise SfnApiError(
+                400,
+                "ValidationException",
+                "1 validation error detected: Value at 'input' failed to satisfy constraint: "
+                f"Member must have length less than or equal to {EXECUTION_INPUT_LIMIT}",
+            )
+        if not isinstance(name, str) or not 1 <= len(name) <= 80:
+            raise SfnApiError(400, "InvalidName", f"Invalid Name: '{name}'")
+        try:
+            json.loads(execution_input)
+        except ValueError as exc:
+            raise SfnApiError(
+                400, "InvalidExecutionInput", f"Invalid State Machine Execution Input: '{exc}'"
+            ) from None
+        try:
+            from moto.stepfunctions.parser.backend.execution import SyncExecution
+        except ImportError:
+            # moto's internal API moved: start + poll through the public one instead.
+            self.fallback_used = True
+            return self._publish(self._run_polling(machine_arn, name, execution_input))
+        return self._publish(self._run_sync(SyncExecution, machine_arn, name, execution_input))
+
+    def _backend(self) -> Any:
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+        return stepfunctions_parser_backends[ACCOUNT_ID][REGION]
+
+    def _machine(self, machine_arn: str) -> Any:
+        try:
+            machine = self._backend().describe_state_machine(machine_arn)
+        except Exception:
+            raise SfnApiError(
+                400, "StateMachineDoesNotExist", f"State Machine Does Not Exist: '{machine_arn}'"
+            ) from None
+        if machine.type != "EXPRESS":
+            raise SfnApiError(
+                400, "StateMachineTypeNotSupported", "This operation is for EXPRESS machines"
+            )
+        return machine
+
+    def _run_sync(
+        self, execution_class: Any, machine_arn: str, name: str, execution_input: str
+    ) -> tuple[Any, dict[str, Any]]:
+        from moto.stepfunctions.parser.api import StateMachineType
+
+        machine = self._machine(machine_arn)
+        execution_arn = (
+            f"arn:aws:states:{REGION}:{ACCOUNT_ID}:express:{machine.name}:{name}:{uuid.uuid4()}"
+        )
+        execution = execution_class(
+            name=name,
+            sm_type=StateMachineType.EXPRESS,
+            role_arn=machine.roleArn,
+            exec_arn=execution_arn,
+            account_id=ACCOUNT_ID,
+            region_name=REGION,
+            state_machine=_snapshot(machine),
+            start_date=datetime.datetime.now(tz=datetime.UTC),
+            cloud_watch_logging_session=None,  # moto's session is broken: see _publish
+            input_data=execution_input,
+            activity_store={},
+        )
+        with self._lock:
+            machine.executions.append(execution)
+            if len(machine.executions) > MAX_EXECUTIONS_KEPT:
+                del machine.executions[: len(machine.executions) - MAX_EXECUTIONS_KEPT]
+        execution.start()
+        self._reap_threads()
+        output = dict(execution.to_start_sync_execution_output())
+        status = output.get("status")
+        output["status"] = getattr(status, "value", status)
+        return execution, _aws_shape(output)
+
+    def _run_polling(
+        self, machine_arn: str, name: str, execution_input: str
+    ) -> tuple[Any, dict[str, Any]]:
+        self._machine(machine_arn)
+        unique = f"{name}-{uuid.uuid4().hex[:8]}"[:80]
+        execution = self._backend().start_execution(
+            machine_arn, name=unique, execution_input=execution_input
+        )
+        deadline = time.monotonic() + POLL_DEADLINE_SECONDS
+        while execution.status == "RUNNING" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        described = dict(execution.to_describe_output())
+        status = described.get("status")
+        described["status"] = getattr(status, "value", status)
+        if described["status"] == "RUNNING":
+            described["status"] = "TIMED_OUT"
+        elif described["status"] not in ("SUCCEEDED", "FAILED", "TIMED_OUT"):
+            described["status"] = "FAILED"
+        return execution, _aws_shape(described)
+
+    def _publish(self, run: tuple[Any, dict[str, Any]]) -> dict[str, Any]:
+        """Write the execution's events to the state machine's log group, as Express logs them."""
+        execution, output = run
+        config = self._logging_configs.get(str(output.get("stateMachineArn", "")))
+        if config is not None:
+            try:
+                self._publish_history(execution, output, config)
+            except Exception:  # logging must never fail an execution
+                LOG.exception("could not write the execution log")
+        return output
+
+    def _publish_history(
+        self, execution: Any, output: dict[str, Any], config: dict[str, Any]
+    ) -> None:
+        from moto.logs.models import logs_backends
+
+        level = str(config["level"])
+        events = execution.to_history_output().get("events", [])
+        lines = []
+        for event in events:
+            event_type = str(getattr(event.get("type"), "value", event.get("type")))
+            failed = event_type.endswith(("Failed", "TimedOut", "Aborted"))
+            if level == "FATAL" and not event_type.startswith("Execution"):
+                continue
+            if level in ("ERROR", "FATAL") and not failed:
+                continue
+            details = {
+                k: v
+                for k, v in event.items()
+                if k not in ("id", "previousEventId", "timestamp", "type")
+            }
+            if not config["include_data"]:
+                details = _without_data(details)
+            timestamp = event.get("timestamp")
+            lines.append(
+                {
+                    "timestamp": int(timestamp.timestamp() * 1000)
+                    if isinstance(timestamp, datetime.datetime)
+                    else int(time.time() * 1000),
+                    "message": json.dumps(
+                        {
+                            "id": str(event.get("id")),
+                            "type": event_type,
+                            "details": details,
+                            "previous_event_id": str(event.get("previousEventId", 0)),
+                            "execution_arn": output.get("executionArn"),
+                            "redrive_count": "0",
+                        },
+                        default=str,
+                    ),
+                }
+            )
+        if not lines:
+            return
+        backend = logs_backends[ACCOUNT_ID][REGION]
+        group = config["group"]
+        with self._lock:
+            if self._log_stream is None:
+                day = datetime.datetime.now(datetime.UTC).strftime("%Y/%m/%d")
+                self._log_stream = f"states/{group}/{day}/{uuid.uuid4().hex}"
+                backend.create_log_stream(group, self._log_stream)
+            backend.put_log_events(group, self._log_stream, lines)
+            stored = backend.groups[group].streams[self._log_stream].events
+            if len(stored) > MAX_LOG_EVENTS_KEPT:
+                del stored[: len(stored) - MAX_LOG_EVENTS_KEPT]
+
+    @staticmethod
+    def _reap_threads() -> None:
+        from moto.stepfunctions.parser.utils import TMP_THREADS
+
+        if len(TMP_THREADS) > 64:
+            TMP_THREADS[:] = [t for t in list(TMP_THREADS) if t.is_alive()]
+
+
+def _snapshot(machine: Any) -> Any:
+    """The machine as this execution sees it (without the list of earlier executions)."""
+    clone = copy.copy(machine)
+    clone.executions = []
+    return clone
+
+
+def _without_data(details: dict[str, Any]) -> dict[str, Any]:
+    """Drop inputs, outputs and parameters (includeExecutionData off: the file stays out)."""
+    cleaned: dict[str, Any] = {}
+    for key, value in details.items():
+        if key in ("input", "output", "parameters"):
+            continue
+        cleaned[key] = _without_data(value) if isinstance(value, dict) else value
+    return cleaned
+
+
+def _aws_shape(output: dict[str, Any]) -> dict[str, Any]:
+    """Dates as epoch seconds, like the service's JSON protocol; plus billing details."""
+    shaped: dict[str, Any] = {}
+    for key, value in output.items():
+        if isinstance(value, datetime.datetime):
+            shaped[key] = value.timestamp()
+        elif value is not None:
+            shaped[key] = value
+    if "startDate" in shaped and "stopDate" in shaped:
+        duration_ms = int((shaped["stopDate"] - shaped["startDate"]) * 1000)
+        shaped["billingDetails"] = {
+            "billedMemoryUsedInMB": 64,
+            "billedDurationInMilliseconds": max(100, -(-duration_ms // 100) * 100),
+        }
+    return shaped

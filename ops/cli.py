@@ -1,0 +1,211 @@
+"""``upload-ops``: what happened to an upload, from the stack's CloudWatch Logs.
+
+Against AWS the log groups come from the CloudFormation stack's outputs; against local mode
+(``--endpoint-url http://127.0.0.1:5000``) from their names (see :mod:`ops.logs`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+from typing import Annotated, Any, Final, NoReturn
+
+import typer
+from botocore.exceptions import BotoCoreError, ClientError
+from rich.console import Console
+
+from ops import history, logs, render
+
+app = typer.Typer(add_completion=False, help=__doc__, no_args_is_help=True)
+PIPE_WIDTH: Final = 160  # columns when stdout is not a terminal (``COLUMNS`` overrides)
+DEFAULT_STACK: Final = "UploadService"
+_DURATION: Final = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+StackName = Annotated[
+    str, typer.Option("--stack-name", help="The stack whose outputs name the log groups.")
+]
+EndpointUrl = Annotated[
+    str | None,
+    typer.Option("--endpoint-url", help="AWS endpoint override, e.g. local mode's emulator."),
+]
+Region = Annotated[str | None, typer.Option("--region", help="AWS region.")]
+StateMachineLogGroup = Annotated[
+    str | None,
+    typer.Option("--state-machine-log-group", help="Read this log group (no discovery)."),
+]
+TaskLogGroups = Annotated[
+    list[str] | None,
+    typer.Option("--task-log-group", help="A task's log group (repeatable; no discovery)."),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
+
+
+def _console() -> Console:
+    """Made per command: stdout may have been replaced (tests), and a pipe gets wide lines."""
+    wide = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPE_WIDTH
+    return Console(highlight=False, width=wide)
+
+
+def parse_since(value: str) -> int:
+    """``90s``, ``30m``, ``24h``, ``7d`` -> seconds."""
+    match = _DURATION.match(value)
+    if match is None:
+        raise typer.BadParameter(f"{value!r} is not like 30m, 24h or 7d", param_hint="--since")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _setup(
+    *,
+    stack_name: str,
+    endpoint_url: str | None,
+    region: str | None,
+    state_machine_log_group: str | None,
+    task_log_groups: list[str] | None,
+) -> tuple[Any, logs.LogGroups]:
+    session = logs.aws_session(region, endpoint_url)
+    client = logs.logs_client(session, endpoint_url)
+    try:
+        groups = logs.discover(
+            session,
+            client,
+            stack_name=stack_name,
+            endpoint_url=endpoint_url,
+            state_machine_log_group=state_machine_log_group,
+            task_log_groups=task_log_groups or [],
+        )
+    except logs.DiscoveryError as exc:
+        _fail(str(exc))
+    return client, groups
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"Error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _print_json(document: object) -> None:
+    typer.echo(json.dumps(document, indent=2, ensure_ascii=False, default=str))
+
+
+@app.command("history")
+def history_command(
+    request_id_or_execution_arn: Annotated[
+        str, typer.Argument(metavar="REQUEST_ID_OR_EXECUTION_ARN")
+    ],
+    as_json: AsJson = False,
+    stack_name: StackName = DEFAULT_STACK,
+    endpoint_url: EndpointUrl = None,
+    region: Region = None,
+    since: Annotated[str, typer.Option(help="How far back to search: 30m, 24h, 7d.")] = "24h",
+    state_machine_log_group: StateMachineLogGroup = None,
+    task_log_group: TaskLogGroups = None,
+) -> None:
+    """Timeline of one execution: states, retries, failures, compensation, the HTTP status the
+    client got, and the tasks' log lines of that request."""
+    try:
+        request_id = history.request_id_of(request_id_or_execution_arn)
+        pattern = logs.quoted_term(request_id)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="REQUEST_ID_OR_EXECUTION_ARN") from None
+    start_ms = int((time.time() - parse_since(since)) * 1000)
+    client, groups = _setup(
+        stack_name=stack_name,
+        endpoint_url=endpoint_url,
+        region=region,
+        state_machine_log_group=state_machine_log_group,
+        task_log_groups=task_log_group,
+    )
+    try:
+        events = [
+            event
+            for record in logs.fetch(
+                client, groups.state_machine, start_ms=start_ms, filter_pattern=pattern
+            )
+            if (event := logs.parse_history_record(record)) is not None
+        ]
+        lines = [
+            line
+            for task, group in groups.tasks.items()
+            for record in logs.fetch(client, group, start_ms=start_ms, filter_pattern=pattern)
+            if (
+                line := logs.parse_task_record(
+                    record, log_group=group, task=task, request_id=request_id
+                )
+            )
+            is not None
+        ]
+    except (ClientError, BotoCoreError) as exc:
+        _fail(f"reading the logs failed: {exc}")
+    timeline = history.build_timeline(events, request_id, lines)
+    if as_json:
+        _print_json(history.timeline_model(timeline))
+    else:
+        render.timeline(_console(), timeline)
+    if not timeline.events and not timeline.task_logs:
+        typer.echo(f"No log events of request {request_id} in the last {since}.", err=True)
+        raise typer.Exit(1)
+
+
+@app.command("executions")
+def executions_command(
+    since: Annotated[str, typer.Option(help="How far back: 30m, 1h, 7d.")] = "1h",
+    status: Annotated[
+        str | None, typer.Option(help="Only this status: FAILED, SUCCEEDED or TIMED_OUT.")
+    ] = None,
+    product: Annotated[str | None, typer.Option(help="Only uploads of this productId.")] = None,
+    as_json: AsJson = False,
+    stack_name: StackName = DEFAULT_STACK,
+    endpoint_url: EndpointUrl = None,
+    region: Region = None,
+    state_machine_log_group: StateMachineLogGroup = None,
+    task_log_group: TaskLogGroups = None,
+) -> None:
+    """Recent executions, oldest first: start, request id, product, status, duration, error."""
+    wanted = status.upper() if status else None
+    if wanted is not None and wanted not in history.STATUSES:
+        raise typer.BadParameter(
+            f"{status!r} is not one of {', '.join(history.STATUSES)}", param_hint="--status"
+        )
+    start_ms = int((time.time() - parse_since(since)) * 1000)
+    client, groups = _setup(
+        stack_name=stack_name,
+        endpoint_url=endpoint_url,
+        region=region,
+        state_machine_log_group=state_machine_log_group,
+        task_log_groups=task_log_group,
+    )
+    try:
+        events = [
+            event
+            for record in logs.fetch(
+                client,
+                groups.state_machine,
+                start_ms=start_ms,
+                filter_pattern=logs.EXECUTION_BOUNDARY_PATTERN,
+            )
+            if (event := logs.parse_history_record(record)) is not None
+        ]
+        lines = [
+            line
+            for task, group in groups.tasks.items()
+            for record in logs.fetch(
+                client, group, start_ms=start_ms, filter_pattern=logs.PRODUCT_PATTERN
+            )
+            if (line := logs.parse_task_record(record, log_group=group, task=task)) is not None
+        ]
+    except (ClientError, BotoCoreError) as exc:
+        _fail(f"reading the logs failed: {exc}")
+    summaries = history.summarize(events, history.product_ids_from(lines))
+    summaries = [
+        s
+        for s in summaries
+        if (wanted is None or s.status == wanted) and (product is None or s.product_id == product)
+    ]
+    if as_json:
+        _print_json({"executions": [history.summary_model(s) for s in summaries]})
+    else:
+        render.executions(_console(), summaries)

@@ -1,0 +1,120 @@
+"""The CLI against a real local-mode run (``local.emulator.Emulator`` in-process, free ports):
+real uploads, then ``history`` and ``executions`` through the emulator's endpoint."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from typing import Any
+
+import pytest
+import requests
+from typer.testing import CliRunner
+
+from local.emulator import Emulator
+from ops.cli import app
+
+
+@pytest.fixture(scope="module")
+def uploads(emulator: Emulator) -> dict[str, str]:
+    """Request ids of: a success, a validation failure (by the validate task), a compensation."""
+    product = f"PROD-{uuid.uuid4().hex[:8]}"
+    body: dict[str, Any] = {
+        "productId": product,
+        "productName": "Test Product",
+        "price": 99.99,
+        "fileName": "test-file.txt",
+        "fileContent": base64.b64encode(b"Hello, operators!").decode(),
+    }
+    ok = requests.post(emulator.api_url, json=body, timeout=60)
+    bad = requests.post(emulator.api_url, json={**body, "fileContent": "!!!!"}, timeout=60)
+    emulator.faults.add("dynamodb", "PutItem")
+    try:
+        compensated = requests.post(emulator.api_url, json=body, timeout=60)
+    finally:
+        emulator.faults.clear()
+    assert [ok.status_code, bad.status_code, compensated.status_code] == [200, 400, 500]
+    return {
+        "product": product,
+        "ok": ok.json()["requestId"],
+        "bad": bad.json()["requestId"],
+        "compensated": compensated.json()["requestId"],
+    }
+
+
+def _json(emulator: Emulator, *args: str) -> Any:
+    result = CliRunner().invoke(app, [*args, "--json", "--endpoint-url", emulator.aws_endpoint])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def _states(document: dict[str, Any]) -> list[tuple[str, int, str | None]]:
+    return [(s["name"], s["attempts"], s["error"]) for s in document["states"]]
+
+
+def test_history_of_a_success(emulator: Emulator, uploads: dict[str, str]) -> None:
+    document = _json(emulator, "history", uploads["ok"])
+    assert (document["status"], document["httpStatus"], document["error"]) == (
+        "SUCCEEDED",
+        200,
+        None,
+    )
+    assert _states(document) == [
+        ("Validate", 1, None),
+        ("Store", 1, None),
+        ("DiscardFileContent", 0, None),
+        ("Record", 1, None),
+        ("Uploaded", 0, None),
+    ]
+    assert [line["task"] for line in document["taskLogs"]] == ["validate", "store", "record"]
+    assert document["taskLogs"][0]["fields"]["productId"] == uploads["product"]
+
+
+def test_history_of_a_validation_failure(emulator: Emulator, uploads: dict[str, str]) -> None:
+    document = _json(emulator, "history", uploads["bad"])
+    assert (document["status"], document["httpStatus"], document["error"]) == (
+        "FAILED",
+        400,
+        "ValidationError",
+    )
+    assert _states(document) == [("Validate", 1, "ValidationError"), ("Rejected", 0, None)]
+    assert [line["message"] for line in document["taskLogs"]] == ["Request rejected"]
+
+
+def test_history_of_a_compensation(emulator: Emulator, uploads: dict[str, str]) -> None:
+    document = _json(emulator, "history", uploads["compensated"])
+    assert (document["status"], document["httpStatus"], document["error"]) == (
+        "FAILED",
+        500,
+        "InternalError",
+    )
+    assert document["compensated"] is True
+    assert _states(document) == [
+        ("Validate", 1, None),
+        ("Store", 1, None),
+        ("DiscardFileContent", 0, None),
+        ("Record", 2, "TransientStorageError"),  # retried once, then caught
+        ("Compensate", 1, None),
+        ("UploadFailed", 0, None),
+    ]
+    tasks = [line["task"] for line in document["taskLogs"]]
+    assert tasks == ["validate", "store", "record", "record", "compensate"]
+    assert document["executionArn"].split(":")[7] == uploads["compensated"]
+
+
+def test_executions(emulator: Emulator, uploads: dict[str, str]) -> None:
+    rows = {r["requestId"]: r for r in _json(emulator, "executions")["executions"]}
+    seen = [
+        (rows[uploads[k]]["status"], rows[uploads[k]]["httpStatus"], rows[uploads[k]]["error"])
+        for k in ("ok", "bad", "compensated")
+    ]
+    assert seen == [
+        ("SUCCEEDED", 200, None),
+        ("FAILED", 400, "ValidationError"),
+        ("FAILED", 500, "InternalError"),
+    ]
+    assert rows[uploads["ok"]]["productId"] == uploads["product"]
+    assert rows[uploads["compensated"]]["productId"] == uploads["product"]
+    failed = _json(emulator, "executions", "--status", "FAILED", "--product", uploads["product"])
+    assert [r["requestId"] for r in failed["executions"]] == [uploads["compensated"]]
