@@ -137,8 +137,7 @@ class Gateway:
         if method.validate_body and model is not None:
             problems = self._validate(model, text)
             if problems is not None:
-                # API Gateway hands this to gateway responses JSON-escaped (quotes as \").
-                context["error"]["validationErrorString"] = json.dumps(problems)[1:-1]
+                context["error"]["validationErrorString"] = problems
                 return self.gateway_response("BAD_REQUEST_BODY", context)
 
         headers = dict(request.headers)

@@ -70,7 +70,12 @@ GATEWAY_RESPONSES: dict[apigw.ResponseType, tuple[str | None, str, str]] = {
     apigw.ResponseType.BAD_REQUEST_BODY: (
         "400",
         "ValidationError",
-        '"The request body is invalid: $context.error.validationErrorString"',
+        # Not $context.error.validationErrorString: gateway responses substitute it unescaped,
+        # and its quotes would break the JSON. The validate task reports per-field details.
+        _text(
+            "The request body does not match the upload model: a required field is missing, "
+            "a field has the wrong type, or a field is unknown."
+        ),
     ),
     apigw.ResponseType.BAD_REQUEST_PARAMETERS: (
         "400",
