@@ -72,10 +72,7 @@ GATEWAY_RESPONSES: dict[apigw.ResponseType, tuple[str | None, str, str]] = {
         "ValidationError",
         # Not $context.error.validationErrorString: gateway responses substitute it unescaped,
         # and its quotes would break the JSON. The validate task reports per-field details.
-        _text(
-            "The request body does not match the upload model: a required field is missing, "
-            "a field has the wrong type, or a field is unknown."
-        ),
+        _text("The request body must be a JSON object."),
     ),
     apigw.ResponseType.BAD_REQUEST_PARAMETERS: (
         "400",
@@ -131,37 +128,14 @@ GATEWAY_RESPONSES: dict[apigw.ResponseType, tuple[str | None, str, str]] = {
 
 
 def request_model_schema() -> apigw.JsonSchema:
-    """The edge's fast check of the contract's fields and types. The validate task re-checks
-    everything (ranges, base64, sizes): the edge is not the only client of the workflow. The
-    file size is not limited here so an oversized file gets the contract's 413, not a 400."""
-    string = apigw.JsonSchemaType.STRING
+    """The edge's fast check: the body is one JSON object (so the request template can embed it
+    in the execution input as it is). Field rules live in one place, the validate task, which
+    names every offending field in ``details``; an edge model with field rules would answer the
+    same mistakes with a generic message (gateway responses cannot carry the problem safely)."""
     return apigw.JsonSchema(
         schema=apigw.JsonSchemaVersion.DRAFT4,
         title="UploadRequest",
         type=apigw.JsonSchemaType.OBJECT,
-        required=["productId", "productName", "price", "fileContent"],
-        additional_properties=False,
-        properties={
-            "productId": apigw.JsonSchema(
-                type=string, pattern=limits.PRODUCT_ID_PATTERN, min_length=1, max_length=128
-            ),
-            "productName": apigw.JsonSchema(
-                type=string, min_length=1, max_length=limits.PRODUCT_NAME_MAX_CHARS
-            ),
-            "price": apigw.JsonSchema(
-                type=apigw.JsonSchemaType.NUMBER,
-                minimum=0,
-                maximum=limits.PRICE_UPPER_BOUND,
-                exclusive_maximum=True,
-            ),
-            "fileContent": apigw.JsonSchema(type=string, min_length=1),
-            "fileName": apigw.JsonSchema(
-                type=string, min_length=1, max_length=limits.FILE_NAME_MAX_CHARS
-            ),
-            "contentType": apigw.JsonSchema(
-                type=string, min_length=3, max_length=limits.CONTENT_TYPE_MAX_CHARS
-            ),
-        },
     )
 
 
