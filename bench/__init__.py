@@ -1,0 +1,1 @@
+"""Performance benchmark (not part of the test suite): ``python -m bench`` / ``make bench``."""

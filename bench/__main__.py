@@ -1,0 +1,322 @@
+"""``python -m bench``: cold init, warm handler time, state payload sizes and local-mode
+throughput, as rich tables, then PASS/FAIL per target. Take final figures on a quiet machine.
+
+    python -m bench [--cold-runs 15] [--warm-calls 200] [--uploads 100] [--skip cold,warm,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+OUTPUT_DIR = Path(__file__).resolve().parent / "output"
+KB = 1024
+SECTIONS = ("cold", "warm", "payload", "load")
+TASKS = ("validate", "store", "record", "compensate")
+
+# Targets (issue "Performance: cold starts, warm cost and local throughput, measured").
+VALIDATE_COLD_RATIO = 0.3
+AWS_TASK_COLD_RATIO = 1.0
+WARM_VALIDATE_MS = 5.0
+LOAD_CLIENTS_TARGET = 4
+LOAD_PER_SECOND = 10.0
+LOAD_P95_MS = 300.0
+LOAD_SIZE = 100 * KB
+
+
+@dataclass
+class Verdict:
+    target: str
+    passed: bool | None  # None: reported and explained, not a pass/fail figure
+    detail: str
+
+
+def _status(verdict: Verdict) -> str:
+    if verdict.passed is None:
+        return "[yellow]NOTE[/yellow]"
+    return "[green]PASS[/green]" if verdict.passed else "[red]FAIL[/red]"
+
+
+def cold_section(console: Console, runs: int, verdicts: list[Verdict]) -> None:
+    from bench import cold
+
+    python = cold.lambda_python()
+    with tempfile.TemporaryDirectory(prefix="bench-cold-") as workdir:
+        sandbox = cold.build_sandbox(Path(workdir), python)
+        version = os.popen(f"{python} -V").read().strip()  # noqa: S605
+        console.print(f"cold init: {runs} fresh interpreters per handler ({version}, -I -S -B)")
+        results = cold.measure([*TASKS, cold.REFERENCE], sandbox, runs, python)
+    reference = results[cold.REFERENCE]
+    table = Table(title=f"Cold init (import + module-level set-up), {runs} runs, ms")
+    for column in ("handler", "median", "max", "x ref", "+ first clients", "init+clients x ref"):
+        table.add_column(column, justify="left" if column == "handler" else "right")
+    for name, result in results.items():
+        table.add_row(
+            name,
+            f"{result.median:.0f}",
+            f"{result.max:.0f}",
+            f"{result.median / reference.median:.2f}",
+            f"{statistics.median(result.clients_ms):.0f}",
+            f"{result.total_median / reference.median:.2f}",
+        )
+    console.print(table)
+    ratio = results["validate"].median / reference.median
+    verdicts.append(
+        Verdict(
+            f"validate cold init <= {VALIDATE_COLD_RATIO} x reference",
+            ratio <= VALIDATE_COLD_RATIO,
+            f"{results['validate'].median:.0f} / {reference.median:.0f} ms = {ratio:.2f}",
+        )
+    )
+    for task in TASKS[1:]:
+        ratio = results[task].median / reference.median
+        total = results[task].total_median / reference.median
+        verdicts.append(
+            Verdict(
+                f"{task} cold init <= {AWS_TASK_COLD_RATIO} x reference",
+                ratio <= AWS_TASK_COLD_RATIO,
+                f"{ratio:.2f} (with its first client, created on the first call: {total:.2f})",
+            )
+        )
+
+
+def warm_section(console: Console, calls: int, verdicts: list[Verdict]) -> None:
+    from bench import warm
+    from tasks.core.limits import MAX_FILE_BYTES
+
+    results = warm.measure([MAX_FILE_BYTES, KB], calls)
+    table = Table(title=f"Warm handler time, median of {calls} calls against moto (mock_aws), ms")
+    for column in ("task", "file", "median", "p95", "in boto3 call", "rest (Python)", "share"):
+        table.add_column(column, justify="left" if column in ("task", "file") else "right")
+    for result in results:
+        split = result.aws_median + result.python_median
+        share = result.aws_median / split if split else 0.0
+        table.add_row(
+            result.task,
+            f"{result.size:,} B",
+            f"{result.median:.2f}",
+            f"{result.p95:.2f}",
+            f"{result.aws_median:.2f}",
+            f"{result.python_median:.2f}",
+            f"{share:.0%} AWS" if result.task != "validate" else "no AWS call",
+        )
+    console.print(table)
+    by_key = {(r.task, r.size): r for r in results}
+    validate = by_key[("validate", MAX_FILE_BYTES)]
+    verdicts.append(
+        Verdict(
+            f"warm validate <= {WARM_VALIDATE_MS:.0f} ms for a MAX_FILE_BYTES file",
+            validate.median <= WARM_VALIDATE_MS,
+            f"{validate.median:.2f} ms",
+        )
+    )
+    for task in ("store", "record"):
+        for size in (MAX_FILE_BYTES, KB):
+            found = by_key[(task, size)]
+            verdicts.append(
+                Verdict(
+                    f"warm {task} ({size:,} B) dominated by the AWS call",
+                    found.aws_median > found.python_median,
+                    f"boto3 call {found.aws_median:.2f} ms vs rest {found.python_median:.2f} ms",
+                )
+            )
+
+
+def local_sections(
+    console: Console, sections: set[str], uploads: int, verdicts: list[Verdict]
+) -> None:
+    from bench import local_mode, warm
+    from local.emulator import Emulator
+    from tasks.core.observability import logger
+
+    started = time.perf_counter()
+    with Emulator(port=0, aws_port=0) as emulator, warm.quiet(logger):
+        startup = time.perf_counter() - started
+        payloads = local_mode.state_payloads(emulator) if "payload" in sections else None
+        loads: list[local_mode.LoadResult] = []
+        profile = None
+        if "load" in sections:
+            local_mode.run_load(emulator, 2, 10, LOAD_SIZE)  # warm-up
+            loads = [local_mode.run_load(emulator, c, uploads, LOAD_SIZE) for c in (1, 4, 16)]
+            profile = local_mode.profile_load(
+                emulator,
+                LOAD_CLIENTS_TARGET,
+                max(20, uploads // 2),
+                LOAD_SIZE,
+                OUTPUT_DIR / "local-e2e-4-clients.prof",
+            )
+    console.print(f"local mode: emulator started in {startup:.1f} s")
+    if payloads is not None:
+        _payload_table(console, *payloads, verdicts)
+    if loads and profile is not None:
+        _load_table(console, loads, profile, verdicts)
+
+
+def _payload_table(
+    console: Console,
+    execution_input: int,
+    boundaries: Sequence[object],
+    verdicts: list[Verdict],
+) -> None:
+    from bench.local_mode import Boundary
+    from tasks.core.limits import MAX_FILE_BYTES, STATE_PAYLOAD_LIMIT_BYTES
+
+    found = [b for b in boundaries if isinstance(b, Boundary)]
+    table = Table(
+        title=f"State payloads of a {MAX_FILE_BYTES:,} B upload (local execution history), "
+        f"limit {STATE_PAYLOAD_LIMIT_BYTES:,} B"
+    )
+    for column in ("#", "event", "state", "field", "bytes", "of limit", "fileContent"):
+        right = column in ("#", "bytes", "of limit")
+        table.add_column(column, justify="right" if right else "left")
+    for b in found:
+        table.add_row(
+            str(b.event_id),
+            b.event_type,
+            b.state,
+            b.field,
+            f"{b.size:,}",
+            f"{b.size / STATE_PAYLOAD_LIMIT_BYTES:.1%}",
+            "yes" if b.has_file else "-",
+        )
+    console.print(table)
+    # States after Store: everything from the state that follows Store's exit.
+    store_exited = ("Store", "TaskStateExited")
+    exits = [i for i, b in enumerate(found) if (b.state, b.event_type) == store_exited]
+    store_exit = exits[0] if exits else None
+    after = found[store_exit + 1 :] if store_exit is not None else []
+    carrying = sorted({b.state for b in after if b.has_file})
+    verdicts.append(
+        Verdict(
+            "no state after Store carries fileContent",
+            store_exit is not None and not carrying and not found[store_exit].has_file,
+            "Store's output and every later payload are without it"
+            if not carrying
+            else f"carried by {carrying}",
+        )
+    )
+    largest = max(found, key=lambda b: b.size)
+    verdicts.append(
+        Verdict(
+            "every state payload within 256 KiB",
+            largest.size <= STATE_PAYLOAD_LIMIT_BYTES,
+            f"largest {largest.size:,} B ({largest.event_type} {largest.state} {largest.field})",
+        )
+    )
+    over = largest.size - execution_input
+    verdicts.append(
+        Verdict(
+            "the largest state is the execution input",
+            True if over <= 0 else None,
+            f"execution input {execution_input:,} B; largest {largest.size:,} B "
+            f"({largest.event_type} of {largest.state}, +{over:,} B): by design Validate puts "
+            "its findings ($.upload: size, sha256, type, name, key) beside the body, which Store "
+            "still needs; MAX_FILE_BYTES (tasks/core/limits.py) is derived from this largest "
+            "state, not from the input, so it stays under the limit.",
+        )
+    )
+
+
+def _load_table(
+    console: Console,
+    loads: Sequence[object],
+    profile: tuple[dict[str, float], str],
+    verdicts: list[Verdict],
+) -> None:
+    from bench.local_mode import LoadResult
+
+    table = Table(title=f"Local mode end to end, {LOAD_SIZE // KB} KB file, ms")
+    for column in ("clients", "uploads", "p50", "p95", "max", "uploads/s", "failures"):
+        table.add_column(column, justify="right")
+    results = [r for r in loads if isinstance(r, LoadResult)]
+    for r in results:
+        table.add_row(
+            str(r.clients),
+            str(len(r.latencies_ms)),
+            f"{r.percentile(0.5):.0f}",
+            f"{r.percentile(0.95):.0f}",
+            f"{max(r.latencies_ms):.0f}",
+            f"{r.per_second:.1f}",
+            str(len(r.failures)),
+        )
+    console.print(table)
+    categories, text = profile
+    total = sum(categories.values()) or 1.0
+    breakdown = Table(title="Local mode's CPU by component (cProfile, all threads, 4 clients)")
+    breakdown.add_column("component")
+    breakdown.add_column("CPU s", justify="right")
+    breakdown.add_column("share", justify="right")
+    for name, seconds in categories.items():
+        breakdown.add_row(name, f"{seconds:.2f}", f"{seconds / total:.0%}")
+    console.print(breakdown)
+    console.print("top entries by own time (full: bench/output/local-e2e-4-clients.txt):")
+    console.print("\n".join(text.strip().splitlines()[:22]), markup=False, highlight=False)
+    four = next(r for r in results if r.clients == LOAD_CLIENTS_TARGET)
+    verdicts.append(
+        Verdict(
+            f"local mode >= {LOAD_PER_SECOND:.0f} uploads/s with {LOAD_CLIENTS_TARGET} clients",
+            four.per_second >= LOAD_PER_SECOND and not four.failures,
+            f"{four.per_second:.1f} uploads/s, {len(four.failures)} failures",
+        )
+    )
+    verdicts.append(
+        Verdict(
+            f"local mode p95 <= {LOAD_P95_MS:.0f} ms ({LOAD_SIZE // KB} KB, {LOAD_CLIENTS_TARGET} "
+            "clients)",
+            four.percentile(0.95) <= LOAD_P95_MS,
+            f"p95 {four.percentile(0.95):.0f} ms",
+        )
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--cold-runs", type=int, default=15)
+    parser.add_argument("--warm-calls", type=int, default=200)
+    parser.add_argument("--uploads", type=int, default=100, help="uploads per concurrency level")
+    parser.add_argument("--skip", default="", help=f"comma-separated, of {','.join(SECTIONS)}")
+    args = parser.parse_args(argv)
+    sections = set(SECTIONS) - {s.strip() for s in args.skip.split(",") if s.strip()}
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    console = Console(width=140)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    console.print(
+        f"[bold]Upload service benchmark[/bold] — {platform.python_implementation()} "
+        f"{platform.python_version()}, {os.cpu_count()} CPUs, load average {load:.1f}"
+    )
+    if load > 0.5 * (os.cpu_count() or 1):
+        console.print(
+            "[yellow]The machine is busy: figures are noisy; take final ones on a quiet "
+            "machine.[/yellow]"
+        )
+    verdicts: list[Verdict] = []
+    if "cold" in sections:
+        cold_section(console, args.cold_runs, verdicts)
+    if "warm" in sections:
+        warm_section(console, args.warm_calls, verdicts)
+    if sections & {"payload", "load"}:
+        local_sections(console, sections, args.uploads, verdicts)
+    summary = Table(title="Targets")
+    for column in ("target", "status", "measured"):
+        summary.add_column(column)
+    for verdict in verdicts:
+        summary.add_row(verdict.target, _status(verdict), verdict.detail)
+    console.print(summary)
+    return 1 if any(v.passed is False for v in verdicts) else 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(PROJECT_ROOT))
+    raise SystemExit(main())
