@@ -3,6 +3,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# checkov pins boto3/botocore far below ours, so it gets a virtualenv of its own.
+CHECKOV_VENV := .venv-checkov
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 PORT ?= 3000
@@ -19,6 +21,11 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt tasks/requirements.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
@@ -32,12 +39,16 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 
-test: lint
+test: lint $(CHECKOV_VENV)/.installed
 	$(BIN)/pytest
 
 # What `cdk deploy` would ship, through the pinned CDK CLI and cdk.json.
 synth: setup
 	PATH="$(abspath $(BIN)):$$PATH" npx cdk synth --quiet
 
+# Performance benchmark (not part of `make test`): take final figures on a quiet machine.
+bench: setup
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
 clean:
-	rm -rf $(VENV) node_modules cdk.out
+	rm -rf $(VENV) $(CHECKOV_VENV) node_modules cdk.out

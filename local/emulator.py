@@ -260,6 +260,11 @@ class Emulator:
         record = self.function("record")
         return record.environment["METADATA_TABLE_NAME"]
 
+    @property
+    def idempotency_table_name(self) -> str:
+        record = self.function("record")
+        return record.environment["IDEMPOTENCY_TABLE_NAME"]
+
 
 def _outputs(resolver: tpl.Resolver) -> dict[str, str]:
     outputs = {}

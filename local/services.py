@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import copy
 import datetime
@@ -37,7 +38,10 @@ MAX_EXECUTIONS_KEPT = 200
 EXECUTION_INPUT_LIMIT = 262_144
 # Longest a polled execution may run (the fallback path): the API's 29 s, plus margin.
 POLL_DEADLINE_SECONDS = 35.0
-MAX_LOG_EVENTS_KEPT = 20_000
+# One log stream per execution (as AWS writes Express logs); the oldest are deleted beyond this.
+MAX_LOG_STREAMS_KEPT = 1_000
+# History events logged at each level besides ALL (the Step Functions log levels).
+_EXECUTION_FAILURES = frozenset({"ExecutionFailed", "ExecutionAborted", "ExecutionTimedOut"})
 _SFN_ERROR_PREFIX = "com.amazonaws.swf.service.v2.model#"
 
 
@@ -168,6 +172,10 @@ def create_storage(resolver: Resolver, endpoint: str, provisioned: Provisioned) 
             if indexes:
                 arguments["GlobalSecondaryIndexes"] = indexes
             dynamodb.create_table(**arguments)
+            ttl = props.get("TimeToLiveSpecification")
+            if ttl and ttl.get("Enabled"):
+                specification = {"Enabled": True, "AttributeName": ttl["AttributeName"]}
+                dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=specification)
             provisioned.tables[logical_id] = name
 
 
@@ -276,7 +284,7 @@ class SyncExecutor:
         self._lock = threading.Lock()
         self._logging_configs = logging_configs or {}
         self.fallback_used = False
-        self._log_stream: str | None = None
+        self._log_streams: collections.deque[tuple[str, str]] = collections.deque()
 
     def start_sync_execution(self, request: dict[str, Any]) -> dict[str, Any]:
         machine_arn = request.get("stateMachineArn")
@@ -394,38 +402,35 @@ class SyncExecutor:
     def _publish_history(
         self, execution: Any, output: dict[str, Any], config: dict[str, Any]
     ) -> None:
+        """One log event per history event, in the JSON that Step Functions writes for Express
+        workflows (see :mod:`ops.history`), to a new stream named as AWS names them."""
         from moto.logs.models import logs_backends
 
         level = str(config["level"])
-        events = execution.to_history_output().get("events", [])
-        lines = []
-        for event in events:
+        execution_arn = str(output.get("executionArn", ""))
+        fallback_ms = int(time.time() * 1000)
+        lines: list[dict[str, Any]] = []
+        for event in execution.to_history_output().get("events", []):
             event_type = str(getattr(event.get("type"), "value", event.get("type")))
-            failed = event_type.endswith(("Failed", "TimedOut", "Aborted"))
-            if level == "FATAL" and not event_type.startswith("Execution"):
+            if not _logged_at(level, event_type):
                 continue
-            if level in ("ERROR", "FATAL") and not failed:
-                continue
-            details = {
-                k: v
-                for k, v in event.items()
-                if k not in ("id", "previousEventId", "timestamp", "type")
-            }
+            details = _flat_details(event)
             if not config["include_data"]:
                 details = _without_data(details)
-            timestamp = event.get("timestamp")
+            timestamp_ms = _epoch_ms(event.get("timestamp"))
+            if timestamp_ms is None:
+                timestamp_ms = lines[-1]["timestamp"] if lines else fallback_ms
             lines.append(
                 {
-                    "timestamp": int(timestamp.timestamp() * 1000)
-                    if isinstance(timestamp, datetime.datetime)
-                    else int(time.time() * 1000),
+                    "timestamp": timestamp_ms,
                     "message": json.dumps(
                         {
                             "id": str(event.get("id")),
                             "type": event_type,
                             "details": details,
                             "previous_event_id": str(event.get("previousEventId", 0)),
-                            "execution_arn": output.get("executionArn"),
+                            "event_timestamp": str(timestamp_ms),
+                            "execution_arn": execution_arn,
                             "redrive_count": "0",
                         },
                         default=str,
@@ -434,17 +439,18 @@ class SyncExecutor:
             )
         if not lines:
             return
+        lines.sort(key=lambda line: int(line["timestamp"]))  # PutLogEvents wants time order
         backend = logs_backends[ACCOUNT_ID][REGION]
         group = config["group"]
+        machine_name = str(output.get("stateMachineArn", "")).rsplit(":", 1)[-1]
+        minute = datetime.datetime.fromtimestamp(lines[0]["timestamp"] / 1000, datetime.UTC)
+        stream = f"states/{machine_name}/{minute:%Y-%m-%d-%H-%M}/{uuid.uuid4().hex[:8]}"
         with self._lock:
-            if self._log_stream is None:
-                day = datetime.datetime.now(datetime.UTC).strftime("%Y/%m/%d")
-                self._log_stream = f"states/{group}/{day}/{uuid.uuid4().hex}"
-                backend.create_log_stream(group, self._log_stream)
-            backend.put_log_events(group, self._log_stream, lines)
-            stored = backend.groups[group].streams[self._log_stream].events
-            if len(stored) > MAX_LOG_EVENTS_KEPT:
-                del stored[: len(stored) - MAX_LOG_EVENTS_KEPT]
+            backend.create_log_stream(group, stream)
+            backend.put_log_events(group, stream, lines)
+            self._log_streams.append((group, stream))
+            while len(self._log_streams) > MAX_LOG_STREAMS_KEPT:
+                backend.delete_log_stream(*self._log_streams.popleft())
 
     @staticmethod
     def _reap_threads() -> None:
@@ -459,6 +465,41 @@ def _snapshot(machine: Any) -> Any:
     clone = copy.copy(machine)
     clone.executions = []
     return clone
+
+
+def _logged_at(level: str, event_type: str) -> bool:
+    if level == "ALL":
+        return True
+    if level == "FATAL":
+        return event_type in _EXECUTION_FAILURES
+    return level == "ERROR" and event_type.endswith(("Failed", "TimedOut", "Aborted"))
+
+
+def _flat_details(event: dict[str, Any]) -> dict[str, Any]:
+    """The content of the event's ``*EventDetails`` object, which is what Express logs put in
+    ``details`` (GetExecutionHistory wraps it: ``{"stateEnteredEventDetails": {...}}``)."""
+    for key, value in event.items():
+        if key.endswith("EventDetails") and isinstance(value, dict):
+            return dict(value)
+    return {}
+
+
+def _epoch_ms(value: object) -> int | None:
+    """A history event time (moto hands ISO 8601 strings, boto3 datetimes) -> epoch ms."""
+    if isinstance(value, datetime.datetime):
+        moment = value
+    elif isinstance(value, str) and value:
+        try:
+            moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        return int(value * 1000)  # epoch seconds, as the service's JSON protocol writes dates
+    else:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return int(moment.timestamp()) * 1000 + moment.microsecond // 1000
 
 
 def _without_data(details: dict[str, Any]) -> dict[str, Any]:

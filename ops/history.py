@@ -1,29 +1,34 @@
 """Execution history of the Express workflow, rebuilt from its CloudWatch Logs events.
 
 Express workflows have no ``GetExecutionHistory``: with logging level ALL, Step Functions writes
-every history event of an execution as one JSON log event to the state machine's log group
-(https://docs.aws.amazon.com/step-functions/latest/dg/cw-logs.html). One such event, as written on
-AWS for a task state (``includeExecutionData`` off, so no ``input``)::
+every history event of an execution as one JSON log event to the state machine's log group (AWS
+Step Functions Developer Guide, "Using CloudWatch Logs to log execution history in Step
+Functions", https://docs.aws.amazon.com/step-functions/latest/dg/cw-logs.html).
 
-    {
-      "id": "7",
-      "type": "TaskStateEntered",
-      "details": {"inputDetails": {"truncated": false}, "name": "Store"},
-      "previous_event_id": "6",
-      "event_timestamp": "1721188274143",
-      "execution_arn": "arn:aws:states:us-east-1:123456789012:express:WorkflowStateMachine8F1B1C15:
-                        c0ffee00-1111-2222-3333-444455556666:8a4f9e2c-5b1d-4f7e-9c3a-2e6b7d8f9a01",
-      "redrive_count": "0"
-    }
+Where the example below comes from, honestly: that page, as far as it could be searched here,
+shows no example log event, so this one is a real event written by local mode (``python -m local
+--fault dynamodb:PutItem``, one upload; ``includeExecutionData`` off, so there is no ``input``),
+copied verbatim from its log group, only wrapped to fit (the ARN is one string). Local mode writes
+the format that published output of real Express executions shows: the same seven fields in this
+order, ``details`` holding the content of the event's ``*EventDetails`` object directly::
 
-(the ARN is one string; it is wrapped here). ``id`` and ``previous_event_id`` are decimal strings,
-``event_timestamp`` is epoch milliseconds as a string; ``details`` is the event's details object
-(``name`` of the state, ``error``/``cause`` of a failure, ``input``/``output`` only with
-``includeExecutionData``; a payload over 248 KB is cut and its ``*Details.truncated`` is true).
-An Express execution ARN is ``...:express:<state machine>:<execution name>:<uuid>``; the execution
-name is the API Gateway request id. Local mode writes the same fields, with ``details`` wrapped as
-GetExecutionHistory does (``{"stateEnteredEventDetails": {...}}``) and without
-``event_timestamp``; :mod:`ops.logs` accepts both.
+    {"id": "7", "type": "TaskStateEntered",
+     "details": {"name": "Store", "inputDetails": {"truncated": false}},
+     "previous_event_id": "6", "event_timestamp": "1795651922594",
+     "execution_arn": "arn:aws:states:us-east-1:123456789012:express:WorkflowStateMachine8F1B1C15:
+                       0519fa19-dc22-4adc-a8a8-da7776983d1d:009f13e7-1785-47c3-8bc8-52f823215800",
+     "redrive_count": "0"}
+
+``id`` and ``previous_event_id`` are decimal strings (the first state's ``previous_event_id`` is
+"0", as in published AWS output too), ``event_timestamp`` is epoch milliseconds as a string (local
+mode also uses it as the log event's own timestamp; the CLI prefers it); ``details`` is ``{}``
+for an event without details (e.g. ``LambdaFunctionStarted``), has ``name`` of the state,
+``error``/``cause`` of a failure, and ``input``/``output`` only with ``includeExecutionData``
+(a payload over 248 KB is cut and its ``*Details.truncated`` is true). An Express execution ARN
+is ``...:express:<state machine>:<execution name>:<uuid>``; the execution name is the API
+Gateway request id. Local mode puts each execution's events in a stream of its own, named as
+AWS names Express log streams (``states/<state machine>/<YYYY-MM-DD-HH-MM>/<id>``); the CLI
+ignores streams.
 
 Log delivery is best effort: events can arrive out of order, twice, or not at all, and messages
 can be cut. Everything here is pure (no I/O), sorts by event id and tolerates gaps.

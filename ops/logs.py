@@ -201,10 +201,10 @@ def quoted_term(value: str) -> str:
 def parse_history_record(record: Mapping[str, Any]) -> HistoryEvent | None:
     """One state machine log record -> :class:`HistoryEvent`; None if nothing usable is in it.
 
-    A message CloudWatch cut short is not JSON: its leading fields are recovered by pattern
-    (``truncated`` = True). ``details`` is the flat AWS form; the wrapped form
-    (``{"taskFailedEventDetails": {...}}``, as GetExecutionHistory and local mode write it) is
-    unwrapped. The time is ``event_timestamp`` (ms) when present, else the record's timestamp.
+    One format, the one Step Functions writes for Express workflows (and local mode with it; see
+    :mod:`ops.history`). A message CloudWatch cut short is not JSON: its leading fields are
+    recovered by pattern (``truncated`` = True). The time is ``event_timestamp`` (ms) when it is
+    there (it can be cut off), else the record's own timestamp.
     """
     message = record.get("message")
     if not isinstance(message, str):
@@ -233,19 +233,13 @@ def parse_history_record(record: Mapping[str, Any]) -> HistoryEvent | None:
         timestamp_ms=timestamp,
         previous_event_id=_int(document.get("previous_event_id")),
         execution_arn=arn,
-        details=unwrap_details(document.get("details")),
+        details=_details(document.get("details")),
         truncated=truncated,
     )
 
 
-def unwrap_details(details: object) -> dict[str, Any]:
-    if not isinstance(details, dict):
-        return {}
-    if len(details) == 1:
-        ((key, value),) = details.items()
-        if key.endswith("EventDetails") and isinstance(value, dict):
-            return dict(value)
-    return dict(details)
+def _details(details: object) -> dict[str, Any]:
+    return dict(details) if isinstance(details, dict) else {}
 
 
 def parse_task_record(

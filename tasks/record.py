@@ -1,7 +1,10 @@
 """Record task: writes the upload's metadata item and returns the client's success body.
 
 Event: {"requestId", "upload": UploadMetadata, "stored": StoreReceipt}; returns the 200 body of
-CONTRACT.md (``$.receipt``). Env: METADATA_TABLE_NAME.
+CONTRACT.md (``$.receipt``). Env: METADATA_TABLE_NAME, IDEMPOTENCY_TABLE_NAME.
+With an Idempotency-Key, the metadata item and the claim's completion (status COMPLETED, this
+body as the receipt replayed for 24 h) are one TransactWriteItems, conditional on this request
+still holding the claim: a 200 and a completed claim never disagree.
 Raises TransientStorageError (throttling, 5xx, timeouts), StorageError, InvalidTaskInput.
 """
 
@@ -16,7 +19,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from boto3.dynamodb.types import TypeSerializer
 
-from tasks.core import aws
+from tasks.core import aws, claims
 from tasks.core.errors import InvalidTaskInput
 from tasks.core.models import (
     RecordEvent,
@@ -72,18 +75,39 @@ def record(
     *,
     dynamodb: Any,
     table_name: str,
+    idempotency_table: str | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> SuccessBody:
-    """Put the metadata item; the returned body carries the same timestamp as the item."""
+    """Put the metadata item; the returned body carries the same timestamp as the item.
+
+    With an Idempotency-Key (``upload.idempotencyId``) the item is written together with the
+    completion of this request's claim, in one transaction: both or neither.
+    """
     if stored.s3Key != upload.s3Key:
         raise InvalidTaskInput("stored.s3Key differs from upload.s3Key")
-    uploaded_at = utc_timestamp(clock())  # read the clock once
+    if upload.idempotencyId is not None and not idempotency_table:
+        raise InvalidTaskInput("The task is not configured: IDEMPOTENCY_TABLE_NAME is not set")
+    now = clock()  # read the clock once
+    uploaded_at = utc_timestamp(now)
     item = metadata_item(request_id, upload, stored, uploaded_at)
+    serialized = {name: _serializer.serialize(value) for name, value in item.items()}
+    body = success_body(request_id, upload, stored, uploaded_at)
     with aws.storage_errors("Recording the metadata"):
-        dynamodb.put_item(
-            TableName=table_name,
-            Item={name: _serializer.serialize(value) for name, value in item.items()},
-        )
+        if upload.idempotencyId is None:
+            dynamodb.put_item(TableName=table_name, Item=serialized)
+        else:
+            dynamodb.transact_write_items(
+                TransactItems=[
+                    {"Put": {"TableName": table_name, "Item": serialized}},
+                    claims.completion(
+                        table=str(idempotency_table),
+                        idempotency_id=upload.idempotencyId,
+                        request_id=request_id,
+                        receipt=body.model_dump(),
+                        clock=now.timestamp,
+                    ),
+                ]
+            )
     logger.info(
         "Metadata recorded",
         extra={
@@ -92,8 +116,16 @@ def record(
             "versionId": stored.versionId,
             "size": upload.size,
             "sha256": upload.sha256,
+            "idempotent": upload.idempotencyId is not None,
         },
     )
+    return body
+
+
+def success_body(
+    request_id: str, upload: UploadMetadata, stored: StoreReceipt, uploaded_at: str
+) -> SuccessBody:
+    """The client's 200 body (CONTRACT.md)."""
     return SuccessBody(
         requestId=request_id,
         productId=upload.productId,
@@ -119,6 +151,7 @@ def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
             payload.stored,
             dynamodb=aws.client("dynamodb", env),
             table_name=aws.required_setting(env, "METADATA_TABLE_NAME"),
+            idempotency_table=env.get("IDEMPOTENCY_TABLE_NAME"),
         )
         emit_metric(UPLOADS_STORED, MetricUnit.Count, 1, env=env)
         emit_metric(BYTES_STORED, MetricUnit.Bytes, body.size, env=env)

@@ -2,8 +2,17 @@
 
 Event: {"requestId", "upload": UploadMetadata, "fileContent", "attempt", "startedAt"} (attempt =
 ``$$.State.RetryCount``, startedAt = ``$$.Execution.StartTime``); returns StoreReceipt
-(``$.stored``: bucket, s3Key, versionId). Env: UPLOAD_BUCKET_NAME, UPLOAD_KEY_ARN.
-Raises TransientStorageError (throttling, 5xx, timeouts), StorageError, InvalidTaskInput.
+(bucket, s3Key, versionId), or ``{"replay": true, "receipt": <success body>}``; the state machine
+puts it in the request body's place (``$.body``, dropping the file), then at ``$.stored``.
+Env: UPLOAD_BUCKET_NAME, UPLOAD_KEY_ARN, IDEMPOTENCY_TABLE_NAME.
+Raises TransientStorageError (throttling, 5xx, timeouts), StorageError, InvalidTaskInput,
+IdempotencyConflict.
+
+With an Idempotency-Key (``upload.idempotencyId``), the key is claimed before the PUT
+(tasks.core.claims, one conditional PutItem; a retry of this request re-claims its own claim).
+When the same body already completed within 24 h, the first success body is returned for replay
+and S3 is not touched; another body, or the same body still in progress, is an
+IdempotencyConflict (409). Without the header nothing changes.
 
 On a retry (attempt > 0) an earlier attempt may have put the object and still failed as a task
 (it timed out after the PUT returned). After its own PUT succeeded, the retry deletes, by
@@ -23,11 +32,19 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-from tasks.core import aws
-from tasks.core.errors import InvalidTaskInput, StorageError
+from aws_lambda_powertools.metrics import MetricUnit
+
+from tasks.core import aws, claims
+from tasks.core.errors import IdempotencyConflict, InvalidTaskInput, StorageError
 from tasks.core.keys import REQUEST_ID_METADATA, object_key
 from tasks.core.models import StoreEvent, StoreReceipt, UploadMetadata, parse_payload
-from tasks.core.observability import logger, request_scope
+from tasks.core.observability import (
+    REASON_DIMENSION,
+    REJECTIONS,
+    emit_metric,
+    logger,
+    request_scope,
+)
 from tasks.core.tracing import tracer
 from tasks.core.versions import cutoff, versions_of_request
 
@@ -124,10 +141,42 @@ def _delete_earlier_attempts(
     )
 
 
+def claim_key(
+    request_id: str, upload: UploadMetadata, *, dynamodb: Any, table: str, env: Mapping[str, str]
+) -> dict[str, Any] | None:
+    """Claim the request's Idempotency-Key (tasks.core.claims): None to go on storing, or the
+    first request's success body to replay. A conflict is counted as a rejection and raised."""
+    if upload.idempotencyId is None or upload.fingerprint is None:
+        raise InvalidTaskInput("upload.idempotencyId and upload.fingerprint must both be set")
+    try:
+        return claims.claim(
+            dynamodb,
+            table=table,
+            idempotency_id=upload.idempotencyId,
+            fingerprint=upload.fingerprint,
+            request_id=request_id,
+        )
+    except IdempotencyConflict as exc:
+        reason = type(exc).__name__
+        logger.info("Request rejected", extra={"reason": reason, "clientMessage": exc.message})
+        emit_metric(REJECTIONS, MetricUnit.Count, 1, env=env, dimensions={REASON_DIMENSION: reason})
+        raise
+
+
 def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
     """Store one file with settings and endpoint taken from ``env``."""
     with request_scope(TASK, event.get("requestId") if isinstance(event, dict) else None):
         payload = parse_payload(StoreEvent, event)
+        if payload.upload.idempotencyId is not None:
+            first = claim_key(
+                payload.requestId,
+                payload.upload,
+                dynamodb=aws.client("dynamodb", env),
+                table=aws.required_setting(env, "IDEMPOTENCY_TABLE_NAME"),
+                env=env,
+            )
+            if first is not None:
+                return {"replay": True, "receipt": first}
         receipt = store(
             payload.requestId,
             payload.upload,

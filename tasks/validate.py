@@ -1,6 +1,7 @@
 """Validate task: checks the client's body and describes the upload (no AWS access at all).
 
-Event: {"requestId", "idempotencyKey", "body"}; returns UploadMetadata (``$.upload``).
+Event: {"requestId", "idempotencyKey", "caller", "body"}; returns UploadMetadata (``$.upload``,
+with ``idempotencyId`` and ``fingerprint`` when the request has an Idempotency-Key).
 Raises ValidationError / PayloadTooLarge (client errors, whose ``str()`` is the JSON the response
 template reads) or InvalidTaskInput for a malformed event.
 No Powertools Tracer here (it would import the X-Ray SDK and botocore's session machinery, about a
@@ -16,8 +17,9 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from tasks.core.content_types import ALLOWED_CONTENT_TYPES_ENV, policy_from_env
 from tasks.core.errors import ClientError
-from tasks.core.models import ValidateEvent, parse_payload
+from tasks.core.models import ValidateEvent, check_product_id, parse_payload
 from tasks.core.observability import (
     REASON_DIMENSION,
     REJECTIONS,
@@ -31,20 +33,28 @@ TASK = "validate"
 
 
 def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
-    """Validate one request with settings from ``env`` (validate needs none but the metric ones)."""
+    """Validate one request with settings from ``env``: the metric ones and
+    ``ALLOWED_CONTENT_TYPES`` (comma-separated; empty or absent allows any type)."""
     with request_scope(TASK, event.get("requestId") if isinstance(event, dict) else None):
         payload = parse_payload(ValidateEvent, event)
         try:
-            upload = validate_upload(payload.requestId, payload.body, payload.idempotencyKey)
+            upload = validate_upload(
+                payload.requestId,
+                payload.body,
+                payload.idempotencyKey,
+                payload.caller,
+                policy=policy_from_env(env.get(ALLOWED_CONTENT_TYPES_ENV)),
+            )
         except ClientError as exc:
             reason = type(exc).__name__
-            logger.info(
-                "Request rejected",
-                extra={
-                    "reason": reason,
-                    "problems": [{"field": d.field, "message": d.message} for d in exc.details],
-                },
-            )
+            extra: dict[str, Any] = {
+                "reason": reason,
+                "problems": [{"field": d.field, "message": d.message} for d in exc.details],
+            }
+            product_id = _product_id(payload.body)
+            if product_id is not None:  # lets operators find a product's rejected requests
+                extra["productId"] = product_id
+            logger.info("Request rejected", extra=extra)
             emit_metric(
                 REJECTIONS, MetricUnit.Count, 1, env=env, dimensions={REASON_DIMENSION: reason}
             )
@@ -60,6 +70,17 @@ def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
             },
         )
         return upload.model_dump()
+
+
+def _product_id(body: object) -> str | None:
+    """The body's ``productId`` if it is a valid-looking one (never anything else of the body)."""
+    product = body.get("productId") if isinstance(body, Mapping) else None
+    if not isinstance(product, str):
+        return None
+    try:
+        return check_product_id(product)
+    except ValueError:
+        return None
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)

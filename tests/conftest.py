@@ -129,6 +129,30 @@ def alarm_email_stack(synth: SynthFactory) -> Synthesized:
     return synth("alarm-email", {"alarmEmail": ALARM_EMAIL})
 
 
+# As the CLI passes `-c allowedContentTypes=...`: one string (spaces and case are cleaned).
+ALLOWED_CONTENT_TYPES_CONTEXT = "image/png, IMAGE/*,application/pdf"
+ALLOWED_CONTENT_TYPES = ("image/png", "image/*", "application/pdf")
+
+
+@pytest.fixture(scope="session")
+def content_types_stack(synth: SynthFactory) -> Synthesized:
+    return synth("content-types", {"allowedContentTypes": ALLOWED_CONTENT_TYPES_CONTEXT})
+
+
+@pytest.fixture(scope="session")
+def snap_start_stack(synth: SynthFactory) -> Synthesized:
+    return synth("snap-start", {"snapStart": "true"})
+
+
+PROVISIONED_CONCURRENCY = 2
+
+
+@pytest.fixture(scope="session")
+def provisioned_stack(synth: SynthFactory) -> Synthesized:
+    # As the CLI passes `-c provisionedConcurrency=2`: a string.
+    return synth("provisioned", {"provisionedConcurrency": str(PROVISIONED_CONCURRENCY)})
+
+
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[Emulator]:
     """Local mode, started once per session in-process on free ports (one moto per process)."""

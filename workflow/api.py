@@ -13,7 +13,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from tasks.core import limits
-from workflow.compliance import acknowledge
+from workflow.compliance import acknowledge, skip_checkov
 from workflow.settings import AuthMode, Settings
 from workflow.templates import request_template, response_template
 
@@ -278,6 +278,12 @@ class UploadApi(Construct):
             "AwsSolutions-APIG3",
             "no WAF web ACL: every request is authenticated (IAM or API key), validated against "
             "a model and throttled at 1000 rps / burst 2000; a WAF can be added per account.",
+        )
+        skip_checkov(
+            self.stage,
+            "CKV_AWS_120",
+            "No cache: the only method is POST /upload, whose every request stores a new file; "
+            "a cached response would skip the upload.",
         )
         self.url = self.api.url_for_path(f"/{RESOURCE_PATH}")
 

@@ -4,19 +4,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import CfnElement, Duration, RemovalPolicy, Stack
+from aws_cdk import Acknowledgment, CfnElement, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct, IConstruct
 
+from tasks.core.content_types import ALLOWED_CONTENT_TYPES_ENV
 from workflow import bundling
-from workflow.compliance import acknowledge
+from workflow.compliance import acknowledge, skip_checkov
 from workflow.storage import UPLOAD_PREFIX, Storage
 
 LOG_RETENTION = logs.RetentionDays.ONE_YEAR
-MEMORY_MB = 1024  # short cold starts; no reserved concurrency
+# Memory (and with it CPU: one full vCPU at 1,769 MB) per task, from `python -m bench`'s warm
+# split (README "Performance"). Lambda bills GB-seconds, so for CPU-bound work more memory costs
+# about the same up to 1,769 MB and only shortens it; for work that waits on AWS it only costs.
+# - validate is pure CPU (base64, SHA-256 and pydantic over a MAX_FILE_BYTES body: ~3 ms on a full
+#   core) and its init (pydantic, Powertools) is CPU too: one full vCPU, the same cost per call.
+# - store decodes, hashes and sends up to MAX_FILE_BYTES over TLS (~1 ms of Python per call), the
+#   rest is the S3 PUT: 1,024 MB keeps its Python part and init short without paying for idle CPU.
+# - record and compensate spend <1 ms in Python per call (the rest is DynamoDB / S3): 512 MB.
+# Cold starts are CPU-bound at any size; the snapStart / provisionedConcurrency context flags
+# address them where they matter, not a larger memory size. No reserved concurrency.
+VALIDATE_MEMORY_MB = 1769
+STORE_MEMORY_MB = 1024
+RECORD_MEMORY_MB = 512
+COMPENSATE_MEMORY_MB = 512
+ALIAS_NAME = "live"  # what the state machine invokes when versions are published
 
 COMMON_ENVIRONMENT: dict[str, str] = {
     "POWERTOOLS_SERVICE_NAME": "upload",
@@ -29,6 +44,7 @@ COMMON_ENVIRONMENT: dict[str, str] = {
 class TaskSpec:
     name: str  # module name under tasks/
     timeout_seconds: int  # the Lambda timeout, also the state's TimeoutSeconds
+    memory_mb: int
 
     @property
     def title(self) -> str:
@@ -40,10 +56,10 @@ class TaskSpec:
 
 
 # The time budget these numbers belong to is written out in workflow/state_machine.py.
-VALIDATE = TaskSpec("validate", 2)
-STORE = TaskSpec("store", 3)
-RECORD = TaskSpec("record", 2)
-COMPENSATE = TaskSpec("compensate", 3)
+VALIDATE = TaskSpec("validate", 2, VALIDATE_MEMORY_MB)
+STORE = TaskSpec("store", 3, STORE_MEMORY_MB)
+RECORD = TaskSpec("record", 2, RECORD_MEMORY_MB)
+COMPENSATE = TaskSpec("compensate", 3, COMPENSATE_MEMORY_MB)
 TASKS: tuple[TaskSpec, ...] = (VALIDATE, STORE, RECORD, COMPENSATE)
 
 
@@ -61,6 +77,8 @@ class TaskFunction(Construct):
         logs_key: kms.IKey,
         environment: dict[str, str],
         removal_policy: RemovalPolicy,
+        snap_start: bool = False,
+        provisioned_concurrency: int = 0,
     ) -> None:
         super().__init__(scope, construct_id)
         self.spec = spec
@@ -93,12 +111,37 @@ class TaskFunction(Construct):
             layers=[layer],
             role=self.role,
             timeout=Duration.seconds(spec.timeout_seconds),
-            memory_size=MEMORY_MB,
+            memory_size=spec.memory_mb,
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snap_start else None,
             tracing=lambda_.Tracing.ACTIVE,
             log_group=self.log_group,
             environment={**COMMON_ENVIRONMENT, **environment},
             description=f"Upload service: {spec.name} task",
         )
+        # What the state machine invokes: the function itself by default; with SnapStart or
+        # provisioned concurrency (both act on published versions only) an alias on the current
+        # version, which carries the provisioned concurrency.
+        self.alias: lambda_.Alias | None = None
+        self.invocable: lambda_.IFunction = self.function
+        if snap_start or provisioned_concurrency:
+            self.alias = lambda_.Alias(
+                self,
+                "Alias",
+                alias_name=ALIAS_NAME,
+                version=self.function.current_version,
+                provisioned_concurrent_executions=provisioned_concurrency or None,
+            )
+            self.invocable = self.alias
+        if snap_start:
+            # CDK warns at the function that SnapStart needs a published version: the alias
+            # above publishes it (and the state machine invokes only that alias).
+            Validations.of(self.function).acknowledge(
+                Acknowledgment(
+                    id="Annotation::@aws-cdk/aws-lambda:snapStartRequirePublish",
+                    reason="the current version is published behind the alias the state "
+                    "machine invokes",
+                )
+            )
         acknowledge(
             self.role,
             "AwsSolutions-IAM5[Resource::*]",
@@ -111,6 +154,32 @@ class TaskFunction(Construct):
         )
         acknowledge(self.function, "AwsSolutions-L1", runtime_reason)
         acknowledge(self.function, "Serverless-LambdaLatestVersion", runtime_reason)
+        skip_checkov(
+            self.function,
+            "CKV_AWS_116",
+            "No DLQ: invoked synchronously by Step Functions only (a DLQ applies to asynchronous "
+            "invocations); every failure returns to the state machine, which compensates or fails.",
+        )
+        skip_checkov(
+            self.function,
+            "CKV_AWS_117",
+            "No VPC: the task reaches only S3, DynamoDB, KMS and CloudWatch through their public "
+            "endpoints with IAM; there is no private resource, and a VPC would add NAT or "
+            "endpoint costs and cold-start latency.",
+        )
+        skip_checkov(
+            self.function,
+            "CKV_AWS_115",
+            "No reserved concurrency: the API stage throttle (1000 rps, burst 2000) bounds "
+            "concurrency upstream; reserving it would take from the account pool (1000 by "
+            "default) and throttle legitimate uploads.",
+        )
+        skip_checkov(
+            self.function,
+            "CKV_AWS_173",
+            "The environment holds no secrets (resource names, a key ARN, Powertools and policy "
+            "settings); Lambda encrypts it at rest with its AWS managed key.",
+        )
         acknowledge(
             self.function,
             "Serverless-LambdaDLQ",
@@ -129,6 +198,9 @@ class TaskFunctions(Construct):
         *,
         storage: Storage,
         destroy_on_delete: bool,
+        allowed_content_types: tuple[str, ...] | None = None,
+        snap_start: bool = False,
+        provisioned_concurrency: int = 0,
     ) -> None:
         super().__init__(scope, construct_id)
         removal = RemovalPolicy.DESTROY if destroy_on_delete else RemovalPolicy.RETAIN
@@ -152,17 +224,32 @@ class TaskFunctions(Construct):
                 logs_key=storage.logs_key,
                 environment=environment,
                 removal_policy=removal,
+                snap_start=snap_start,
+                provisioned_concurrency=provisioned_concurrency,
             )
 
         bucket = storage.bucket
-        # validate: no AWS permission beyond its own logs and X-Ray.
-        self.validate = task(VALIDATE, {})
+        claims = storage.idempotency_table
+        # validate: no AWS permission beyond its own logs and X-Ray. Without an allowlist the
+        # variable is absent (any content type).
+        validate_env: dict[str, str] = {}
+        if allowed_content_types:
+            validate_env[ALLOWED_CONTENT_TYPES_ENV] = ",".join(allowed_content_types)
+        self.validate = task(VALIDATE, validate_env)
         self.store = task(
             STORE,
             {
                 "UPLOAD_BUCKET_NAME": bucket.bucket_name,
                 "UPLOAD_KEY_ARN": storage.bucket_key.key_arn,
+                "IDEMPOTENCY_TABLE_NAME": claims.table_name,
             },
+        )
+        # Claim the Idempotency-Key before the PUT (a conditional PutItem returning the held
+        # claim; GetItem only if a service does not return it).
+        self.store.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:PutItem", "dynamodb:GetItem"], resources=[claims.table_arn]
+            )
         )
         self.store.role.add_to_policy(
             iam.PolicyStatement(actions=["s3:PutObject"], resources=[storage.uploads_arn()])
@@ -188,9 +275,20 @@ class TaskFunctions(Construct):
                 resources=[storage.bucket_key.key_arn],
             )
         )
-        self.record = task(RECORD, {"METADATA_TABLE_NAME": storage.table.table_name})
+        self.record = task(
+            RECORD,
+            {
+                "METADATA_TABLE_NAME": storage.table.table_name,
+                "IDEMPOTENCY_TABLE_NAME": claims.table_name,
+            },
+        )
         self.record.role.add_to_policy(
             iam.PolicyStatement(actions=["dynamodb:PutItem"], resources=[storage.table.table_arn])
+        )
+        # The metadata item and the claim's completion are one TransactWriteItems, which IAM
+        # authorizes item by item (PutItem above, UpdateItem here).
+        self.record.role.add_to_policy(
+            iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[claims.table_arn])
         )
         self.record.role.add_to_policy(
             iam.PolicyStatement(
@@ -198,7 +296,25 @@ class TaskFunctions(Construct):
                 resources=[storage.table_key.key_arn],
             )
         )
-        self.compensate = task(COMPENSATE, {"UPLOAD_BUCKET_NAME": bucket.bucket_name})
+        self.compensate = task(
+            COMPENSATE,
+            {
+                "UPLOAD_BUCKET_NAME": bucket.bucket_name,
+                "IDEMPOTENCY_TABLE_NAME": claims.table_name,
+            },
+        )
+        # Release this request's claim (conditional DeleteItem).
+        self.compensate.role.add_to_policy(
+            iam.PolicyStatement(actions=["dynamodb:DeleteItem"], resources=[claims.table_arn])
+        )
+        # Both tables share the table key: store and compensate use it for the claims only.
+        for writer in (self.store, self.compensate):
+            writer.role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                    resources=[storage.table_key.key_arn],
+                )
+            )
         self.compensate.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["s3:DeleteObjectVersion", "s3:GetObjectVersion"],

@@ -8,12 +8,15 @@ as strings, so every parser here accepts both spellings (``true`` / ``"true"``, 
 from __future__ import annotations
 
 import enum
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from constructs import Node
+
+from tasks.core.content_types import parse_allowlist
 
 T = TypeVar("T")
 
@@ -23,6 +26,9 @@ LOG_EXECUTION_DATA_CONTEXT_KEY = "logExecutionData"
 DAILY_QUOTA_CONTEXT_KEY = "dailyQuota"
 CORS_ORIGINS_CONTEXT_KEY = "corsOrigins"
 ALARM_EMAIL_CONTEXT_KEY = "alarmEmail"
+SNAP_START_CONTEXT_KEY = "snapStart"
+PROVISIONED_CONCURRENCY_CONTEXT_KEY = "provisionedConcurrency"
+ALLOWED_CONTENT_TYPES_CONTEXT_KEY = "allowedContentTypes"
 
 DEFAULT_DAILY_QUOTA = 1_000_000
 _ORIGIN = re.compile(r"^(\*|https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?)$")
@@ -55,6 +61,16 @@ class Settings:
     cors_origins: tuple[str, ...] | None = None
     # None: alarms without actions. Otherwise every alarm notifies an SNS topic emailing this.
     alarm_email: str | None = None
+    # None: any content type. Otherwise the MIME types (``type/subtype`` or ``type/*``, lower
+    # case) the validate task accepts, declared and detected (tasks.core.content_types).
+    allowed_content_types: tuple[str, ...] | None = None
+    # Cold-start options (README "Performance"); both off by default. Either one publishes a
+    # version of every task function behind an alias "live", which the state machine invokes.
+    # snapStart: Lambda SnapStart (ON_PUBLISHED_VERSIONS): init runs once per published version
+    # and sandboxes resume from its snapshot. provisionedConcurrency = N: N initialized sandboxes
+    # per task on the alias, billed while idle. Lambda does not combine the two.
+    snap_start: bool = False
+    provisioned_concurrency: int = 0
 
     @classmethod
     def from_context(cls, get: Callable[[str], Any]) -> Settings:
@@ -70,11 +86,40 @@ class Settings:
             daily_quota=_optional(get(DAILY_QUOTA_CONTEXT_KEY), _quota, DEFAULT_DAILY_QUOTA),
             cors_origins=_optional(get(CORS_ORIGINS_CONTEXT_KEY), _origins, None),
             alarm_email=_optional(get(ALARM_EMAIL_CONTEXT_KEY), _email, None),
+            allowed_content_types=_optional(
+                get(ALLOWED_CONTENT_TYPES_CONTEXT_KEY), _content_types, None
+            ),
+            **_cold_start_options(get),
         )
 
     @classmethod
     def of(cls, node: Node) -> Settings:
         return cls.from_context(node.try_get_context)
+
+
+def _cold_start_options(get: Callable[[str], Any]) -> dict[str, Any]:
+    snap_start = _optional(get(SNAP_START_CONTEXT_KEY), _bool(SNAP_START_CONTEXT_KEY), False)
+    provisioned = _optional(get(PROVISIONED_CONCURRENCY_CONTEXT_KEY), _concurrency, 0)
+    if snap_start and provisioned:
+        raise SettingsError(
+            f"context {SNAP_START_CONTEXT_KEY} and {PROVISIONED_CONCURRENCY_CONTEXT_KEY}: Lambda "
+            "does not support SnapStart together with provisioned concurrency; choose one"
+        )
+    return {"snap_start": snap_start, "provisioned_concurrency": provisioned}
+
+
+def _concurrency(raw: Any) -> int:
+    value: int | None = None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        value = raw
+    elif isinstance(raw, str) and raw.strip().isdigit():
+        value = int(raw.strip())
+    if value is None or value < 0:
+        raise SettingsError(
+            f"context {PROVISIONED_CONCURRENCY_CONTEXT_KEY}={raw!r}: expected a whole number "
+            "(0 = off)"
+        )
+    return value
 
 
 def _optional(raw: Any, parse: Callable[[Any], T], default: T) -> T:
@@ -146,3 +191,25 @@ def _email(raw: Any) -> str:
             "such as ops@example.com"
         )
     return value
+
+
+def _content_types(raw: Any) -> tuple[str, ...] | None:
+    """A list, a JSON list in a string (``-c 'allowedContentTypes=["image/png"]'``) or a
+    comma-separated string (``-c allowedContentTypes=image/png,application/pdf``)."""
+    value = raw
+    if isinstance(raw, str) and raw.strip().startswith("["):
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = None
+    elif isinstance(raw, str):
+        value = raw.split(",")
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise SettingsError(
+            f"context {ALLOWED_CONTENT_TYPES_CONTEXT_KEY}={raw!r}: expected a list of MIME types "
+            "or a comma-separated string, e.g. image/png,image/*"
+        )
+    try:
+        return parse_allowlist(value)
+    except ValueError as exc:
+        raise SettingsError(f"context {ALLOWED_CONTENT_TYPES_CONTEXT_KEY}: {exc}") from None

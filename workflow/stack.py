@@ -28,7 +28,13 @@ class UploadServiceStack(Stack):
 
         storage = Storage(self, "Storage", destroy_on_delete=settings.destroy_on_delete)
         functions = TaskFunctions(
-            self, "Tasks", storage=storage, destroy_on_delete=settings.destroy_on_delete
+            self,
+            "Tasks",
+            storage=storage,
+            destroy_on_delete=settings.destroy_on_delete,
+            allowed_content_types=settings.allowed_content_types,
+            snap_start=settings.snap_start,
+            provisioned_concurrency=settings.provisioned_concurrency,
         )
         workflow = UploadWorkflow(
             self,
@@ -60,6 +66,7 @@ class UploadServiceStack(Stack):
             "StateMachineArn": workflow.state_machine.state_machine_arn,
             "BucketName": storage.bucket.bucket_name,
             "TableName": storage.table.table_name,
+            "IdempotencyTableName": storage.idempotency_table.table_name,
             "ApiAccessLogGroupName": api.access_log_group.log_group_name,
             "StateMachineLogGroupName": workflow.log_group.log_group_name,
             "DashboardName": monitoring.dashboard.dashboard_name,

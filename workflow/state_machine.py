@@ -1,4 +1,5 @@
-"""The Express workflow: Validate -> Store -> DiscardFileContent -> Record -> Uploaded.
+"""The Express workflow: Validate -> Store -> DiscardFileContent -> AlreadyUploaded -> Record ->
+Uploaded (or, for an idempotent replay, AlreadyUploaded -> Replayed).
 
 Time budget (API Gateway gives up at 29 s). Every task has one retry (MaxAttempts 1) after
 IntervalSeconds 1 (BackoffRate 2 only matters for a second retry, which never happens), and its
@@ -14,6 +15,13 @@ Step Functions TimeoutSeconds equals its Lambda timeout, so a task takes at most
 
 A Store failure goes to Compensate directly (5 + 7 + 7 = 19 s), so the longest path is the one
 through Record. tests/infrastructure recomputes this from the synthesized definition.
+
+Idempotency-Key (tasks.core.idempotency): Store claims the key (one conditional PutItem,
+milliseconds) before its PUT, within the same 3 s timeout, so the budget above is unchanged; the
+claim's lease (60 s) outlives the state machine's timeout. A replay of a completed request
+(``$.stored.replay``) skips Record: Validate, Store, Replayed = 5 + 7 = 12 s at most. A conflict
+(IdempotencyConflict from Store) ends in Rejected like validate's client errors, without
+Compensate (nothing was stored).
 A retried Store (``attempt`` = ``$$.State.RetryCount`` > 0) also deletes the versions its earlier
 attempt left; that happens inside the same 3 s timeout, and a retry that runs out of time fails
 into Compensate like any other Store failure.
@@ -64,9 +72,9 @@ class UploadWorkflow(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
 
-        rejected = sfn.Fail(
-            self, "Rejected", error_path="$.error.Error", cause_path="$.error.Cause"
-        )
+        # A client error replaces the request body (``ResultPath: $.body``): nothing more is done
+        # with the body, and an error cause beside a large file could exceed the 256 KiB state.
+        rejected = sfn.Fail(self, "Rejected", error_path="$.body.Error", cause_path="$.body.Cause")
         upload_failed = sfn.Fail(
             self, "UploadFailed", error=INTERNAL_ERROR, cause=INTERNAL_ERROR_MESSAGE
         )
@@ -84,12 +92,13 @@ class UploadWorkflow(Construct):
             payload={
                 "requestId": sfn.JsonPath.string_at("$.requestId"),
                 "idempotencyKey": sfn.JsonPath.string_at("$.idempotencyKey"),
+                "caller": sfn.JsonPath.string_at("$.caller"),
                 "body": sfn.JsonPath.object_at("$.body"),
             },
             result_path="$.upload",
             transient_errors=(),
         )
-        validate.add_catch(rejected, errors=list(CLIENT_ERROR_NAMES), result_path="$.error")
+        validate.add_catch(rejected, errors=list(CLIENT_ERROR_NAMES), result_path="$.body")
         validate.add_catch(upload_failed, errors=[sfn.Errors.ALL], result_path="$.error")
 
         store = _invoke(
@@ -105,21 +114,30 @@ class UploadWorkflow(Construct):
                 "attempt": sfn.JsonPath.number_at("$$.State.RetryCount"),
                 "startedAt": sfn.JsonPath.string_at("$$.Execution.StartTime"),
             },
-            result_path="$.stored",
+            # Store's result (like its error, below) takes the request body's place: the file's
+            # bytes leave the state with Store's output. Its largest result, the first success
+            # body replayed for an idempotent repeat, never sits beside the file.
+            result_path="$.body",
         )
 
         # From here on the file's bytes are gone from the state: Record and Compensate never
-        # carry them (two copies of a large file would break the 256 KiB state limit).
+        # carry them (two copies of a large file would break the 256 KiB state limit). Store's
+        # result moves to $.stored; the raw Idempotency-Key and caller stay behind (the upload
+        # carries their hash).
         discard = sfn.Pass(
             self,
             "DiscardFileContent",
             parameters={
                 "requestId": sfn.JsonPath.string_at("$.requestId"),
-                "idempotencyKey": sfn.JsonPath.string_at("$.idempotencyKey"),
                 "upload": sfn.JsonPath.object_at("$.upload"),
-                "stored": sfn.JsonPath.object_at("$.stored"),
+                "stored": sfn.JsonPath.object_at("$.body"),
             },
         )
+
+        # Store found this Idempotency-Key completed with the same body: its result is the first
+        # request's success body, and nothing was stored.
+        replayed = sfn.Succeed(self, "Replayed", output_path="$.stored.receipt")
+        already_uploaded = sfn.Choice(self, "AlreadyUploaded")
 
         record = _invoke(
             self,
@@ -142,6 +160,8 @@ class UploadWorkflow(Construct):
                 "requestId": sfn.JsonPath.string_at("$.requestId"),
                 "s3Key": sfn.JsonPath.string_at("$.upload.s3Key"),
                 "startedAt": sfn.JsonPath.string_at("$$.Execution.StartTime"),
+                # The claim to release (null without an Idempotency-Key).
+                "idempotencyId": sfn.JsonPath.string_at("$.upload.idempotencyId"),
             },
             result_path="$.compensation",
         )
@@ -153,10 +173,21 @@ class UploadWorkflow(Construct):
         # A failed Store's error replaces the request body: the file is no longer needed, and a
         # long error cause beside it could push the state over 256 KiB, which no Catch handles
         # (States.DataLimitExceeded) — Compensate would never run.
+        # An IdempotencyConflict comes from the claim, before the PUT: nothing to undo, so it ends
+        # in Rejected (409) without Compensate.
+        store.add_catch(rejected, errors=list(CLIENT_ERROR_NAMES), result_path="$.body")
         store.add_catch(compensate, errors=[sfn.Errors.ALL], result_path="$.body")
         record.add_catch(compensate, errors=[sfn.Errors.ALL], result_path="$.error")
 
-        definition = validate.next(store).next(discard).next(record).next(uploaded)
+        record.next(uploaded)
+        already_uploaded.when(
+            sfn.Condition.and_(
+                sfn.Condition.is_present("$.stored.replay"),
+                sfn.Condition.boolean_equals("$.stored.replay", True),
+            ),
+            replayed,
+        ).otherwise(record)
+        definition = validate.next(store).next(discard).next(already_uploaded)
 
         self.log_group = logs.LogGroup(
             self,
@@ -181,6 +212,8 @@ class UploadWorkflow(Construct):
         )
         role = self.state_machine.role
         for task in functions.all:
+            if task.alias is not None:
+                continue  # an alias is granted by its own ARN only: no wildcard to acknowledge
             acknowledge(
                 role,
                 f"AwsSolutions-IAM5[Resource::<{logical_id(task.function)}.Arn>:*]",
@@ -209,7 +242,7 @@ def _invoke(
     invoke = tasks.LambdaInvoke(
         scope,
         state_id,
-        lambda_function=task.function,
+        lambda_function=task.invocable,  # the alias when versions are published
         payload=sfn.TaskInput.from_object(payload),
         payload_response_only=True,
         retry_on_service_exceptions=False,

@@ -51,6 +51,18 @@ TRANSIENT_ERROR_CODES: Final = frozenset(
     }
 )
 
+# A cancelled TransactWriteItems is transient when every item's reason is one of these (a
+# concurrent write to the same item, throttling); "None" marks the items that were not at fault.
+TRANSIENT_CANCELLATION_REASONS: Final = frozenset(
+    {
+        "None",
+        "TransactionConflict",
+        "ThrottlingError",
+        "ProvisionedThroughputExceeded",
+        "RequestLimitExceeded",
+    }
+)
+
 _clients: dict[tuple[str, str | None, str | None, str | None], Any] = {}
 _clients_lock = threading.Lock()
 
@@ -97,6 +109,9 @@ def error_code(exc: BaseException) -> str:
 def is_transient(exc: BaseException) -> bool:
     """Throttling, 5xx answers, timeouts and connection failures."""
     if isinstance(exc, botocore.exceptions.ClientError):
+        if error_code(exc) == "TransactionCanceledException":
+            reasons = {str(r.get("Code")) for r in exc.response.get("CancellationReasons") or []}
+            return bool(reasons - {"None"}) and reasons <= TRANSIENT_CANCELLATION_REASONS
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         return error_code(exc) in TRANSIENT_ERROR_CODES or (
             isinstance(status, int) and (status >= 500 or status == 429)

@@ -12,17 +12,21 @@ FILE_NAME_MAX_CHARS = 255
 CONTENT_TYPE_MAX_CHARS = 255
 PRICE_UPPER_BOUND = 10**12  # exclusive
 IDEMPOTENCY_KEY_MAX_CHARS = 128
+# The API caller's id in the execution input ($context.identity.caller, an IAM principal id such
+# as "AROA...:session" of at most ~90 characters, or the API key id): a bound for the state size.
+CALLER_MAX_CHARS = 256
 # S3 documents version ids as up to 1,024 bytes.
 S3_VERSION_ID_MAX_BYTES = 1_024
 
-# The largest decoded file whose request still fits the workflow: its largest state (Store's
-# output: the execution input plus the validated metadata plus the store receipt) stays within
-# STATE_PAYLOAD_LIMIT_BYTES when every other field is at its maximum length in its longest JSON
-# spelling (each character written as a \\uXXXX escape, astral characters as surrogate pairs;
-# the state serialized with every non-ASCII character escaped). The worst case is a one-character
-# productId, which leaves the file name (held four times: body, upload, both s3Keys) the most of
-# the S3 key's 1,024 bytes; the longest price is a 17-digit one just above DynamoDB's smallest
-# number, 1E-130 (148 characters as stored). tests/unit/test_limits.py derives this number from
-# the real models, the real validate logic and the real request template; change it only
-# together with that test.
-MAX_FILE_BYTES = 181_005
+# The largest decoded file whose request still fits the workflow: its largest state (Validate's
+# output: the execution input, with an Idempotency-Key and a caller id at their longest, plus the
+# validated metadata; Store's result then takes the body's place, so the file never sits beside
+# a store receipt or a replayed success body) stays within STATE_PAYLOAD_LIMIT_BYTES when every
+# other field is at its maximum length in its longest JSON spelling (each character written as a
+# \\uXXXX escape, astral characters as surrogate pairs; the state serialized with every non-ASCII
+# character escaped). The worst case is a one-character productId, which leaves the file name
+# (held three times: body, upload.fileName, upload.s3Key) the most of the S3 key's 1,024 bytes;
+# the longest price is a 17-digit one just above DynamoDB's smallest number, 1E-130 (148
+# characters as stored). tests/unit/test_limits.py derives this number from the real models, the
+# real validate logic and the real request template; change it only together with that test.
+MAX_FILE_BYTES = 183_630

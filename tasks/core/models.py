@@ -30,6 +30,7 @@ from tasks.core.content_types import is_valid_content_type
 from tasks.core.errors import InvalidTaskInput
 from tasks.core.keys import PRODUCT_ID_RE
 from tasks.core.limits import (
+    CALLER_MAX_CHARS,
     FILE_NAME_MAX_CHARS,
     IDEMPOTENCY_KEY_MAX_CHARS,
     MAX_FILE_BYTES,
@@ -239,10 +240,14 @@ class UploadMetadata(_Payload):
     size: Annotated[int, Field(ge=1, le=MAX_FILE_BYTES)]
     sha256: Annotated[str, Field(pattern=SHA256_HEX_PATTERN)]
     s3Key: Annotated[str, Field(min_length=1)]
+    # Only with an Idempotency-Key (tasks.core.idempotency): the claim's table key (the key
+    # scoped to the caller, hashed) and the body's fingerprint; None without the header.
+    idempotencyId: Annotated[str | None, Field(pattern=SHA256_HEX_PATTERN)] = None
+    fingerprint: Annotated[str | None, Field(pattern=SHA256_HEX_PATTERN)] = None
 
 
 class StoreReceipt(_Payload):
-    """What store wrote; returned to ``$.stored``."""
+    """What store wrote; returned in the body's place (``$.body``), then moved to ``$.stored``."""
 
     bucket: Annotated[str, Field(min_length=1)]
     s3Key: Annotated[str, Field(min_length=1)]
@@ -275,6 +280,9 @@ class CompensationResult(_Payload):
 class ValidateEvent(_Payload):
     requestId: _RequestId
     idempotencyKey: Any = None
+    # Who called (the API's IAM principal id or API key id; "" or None when unknown): scopes the
+    # Idempotency-Key.
+    caller: Annotated[str | None, Field(max_length=CALLER_MAX_CHARS)] = None
     body: Any = None
 
 
@@ -298,6 +306,8 @@ class CompensateEvent(_Payload):
     requestId: _RequestId
     s3Key: Annotated[str, Field(min_length=1)]
     startedAt: str | None = None
+    # $.upload.idempotencyId: the claim to release (None without an Idempotency-Key).
+    idempotencyId: Annotated[str | None, Field(pattern=SHA256_HEX_PATTERN)] = None
 
 
 def price_as_json_number(text: str) -> int | float:

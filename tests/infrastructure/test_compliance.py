@@ -7,7 +7,18 @@ import json
 import pytest
 from cfnlint.api import lint_file
 
-VARIANTS = ("default", "api_key", "daily_quota", "destroy", "log_data", "cors", "alarm_email")
+VARIANTS = (
+    "default",
+    "api_key",
+    "daily_quota",
+    "destroy",
+    "log_data",
+    "cors",
+    "alarm_email",
+    "content_types",
+    "snap_start",
+    "provisioned",
+)
 
 
 @pytest.fixture(params=VARIANTS)

@@ -18,6 +18,8 @@ from .infra_helpers import (
 )
 
 TASKS = {"Validate": 2, "Store": 3, "Record": 2, "Compensate": 3}
+# Chosen from the benchmark's warm split (workflow/functions.py explains each).
+MEMORY_MB = {"Validate": 1769, "Store": 1024, "Record": 512, "Compensate": 512}
 COMMON_ENV = {
     "POWERTOOLS_SERVICE_NAME": "upload",
     "POWERTOOLS_METRICS_NAMESPACE": "UploadService",
@@ -38,6 +40,9 @@ def ids(template, title):
         "bucket_key": logical_id_with_prefix(template, "AWS::KMS::Key", "StorageUploadBucketKey"),
         "table": logical_id_with_prefix(template, "AWS::DynamoDB::Table", "StorageMetadataTable"),
         "table_key": logical_id_with_prefix(template, "AWS::KMS::Key", "StorageMetadataTableKey"),
+        "claims": logical_id_with_prefix(
+            template, "AWS::DynamoDB::Table", "StorageIdempotencyTable"
+        ),
     }
 
 
@@ -50,7 +55,8 @@ def test_function_runtime_handler_limits_tracing_and_log_group(default_stack, ti
     assert props["Architectures"] == ["arm64"]
     assert props["Handler"] == f"tasks.{title.lower()}.handler"
     assert props["Timeout"] == timeout
-    assert props["MemorySize"] == 1024
+    assert props["MemorySize"] == MEMORY_MB[title]
+    assert "SnapStart" not in props
     assert "ReservedConcurrentExecutions" not in props
     assert props["TracingConfig"] == {"Mode": "Active"}
     assert props["LoggingConfig"] == {"LogGroup": {"Ref": found["logs"]}}
@@ -70,13 +76,23 @@ def test_function_environments(default_stack):
         }
     found = ids(template, "Store")
     assert env["Validate"] == COMMON_ENV
+    claims = "${" + found["claims"] + "}"
     assert env["Store"] == {
         **COMMON_ENV,
         "UPLOAD_BUCKET_NAME": "${" + found["bucket"] + "}",
         "UPLOAD_KEY_ARN": "${" + found["bucket_key"] + ".Arn}",
+        "IDEMPOTENCY_TABLE_NAME": claims,
     }
-    assert env["Record"] == {**COMMON_ENV, "METADATA_TABLE_NAME": "${" + found["table"] + "}"}
-    assert env["Compensate"] == {**COMMON_ENV, "UPLOAD_BUCKET_NAME": "${" + found["bucket"] + "}"}
+    assert env["Record"] == {
+        **COMMON_ENV,
+        "METADATA_TABLE_NAME": "${" + found["table"] + "}",
+        "IDEMPOTENCY_TABLE_NAME": claims,
+    }
+    assert env["Compensate"] == {
+        **COMMON_ENV,
+        "UPLOAD_BUCKET_NAME": "${" + found["bucket"] + "}",
+        "IDEMPOTENCY_TABLE_NAME": claims,
+    }
 
 
 def test_each_function_has_its_own_role_assumable_by_lambda_only(default_stack):
@@ -111,6 +127,12 @@ def expected_permissions(found, title):
             json.dumps({"StringLike": {"s3:prefix": "uploads/*"}}),
         ),
     }
+    claims = "${" + found["claims"] + ".Arn}"
+    # Both tables are encrypted with the table key.
+    table_key = {
+        ("kms:GenerateDataKey", "${" + found["table_key"] + ".Arn}", "null"),
+        ("kms:Decrypt", "${" + found["table_key"] + ".Arn}", "null"),
+    }
     extra = {
         "Validate": set(),
         "Store": {
@@ -118,13 +140,19 @@ def expected_permissions(found, title):
             ("kms:GenerateDataKey", "${" + found["bucket_key"] + ".Arn}", "null"),
             ("kms:Decrypt", "${" + found["bucket_key"] + ".Arn}", "null"),
             *request_versions,
+            # Claim the Idempotency-Key (conditional PutItem; GetItem as a fallback read).
+            ("dynamodb:PutItem", claims, "null"),
+            ("dynamodb:GetItem", claims, "null"),
+            *table_key,
         },
         "Record": {
             ("dynamodb:PutItem", "${" + found["table"] + ".Arn}", "null"),
-            ("kms:GenerateDataKey", "${" + found["table_key"] + ".Arn}", "null"),
-            ("kms:Decrypt", "${" + found["table_key"] + ".Arn}", "null"),
+            # TransactWriteItems is authorized per item: the claim's completion is an update.
+            ("dynamodb:UpdateItem", claims, "null"),
+            *table_key,
         },
-        "Compensate": request_versions,
+        # Release the claim (conditional DeleteItem).
+        "Compensate": {*request_versions, ("dynamodb:DeleteItem", claims, "null"), *table_key},
     }[title]
     return logs | XRAY | extra
 
@@ -154,7 +182,9 @@ def test_code_asset_is_the_tasks_package_only(default_stack):
     assert [p.name for p in directory.iterdir()] == ["tasks"]
     modules = {p.name for p in (directory / "tasks").glob("*.py")}
     assert {"__init__.py", "validate.py", "store.py", "record.py", "compensate.py"} <= modules
-    assert not list(directory.rglob("__pycache__"))
+    # Byte code, if any, only for the runtime's Python (workflow/bundling.py: compile_bytecode).
+    compiled = {p.name.split(".")[-2] for p in directory.rglob("__pycache__/*")}
+    assert compiled <= {"cpython-313"}
     assert not (directory / "tasks" / "requirements.txt").exists()
 
 

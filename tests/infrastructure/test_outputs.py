@@ -27,6 +27,7 @@ def test_outputs(default_stack):
         "StateMachineArn": "${" + machine_id + "}",
         "BucketName": ref("AWS::S3::Bucket", "StorageUploadBucket"),
         "TableName": ref("AWS::DynamoDB::Table", "StorageMetadataTable"),
+        "IdempotencyTableName": ref("AWS::DynamoDB::Table", "StorageIdempotencyTable"),
         "ApiAccessLogGroupName": ref("AWS::Logs::LogGroup", "EdgeAccessLogs"),
         "StateMachineLogGroupName": ref("AWS::Logs::LogGroup", "WorkflowLogGroup"),
         "DashboardName": ref("AWS::CloudWatch::Dashboard", "MonitoringDashboard"),

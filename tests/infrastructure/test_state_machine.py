@@ -12,6 +12,7 @@ from tasks.core.errors import (
     ORPHAN_REPORTED_MESSAGE,
     WORKFLOW_ERRORS,
 )
+from tasks.core.idempotency import CLAIM_SECONDS
 
 from .infra_helpers import (
     logical_id_with_prefix,
@@ -76,8 +77,10 @@ def test_states_and_their_order(definition, states):
         "Validate",
         "Store",
         "DiscardFileContent",
+        "AlreadyUploaded",
         "Record",
         "Uploaded",
+        "Replayed",
         "Compensate",
         "Rejected",
         "UploadFailed",
@@ -85,7 +88,7 @@ def test_states_and_their_order(definition, states):
     }
     assert states["Validate"]["Next"] == "Store"
     assert states["Store"]["Next"] == "DiscardFileContent"
-    assert states["DiscardFileContent"]["Next"] == "Record"
+    assert states["DiscardFileContent"]["Next"] == "AlreadyUploaded"
     assert states["Record"]["Next"] == "Uploaded"
     assert states["Uploaded"] == {"Type": "Succeed", "OutputPath": "$.receipt"}
     assert states["Compensate"]["Next"] == "UploadFailed"
@@ -100,7 +103,8 @@ def test_tasks_invoke_their_own_function_and_return_its_payload(default_stack, s
         assert "ResultSelector" not in state
         assert "OutputPath" not in state
     assert states["Validate"]["ResultPath"] == "$.upload"
-    assert states["Store"]["ResultPath"] == "$.stored"
+    # Store's result takes the body's place (the file leaves the state with it).
+    assert states["Store"]["ResultPath"] == "$.body"
     assert states["Record"]["ResultPath"] == "$.receipt"
     assert states["Compensate"]["ResultPath"] == "$.compensation"
 
@@ -109,6 +113,7 @@ def test_task_payloads_match_the_interface(states):
     assert states["Validate"]["Parameters"] == {
         "requestId.$": "$.requestId",
         "idempotencyKey.$": "$.idempotencyKey",
+        "caller.$": "$.caller",
         "body.$": "$.body",
     }
     assert states["Store"]["Parameters"] == {
@@ -127,6 +132,7 @@ def test_task_payloads_match_the_interface(states):
         "requestId.$": "$.requestId",
         "s3Key.$": "$.upload.s3Key",
         "startedAt.$": "$$.Execution.StartTime",
+        "idempotencyId.$": "$.upload.idempotencyId",
     }
 
 
@@ -134,38 +140,70 @@ def test_file_content_never_travels_past_store(states):
     discard = states["DiscardFileContent"]
     assert discard["Type"] == "Pass"
     # The Pass output is exactly these fields: the body (and its fileContent) is dropped.
+    # The Pass output is exactly these fields: the body (replaced by Store's result, which moves
+    # to $.stored) and the raw Idempotency-Key and caller are dropped.
     assert discard["Parameters"] == {
         "requestId.$": "$.requestId",
-        "idempotencyKey.$": "$.idempotencyKey",
         "upload.$": "$.upload",
-        "stored.$": "$.stored",
+        "stored.$": "$.body",
     }
-    for name in ("DiscardFileContent", "Record", "Compensate"):
+    for name in ("Record", "Compensate"):
         text = json.dumps(states[name].get("Parameters"))
         assert "fileContent" not in text
         assert "$.body" not in text
 
 
 def test_client_errors_from_validate_end_in_rejected_with_the_tasks_error(states):
+    # A client error takes the request body's place (the file leaves the state with it).
     catches = states["Validate"]["Catch"]
     assert catches == [
-        {"ErrorEquals": list(CLIENT_ERROR_NAMES), "ResultPath": "$.error", "Next": "Rejected"},
+        {"ErrorEquals": list(CLIENT_ERROR_NAMES), "ResultPath": "$.body", "Next": "Rejected"},
         {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "UploadFailed"},
     ]
     assert set(CLIENT_ERROR_NAMES) == {"ValidationError", "PayloadTooLarge", "IdempotencyConflict"}
     assert states["Rejected"] == {
         "Type": "Fail",
-        "ErrorPath": "$.error.Error",
-        "CausePath": "$.error.Cause",
+        "ErrorPath": "$.body.Error",
+        "CausePath": "$.body.Cause",
     }
+
+
+def test_idempotency_conflict_from_store_is_rejected_without_compensation(states):
+    # The claim comes before the PUT: a conflict stored nothing, so it ends in Rejected (409);
+    # the client-error catch comes before the catch-all that compensates.
+    assert states["Store"]["Catch"] == [
+        {"ErrorEquals": list(CLIENT_ERROR_NAMES), "ResultPath": "$.body", "Next": "Rejected"},
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.body", "Next": "Compensate"},
+    ]
+
+
+def test_a_replay_skips_record_and_returns_the_first_success_body(states):
+    assert states["AlreadyUploaded"] == {
+        "Type": "Choice",
+        "Choices": [
+            {
+                "And": [
+                    {"Variable": "$.stored.replay", "IsPresent": True},
+                    {"Variable": "$.stored.replay", "BooleanEquals": True},
+                ],
+                "Next": "Replayed",
+            }
+        ],
+        "Default": "Record",
+    }
+    assert states["Replayed"] == {"Type": "Succeed", "OutputPath": "$.stored.receipt"}
 
 
 def test_storage_failures_are_compensated(states):
     # Store's error takes the request body's place, so the file leaves the state with it.
-    for name, result_path in (("Store", "$.body"), ("Record", "$.error")):
-        assert states[name]["Catch"] == [
-            {"ErrorEquals": ["States.ALL"], "ResultPath": result_path, "Next": "Compensate"}
-        ]
+    assert states["Store"]["Catch"][-1] == {
+        "ErrorEquals": ["States.ALL"],
+        "ResultPath": "$.body",
+        "Next": "Compensate",
+    }
+    assert states["Record"]["Catch"] == [
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Compensate"}
+    ]
     assert states["Compensate"]["Catch"] == [
         {
             "ErrorEquals": ["States.ALL"],
@@ -223,8 +261,11 @@ def worst_case_seconds(states, name, seen=()):
     if state["Type"] in ("Succeed", "Fail"):
         return 0.0
     own = task_worst_case_seconds(state) if state["Type"] == "Task" else 0.0
-    assert state["Type"] in ("Task", "Pass"), state["Type"]
-    following = [state["Next"]] + [catch["Next"] for catch in state.get("Catch", [])]
+    assert state["Type"] in ("Task", "Pass", "Choice"), state["Type"]
+    if state["Type"] == "Choice":
+        following = [choice["Next"] for choice in state["Choices"]] + [state["Default"]]
+    else:
+        following = [state["Next"]] + [catch["Next"] for catch in state.get("Catch", [])]
     return own + max(worst_case_seconds(states, n, (*seen, name)) for n in following)
 
 
@@ -234,8 +275,13 @@ def test_worst_case_duration_fits_api_gateways_timeout_with_margin(definition, s
             assert state["TimeoutSeconds"] > 0
     worst = worst_case_seconds(states, definition["StartAt"])
     assert worst == 24  # (2+1+2) + (3+1+3) + (2+1+2) + (3+1+3): Validate, Store, Record, Compensate
+    # An idempotent replay: Validate, Store (its claim inside the same timeout), Replayed.
+    assert worst_case_seconds(states, "Store") == 7 + 5 + 7
+    assert worst_case_seconds(states, "AlreadyUploaded") == 5 + 7
     assert worst <= definition["TimeoutSeconds"] < API_GATEWAY_TIMEOUT_SECONDS
     assert worst + MARGIN_SECONDS <= API_GATEWAY_TIMEOUT_SECONDS
+    # A live execution never outlasts its Idempotency-Key claim's lease.
+    assert definition["TimeoutSeconds"] + MARGIN_SECONDS < CLAIM_SECONDS
 
 
 def test_task_timeouts_equal_the_lambda_timeouts(default_stack, states):

@@ -78,8 +78,9 @@ def test_access_log_bucket_is_private_encrypted_and_expires_logs(default_stack):
 def test_table_keys_billing_encryption_and_point_in_time_recovery(default_stack):
     template = default_stack.template_json
     key_id = logical_id_with_prefix(template, "AWS::KMS::Key", "StorageMetadataTableKey")
-    [table] = resources_of_type(template, "AWS::DynamoDB::Table").values()
-    props = table["Properties"]
+    assert len(resources_of_type(template, "AWS::DynamoDB::Table")) == 2  # metadata, idempotency
+    table_id = logical_id_with_prefix(template, "AWS::DynamoDB::Table", "StorageMetadataTable")
+    props = template["Resources"][table_id]["Properties"]
     assert props["KeySchema"] == [
         {"AttributeName": "productId", "KeyType": "HASH"},
         {"AttributeName": "productName", "KeyType": "RANGE"},
@@ -92,6 +93,31 @@ def test_table_keys_billing_encryption_and_point_in_time_recovery(default_stack)
     }
     assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert "TableName" not in props  # no hard-coded physical names
+    assert "TimeToLiveSpecification" not in props
+
+
+def test_idempotency_table_is_keyed_by_the_hashed_key_encrypted_recoverable_and_expiring(
+    default_stack,
+):
+    template = default_stack.template_json
+    key_id = logical_id_with_prefix(template, "AWS::KMS::Key", "StorageMetadataTableKey")
+    table_id = logical_id_with_prefix(template, "AWS::DynamoDB::Table", "StorageIdempotencyTable")
+    table = template["Resources"][table_id]
+    assert table["Properties"] == {
+        "KeySchema": [{"AttributeName": "idempotencyKey", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "idempotencyKey", "AttributeType": "S"}],
+        "BillingMode": "PAY_PER_REQUEST",
+        "SSESpecification": {
+            "KMSMasterKeyId": {"Fn::GetAtt": [key_id, "Arn"]},
+            "SSEEnabled": True,
+            "SSEType": "KMS",
+        },
+        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+        # Expired claims are ignored by every condition; TTL deletes them eventually.
+        "TimeToLiveSpecification": {"AttributeName": "expiresAt", "Enabled": True},
+    }
+    assert table["DeletionPolicy"] == "Retain"
+    assert table["UpdateReplacePolicy"] == "Retain"
 
 
 def test_every_log_group_is_kms_encrypted_with_the_logs_key_and_retained(default_stack):

@@ -64,11 +64,14 @@ def test_history_of_a_success(emulator: Emulator, uploads: dict[str, str]) -> No
         ("Validate", 1, None),
         ("Store", 1, None),
         ("DiscardFileContent", 0, None),
+        ("AlreadyUploaded", 0, None),  # the idempotency Choice
         ("Record", 1, None),
         ("Uploaded", 0, None),
     ]
     assert [line["task"] for line in document["taskLogs"]] == ["validate", "store", "record"]
     assert document["taskLogs"][0]["fields"]["productId"] == uploads["product"]
+    assert document["durationMs"] > 0
+    assert document["startedAt"] < document["stoppedAt"]
 
 
 def test_history_of_a_validation_failure(emulator: Emulator, uploads: dict[str, str]) -> None:
@@ -80,6 +83,7 @@ def test_history_of_a_validation_failure(emulator: Emulator, uploads: dict[str, 
     )
     assert _states(document) == [("Validate", 1, "ValidationError"), ("Rejected", 0, None)]
     assert [line["message"] for line in document["taskLogs"]] == ["Request rejected"]
+    assert document["taskLogs"][0]["fields"]["productId"] == uploads["product"]
 
 
 def test_history_of_a_compensation(emulator: Emulator, uploads: dict[str, str]) -> None:
@@ -94,12 +98,19 @@ def test_history_of_a_compensation(emulator: Emulator, uploads: dict[str, str]) 
         ("Validate", 1, None),
         ("Store", 1, None),
         ("DiscardFileContent", 0, None),
+        ("AlreadyUploaded", 0, None),  # the idempotency Choice
         ("Record", 2, "TransientStorageError"),  # retried once, then caught
         ("Compensate", 1, None),
         ("UploadFailed", 0, None),
     ]
     tasks = [line["task"] for line in document["taskLogs"]]
     assert tasks == ["validate", "store", "record", "record", "compensate"]
+    # the event times are the execution's own (not the time they were logged): the retry of
+    # Record waits its interval, so Record lasts that long and the others do not
+    durations = {s["name"]: s["durationMs"] for s in document["states"]}
+    assert durations["Record"] >= 900
+    assert document["durationMs"] >= durations["Record"]
+    assert durations["Compensate"] < durations["Record"]
     assert document["executionArn"].split(":")[7] == uploads["compensated"]
 
 
@@ -114,7 +125,13 @@ def test_executions(emulator: Emulator, uploads: dict[str, str]) -> None:
         ("FAILED", 400, "ValidationError"),
         ("FAILED", 500, "InternalError"),
     ]
-    assert rows[uploads["ok"]]["productId"] == uploads["product"]
-    assert rows[uploads["compensated"]]["productId"] == uploads["product"]
+    # the product of a rejected request comes from the validate task's "Request rejected" line
+    assert [rows[uploads[k]]["productId"] for k in ("ok", "bad", "compensated")] == [
+        uploads["product"]
+    ] * 3
     failed = _json(emulator, "executions", "--status", "FAILED", "--product", uploads["product"])
-    assert [r["requestId"] for r in failed["executions"]] == [uploads["compensated"]]
+    assert [r["requestId"] for r in failed["executions"]] == [
+        uploads["bad"],
+        uploads["compensated"],
+    ]
+    assert all(r["durationMs"] > 0 for r in failed["executions"])

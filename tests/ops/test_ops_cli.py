@@ -1,29 +1,31 @@
-"""The CLI end to end against moto's CloudWatch Logs and CloudFormation-free discovery."""
+"""The CLI end to end against moto's CloudWatch Logs and CloudFormation-free discovery.
+
+The log groups live in the session's local-mode moto server (under a stack name of their own):
+entering ``mock_aws`` in this process would reset that server's data under every other test."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+import uuid
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 from typer.testing import CliRunner
 
+from local.emulator import Emulator
 from ops.cli import app
 from tests.ops import builders as b
 from tests.ops.builders import OTHER, RID
 
-MACHINE_GROUP = "UploadService-WorkflowLogGroupC1B3E9D3"
+STACK = f"OpsCli{uuid.uuid4().hex[:8]}"
+MACHINE_GROUP = f"{STACK}-WorkflowLogGroupC1B3E9D3"
 TASK_GROUPS = {
-    "Validate": "UploadService-TasksValidateLogGroup165A122C",
-    "Store": "UploadService-TasksStoreLogGroup07021750",
-    "Record": "UploadService-TasksRecordLogGroup04514878",
-    "Compensate": "UploadService-TasksCompensateLogGroup6FD796EA",
+    "Validate": f"{STACK}-TasksValidateLogGroup165A122C",
+    "Store": f"{STACK}-TasksStoreLogGroup07021750",
+    "Record": f"{STACK}-TasksRecordLogGroup04514878",
+    "Compensate": f"{STACK}-TasksCompensateLogGroup6FD796EA",
 }
-ENDPOINT = "https://logs.us-east-1.amazonaws.com"  # moto intercepts it
 THIRD = "dead0000-1111-2222-3333-444455556666"
 
 
@@ -37,55 +39,50 @@ def _put(client: Any, group: str, records: list[dict[str, Any]]) -> None:
     )
 
 
-@pytest.fixture
-def populated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+@pytest.fixture(scope="module")
+def endpoint(emulator: Emulator) -> str:
     now = int(time.time() * 1000) - 60_000
-    with mock_aws():
-        client = boto3.client("logs", region_name="us-east-1")
-        for group in (MACHINE_GROUP, *TASK_GROUPS.values(), "UploadService-EdgeAccessLogs1"):
-            client.create_log_group(logGroupName=group)
-        runs = [
-            b.success(OTHER, now),
-            b.compensated(RID, now + 1000),
-            b.validation_failure(THIRD, now + 2000),
-        ]
-        _put(client, MACHINE_GROUP, [r for run in runs for r in run.records])
-        _put(
-            client,
-            TASK_GROUPS["Validate"],
-            [
-                {"timestamp": now + 1003, "message": "START RequestId: x Version: $LATEST"},
-                b.task_line(OTHER, "validate", "Request valid", now + 5, productId="P-OTHER"),
-                b.task_line(RID, "validate", "Request valid", now + 1005, productId="P-1"),
-                b.task_line(THIRD, "validate", "Request rejected", now + 2005),
-            ],
-        )
-        _put(
-            client,
-            TASK_GROUPS["Record"],
-            [
-                b.task_line(RID, "record", "Recording failed", now + 1080, "ERROR"),
-                b.task_line(RID, "record", "Recording failed", now + 1100, "ERROR"),
-            ],
-        )
-        _put(
-            client,
-            TASK_GROUPS["Compensate"],
-            [b.task_line(RID, "compensate", "Compensated", now + 1130, deletedVersionIds=["v1"])],
-        )
-        yield
+    client = emulator.client("logs")
+    for group in (MACHINE_GROUP, *TASK_GROUPS.values(), f"{STACK}-EdgeAccessLogs1"):
+        client.create_log_group(logGroupName=group)
+    runs = [
+        b.success(OTHER, now),
+        b.compensated(RID, now + 1000),
+        b.validation_failure(THIRD, now + 2000),
+    ]
+    _put(client, MACHINE_GROUP, [r for run in runs for r in run.records])
+    _put(
+        client,
+        TASK_GROUPS["Validate"],
+        [
+            {"timestamp": now + 1003, "message": "START RequestId: x Version: $LATEST"},
+            b.task_line(OTHER, "validate", "Request valid", now + 5, productId="P-OTHER"),
+            b.task_line(RID, "validate", "Request valid", now + 1005, productId="P-1"),
+            b.task_line(THIRD, "validate", "Request rejected", now + 2005),
+        ],
+    )
+    _put(
+        client,
+        TASK_GROUPS["Record"],
+        [
+            b.task_line(RID, "record", "Recording failed", now + 1080, "ERROR"),
+            b.task_line(RID, "record", "Recording failed", now + 1100, "ERROR"),
+        ],
+    )
+    _put(
+        client,
+        TASK_GROUPS["Compensate"],
+        [b.task_line(RID, "compensate", "Compensated", now + 1130, deletedVersionIds=["v1"])],
+    )
+    return emulator.aws_endpoint
 
 
 def _run(*args: str) -> Any:
-    return CliRunner().invoke(app, list(args))
+    return CliRunner().invoke(app, [*args, "--stack-name", STACK])
 
 
-@pytest.mark.usefixtures("populated")
-def test_history_json_from_discovered_groups() -> None:
-    result = _run("history", RID, "--json", "--endpoint-url", ENDPOINT)
+def test_history_json_from_discovered_groups(endpoint: str) -> None:
+    result = _run("history", RID, "--json", "--endpoint-url", endpoint)
     assert result.exit_code == 0, result.output
     document = json.loads(result.output)
     assert (document["requestId"], document["executionArn"]) == (RID, b.arn(RID))
@@ -111,11 +108,12 @@ def test_history_json_from_discovered_groups() -> None:
     ]
 
 
-@pytest.mark.usefixtures("populated")
-def test_history_by_execution_arn_with_explicit_groups_and_human_output() -> None:
+def test_history_by_execution_arn_with_explicit_groups_and_human_output(endpoint: str) -> None:
     result = _run(
         "history",
         b.arn(THIRD),
+        "--endpoint-url",
+        endpoint,
         "--state-machine-log-group",
         MACHINE_GROUP,
         "--task-log-group",
@@ -129,16 +127,15 @@ def test_history_by_execution_arn_with_explicit_groups_and_human_output() -> Non
     assert "Request rejected" in result.output
 
 
-@pytest.mark.usefixtures("populated")
-def test_history_of_an_unknown_request_exits_1() -> None:
-    result = _run("history", "nope-0000", "--json", "--state-machine-log-group", MACHINE_GROUP)
+def test_history_of_an_unknown_request_exits_1(endpoint: str) -> None:
+    args = ("--json", "--state-machine-log-group", MACHINE_GROUP, "--endpoint-url", endpoint)
+    result = _run("history", "nope-0000", *args)
     assert result.exit_code == 1
     assert json.loads(result.stdout)["status"] == "UNKNOWN"
 
 
-@pytest.mark.usefixtures("populated")
-def test_executions_json() -> None:
-    result = _run("executions", "--json", "--since", "1h", "--endpoint-url", ENDPOINT)
+def test_executions_json(endpoint: str) -> None:
+    result = _run("executions", "--json", "--since", "1h", "--endpoint-url", endpoint)
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)["executions"]
     assert [
@@ -151,9 +148,9 @@ def test_executions_json() -> None:
     ]
 
 
-@pytest.mark.usefixtures("populated")
-def test_executions_filters() -> None:
-    args = ("executions", "--json", "--state-machine-log-group", MACHINE_GROUP)
+def test_executions_filters(endpoint: str) -> None:
+    args: tuple[str, ...] = ("executions", "--json", "--state-machine-log-group", MACHINE_GROUP)
+    args = (*args, "--endpoint-url", endpoint)
     failed = json.loads(_run(*args, "--status", "failed").output)["executions"]
     assert [r["requestId"] for r in failed] == [RID, THIRD]
     product = json.loads(_run(*args, "--product", "P-1", *_task_args()).output)["executions"]
@@ -165,9 +162,8 @@ def _task_args() -> list[str]:
     return [arg for group in TASK_GROUPS.values() for arg in ("--task-log-group", group)]
 
 
-@pytest.mark.usefixtures("populated")
-def test_executions_human() -> None:
-    result = _run("executions", "--endpoint-url", ENDPOINT)
+def test_executions_human(endpoint: str) -> None:
+    result = _run("executions", "--endpoint-url", endpoint)
     assert result.exit_code == 0, result.output
     assert "3 execution(s)" in result.output
     assert RID in result.output

@@ -11,26 +11,57 @@ from ops.history import HistoryEvent, TaskLogLine
 from tests.ops.builders import RID, T0, arn, task_line
 
 
-def test_local_mode_record_with_wrapped_details_and_no_event_timestamp() -> None:
-    message = {
+def _message(**fields: object) -> dict[str, object]:
+    return {
         "id": "17",
         "type": "LambdaFunctionFailed",
-        "details": {
-            "lambdaFunctionFailedEventDetails": {"error": "TransientStorageError", "cause": "c"}
-        },
+        "details": {"error": "TransientStorageError", "cause": "c"},
         "previous_event_id": "16",
+        "event_timestamp": str(T0 + 5),
         "execution_arn": arn(RID),
         "redrive_count": "0",
+        **fields,
     }
-    record = {"timestamp": T0, "message": json.dumps(message)}
+
+
+def test_record_in_the_express_log_format() -> None:
+    record = {"timestamp": T0 + 900, "message": json.dumps(_message())}  # delivered late
     assert logs.parse_history_record(record) == HistoryEvent(
         id=17,
         type="LambdaFunctionFailed",
-        timestamp_ms=T0,
+        timestamp_ms=T0 + 5,  # the event's own time, not the record's
         previous_event_id=16,
         execution_arn=arn(RID),
         details={"error": "TransientStorageError", "cause": "c"},
     )
+
+
+def test_cut_record_in_aws_field_order_is_skipped() -> None:
+    """``details`` comes before ``execution_arn``: cut inside it, the execution is unknown."""
+    text = json.dumps(_message(details={"error": "E", "cause": "x" * 300}))
+    cut = text[: text.index("x" * 100)]
+    assert logs.parse_history_record({"timestamp": T0 + 900, "message": cut}) is None
+
+
+def test_cut_record_keeps_its_leading_fields_and_falls_back_to_the_record_time() -> None:
+    fields = {k: v for k, v in _message().items() if k != "event_timestamp"}
+    text = json.dumps({"execution_arn": fields.pop("execution_arn"), **fields})
+    cut = text[: text.index('"cause"') + 12]
+    event = logs.parse_history_record({"timestamp": T0 + 900, "message": cut})
+    assert event is not None
+    assert (event.id, event.type, event.timestamp_ms, event.truncated, event.details) == (
+        17,
+        "LambdaFunctionFailed",
+        T0 + 900,
+        True,
+        {"error": "TransientStorageError"},
+    )
+
+
+def test_details_that_are_not_an_object_are_empty() -> None:
+    event = logs.parse_history_record({"timestamp": T0, "message": json.dumps(_message(details=3))})
+    assert event is not None
+    assert event.details == {}
 
 
 @pytest.mark.parametrize(

@@ -44,6 +44,7 @@ def test_builds_the_start_sync_execution_request() -> None:
     assert execution_input == {
         "requestId": REQUEST_ID,
         "idempotencyKey": None,
+        "caller": "",
         "body": json.loads(NORMAL_BODY),
     }
 
@@ -82,6 +83,34 @@ def test_without_an_idempotency_key_it_is_null(headers: dict[str, str]) -> None:
     assert execution_input["idempotencyKey"] is None
 
 
+@pytest.mark.parametrize(
+    ("identity", "caller"),
+    [
+        # auth=iam: the signed request's principal id.
+        ({"caller": "AROAEXAMPLEID:session-1", "apiKeyId": ""}, "AROAEXAMPLEID:session-1"),
+        # auth=apiKey: the API key's id.
+        ({"caller": "", "apiKeyId": "abc123defg"}, "abc123defg"),
+        ({"caller": "AIDAEXAMPLE", "apiKeyId": "abc123defg"}, "AIDAEXAMPLE"),
+        ({}, ""),
+        # Whatever it holds arrives as the same string (escaped twice, like the key).
+        ({"caller": "a'\"\\b"}, "a'\"\\b"),
+    ],
+)
+def test_passes_the_caller_that_scopes_the_idempotency_key(
+    identity: dict[str, str], caller: str
+) -> None:
+    rendered = render(
+        request_template(ARN),
+        body=NORMAL_BODY,
+        headers={"Idempotency-Key": "k-1"},
+        context={"requestId": REQUEST_ID, "identity": identity},
+    )
+    execution_input = json.loads(json.loads(rendered.text)["input"])
+
+    assert execution_input["caller"] == caller
+    assert execution_input["idempotencyKey"] == "k-1"
+
+
 def test_a_query_parameter_cannot_pose_as_the_idempotency_key() -> None:
     rendered = render(
         request_template(ARN),
@@ -108,7 +137,7 @@ def test_never_copies_authorization_or_other_headers() -> None:
     for secret in (SECRET, "AKIDEXAMPLE", "session-token-value", "api-key-value"):
         assert secret not in rendered.text
     execution_input = json.loads(json.loads(rendered.text)["input"])
-    assert set(execution_input) == {"requestId", "idempotencyKey", "body"}
+    assert set(execution_input) == {"requestId", "idempotencyKey", "caller", "body"}
 
 
 def test_a_body_that_is_not_json_makes_an_invalid_input() -> None:

@@ -15,7 +15,7 @@ from moto import mock_aws
 from tasks.core import aws
 from tasks.core.observability import logger
 
-from .support import BUCKET, CREDENTIALS, REGION, TABLE, Cloud
+from .support import BUCKET, CLAIMS_TABLE, CREDENTIALS, REGION, TABLE, Cloud
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +27,7 @@ def _fresh_clients() -> Iterator[None]:
 
 @pytest.fixture
 def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
-    """A versioned, KMS-encrypted bucket and the metadata table, in moto."""
+    """A versioned, KMS-encrypted bucket, the metadata table and the idempotency table, in moto."""
     for name, value in CREDENTIALS.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
@@ -51,12 +51,23 @@ def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
             ],
             BillingMode="PAY_PER_REQUEST",
         )
+        dynamodb.create_table(
+            TableName=CLAIMS_TABLE,
+            KeySchema=[{"AttributeName": "idempotencyKey", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "idempotencyKey", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        dynamodb.update_time_to_live(
+            TableName=CLAIMS_TABLE,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"},
+        )
         env = {
             "AWS_REGION": REGION,
             **CREDENTIALS,
             "UPLOAD_BUCKET_NAME": BUCKET,
             "UPLOAD_KEY_ARN": key_arn,
             "METADATA_TABLE_NAME": TABLE,
+            "IDEMPOTENCY_TABLE_NAME": CLAIMS_TABLE,
             "POWERTOOLS_SERVICE_NAME": "upload",
             "POWERTOOLS_METRICS_NAMESPACE": "UploadService",
         }

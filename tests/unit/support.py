@@ -10,6 +10,7 @@ from typing import Any
 REGION = "us-east-1"
 BUCKET = "upload-bucket-test"
 TABLE = "upload-metadata-test"
+CLAIMS_TABLE = "upload-idempotency-test"
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",

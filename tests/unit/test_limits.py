@@ -1,9 +1,11 @@
 """MAX_FILE_BYTES is derived here, not guessed.
 
 The largest request the contract allows (every field other than the file at its maximum, spelled
-as long as JSON allows) goes through the real request template and the real validate logic; the
-state Step Functions holds after Store (execution input + validated metadata + store receipt) is
-serialized in its longest form (``json.dumps(ensure_ascii=True)``: astral characters become
+as long as JSON allows, with an Idempotency-Key and the longest caller id) goes through the real
+request template and the real validate logic; the states Step Functions holds (the execution
+input; + the validated metadata after Validate; after Store, its result in the body's place: a
+store receipt, or the first success body replayed for an idempotent repeat) are serialized in
+their longest form (``json.dumps(ensure_ascii=True)``: astral characters become
 12-byte surrogate escapes). With a file of MAX_FILE_BYTES the largest state must fit the
 256 KiB limit; with one byte more it must not.
 """
@@ -24,6 +26,7 @@ from local.vtl import render
 from tasks.core.errors import PayloadTooLarge
 from tasks.core.keys import S3_KEY_MAX_BYTES, UPLOAD_PREFIX
 from tasks.core.limits import (
+    CALLER_MAX_CHARS,
     CONTENT_TYPE_MAX_CHARS,
     FILE_NAME_MAX_CHARS,
     IDEMPOTENCY_KEY_MAX_CHARS,
@@ -35,6 +38,7 @@ from tasks.core.limits import (
 )
 from tasks.core.models import StoreReceipt, price_text
 from tasks.core.validation import validate_upload
+from tasks.record import success_body
 from workflow.templates import request_template
 
 STATE_MACHINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:Test"
@@ -50,6 +54,10 @@ LONGEST_PRICE = 1.0000000000000003e-130
 # Visible ASCII (the key's rule) that JSON must escape: 2 bytes per character, both in the
 # input string the template builds and in the state.
 IDEMPOTENCY_KEY = '"' * IDEMPOTENCY_KEY_MAX_CHARS
+# The caller id ($context.identity.caller / apiKeyId) at its bound, every character one JSON
+# escapes (real principal ids need none: this over-estimates by CALLER_MAX_CHARS bytes).
+CALLER = '"' * CALLER_MAX_CHARS
+TIMESTAMP = "2026-11-25T22:48:54.123Z"
 # Token characters only (RFC 9110); none needs escaping in JSON.
 CONTENT_TYPE = "a" * 127 + "/" + "b" * 127
 
@@ -105,35 +113,46 @@ def _largest_state(file_size: int, product_id_length: int) -> int:
         request_template(STATE_MACHINE_ARN),
         body=raw_body,
         headers={"Idempotency-Key": IDEMPOTENCY_KEY, "Content-Type": "application/json"},
-        context={"requestId": REQUEST_ID},
+        context={"requestId": REQUEST_ID, "identity": {"caller": CALLER}},
     )
     execution_input_text = json.loads(rendered.text)["input"]
     execution_input = json.loads(execution_input_text)
     assert execution_input["body"] == body
     assert execution_input["idempotencyKey"] == IDEMPOTENCY_KEY
+    assert execution_input["caller"] == CALLER
 
     # Validate refuses files over MAX_FILE_BYTES, so the metadata comes from the same request with
     # a one-byte file, then gets this file's size and hash (the only fields the file decides).
     one_byte = {**execution_input["body"], "fileContent": base64.b64encode(b"\xa5").decode()}
-    upload = validate_upload(REQUEST_ID, one_byte, execution_input["idempotencyKey"])
+    upload = validate_upload(
+        REQUEST_ID, one_byte, execution_input["idempotencyKey"], execution_input["caller"]
+    )
+    assert upload.idempotencyId is not None
+    assert upload.fingerprint is not None
     digest = hashlib.sha256(b"\xa5" * file_size).hexdigest()
     upload = upload.model_copy(update={"size": file_size, "sha256": digest})
     stored = StoreReceipt(
         bucket=BUCKET_NAME, s3Key=upload.s3Key, versionId="v" * S3_VERSION_ID_MAX_BYTES
     )
     after_validate = {**execution_input, "upload": upload.model_dump(mode="json")}
-    after_store = {**after_validate, "stored": stored.model_dump(mode="json")}
+    # Store's result replaces the body (ResultPath $.body): the file leaves with it.
+    after_store = {**after_validate, "body": stored.model_dump(mode="json")}
+    # An idempotent repeat of this request: Store returns the first request's success body (its
+    # own request id, version id and timestamp, of the same lengths).
+    receipt = success_body(REQUEST_ID, upload, stored, TIMESTAMP).model_dump(mode="json")
+    after_replay = {**after_validate, "body": {"replay": True, "receipt": receipt}}
     return max(
         len(execution_input_text.encode("utf-8")),  # Step Functions measures the input as sent
         _state_bytes(after_validate),
         _state_bytes(after_store),
+        _state_bytes(after_replay),
     )
 
 
 @cache
 def _worst_product_id_length() -> int:
     """A shorter product id leaves more of the key's byte budget to the file name, which the
-    state holds four times over: search every allowed length."""
+    largest state holds three times over: search every allowed length."""
     return max(range(1, 129), key=lambda length: _largest_state(1, length))
 
 
@@ -188,7 +207,7 @@ def test_validate_accepts_the_maximal_request_and_refuses_one_byte_more() -> Non
         "fileName": _longest_file_name("P"),
         "contentType": CONTENT_TYPE,
     }
-    upload = validate_upload(REQUEST_ID, body, IDEMPOTENCY_KEY)
+    upload = validate_upload(REQUEST_ID, body, IDEMPOTENCY_KEY, CALLER)
     assert upload.size == MAX_FILE_BYTES
     assert upload.fileName == body["fileName"]
     too_large = {**body, "fileContent": base64.b64encode(b"\xa5" * (MAX_FILE_BYTES + 1)).decode()}

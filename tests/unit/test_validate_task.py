@@ -55,6 +55,9 @@ def test_run_returns_upload_metadata_and_logs_without_content(logs, capsys) -> N
         "size": len(SECRET_CONTENT),
         "sha256": hashlib.sha256(SECRET_CONTENT).hexdigest(),
         "s3Key": "uploads/PROD-001/test-file.txt",
+        # Always present (Compensate reads $.upload.idempotencyId): null without the header.
+        "idempotencyId": None,
+        "fingerprint": None,
     }
     lines = logs()
     assert [(line["message"], line["correlation_id"], line["task"]) for line in lines] == [
@@ -87,7 +90,27 @@ def test_rejection_is_logged_and_counted_by_reason(
         reason,
         "req-1",
     )
+    assert line["productId"] == "PROD-001"
     assert b64(SECRET_CONTENT) not in json.dumps(line)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"productId": "bad id with spaces", "fileContent": "!!!!"},
+        {"productId": 42, "fileContent": "!!!!"},
+        {"productId": ["PROD-001"], "fileContent": "!!!!"},
+        {"fileContent": "!!!!"},
+        "PROD-001",
+    ],
+)
+def test_rejection_logs_no_product_id_unless_it_looks_valid(body: object, logs) -> None:
+    with pytest.raises(ValidationError):
+        validate.run({"requestId": "req-1", "idempotencyKey": None, "body": body}, env=ENV)
+    [line] = logs()
+    assert line["message"] == "Request rejected"
+    assert "productId" not in line
+    assert "!!!!" not in json.dumps(line)
 
 
 def test_error_name_and_message_are_what_the_state_machine_reads() -> None:

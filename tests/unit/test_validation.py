@@ -60,7 +60,15 @@ def test_valid_request_is_described_exactly() -> None:
         "size": 18,
         "sha256": hashlib.sha256(TEXT).hexdigest(),
         "s3Key": "uploads/PROD-001/test-file.txt",
+        # With an Idempotency-Key: the key scoped to the caller (none here), hashed, and the
+        # body's canonical fingerprint (tests/unit/test_idempotency.py).
+        "idempotencyId": hashlib.sha256(b"\nkey-1").hexdigest(),
+        "fingerprint": hashlib.sha256(
+            json.dumps(body(), sort_keys=True, separators=(",", ":")).encode()
+        ).hexdigest(),
     }
+    plain = validate_upload(REQUEST_ID, body())
+    assert (plain.idempotencyId, plain.fingerprint) == (None, None)
 
 
 # --- price ---

@@ -1,0 +1,96 @@
+"""Context ``allowedContentTypes`` -> Settings -> the validate function's ALLOWED_CONTENT_TYPES."""
+
+from __future__ import annotations
+
+import pytest
+
+from tasks.core.content_types import ALLOWED_CONTENT_TYPES_ENV, policy_from_env
+from tasks.core.errors import ValidationError
+from tasks.validate import run
+from workflow.settings import Settings, SettingsError
+
+from ..conftest import ALLOWED_CONTENT_TYPES
+from .infra_helpers import resources_of_type
+
+
+def settings(**context):
+    return Settings.from_context(context.get)
+
+
+def environments(stack):
+    functions = resources_of_type(stack.template_json, "AWS::Lambda::Function")
+    return {
+        logical_id.split("Function", 1)[0].removeprefix("Tasks"): function["Properties"][
+            "Environment"
+        ]["Variables"]
+        for logical_id, function in functions.items()
+    }
+
+
+def test_the_allowlist_reaches_the_validate_function_only(content_types_stack):
+    env = environments(content_types_stack)
+    assert set(env) == {"Validate", "Store", "Record", "Compensate"}
+    assert env["Validate"][ALLOWED_CONTENT_TYPES_ENV] == ",".join(ALLOWED_CONTENT_TYPES)
+    assert all(ALLOWED_CONTENT_TYPES_ENV not in env[t] for t in ("Store", "Record", "Compensate"))
+
+
+def test_without_the_flag_the_variable_is_absent(default_stack):
+    assert all(ALLOWED_CONTENT_TYPES_ENV not in e for e in environments(default_stack).values())
+
+
+def test_the_synthesized_value_is_what_the_task_applies(content_types_stack):
+    value = environments(content_types_stack)["Validate"][ALLOWED_CONTENT_TYPES_ENV]
+    assert policy_from_env(value).allowed == ALLOWED_CONTENT_TYPES
+    event = {
+        "requestId": "req-1",
+        "body": {
+            "productId": "P",
+            "productName": "N",
+            "price": 1,
+            "fileContent": "aGVsbG8K",  # "hello\n": text/plain, not allowed
+        },
+    }
+    with pytest.raises(ValidationError, match="contentType"):
+        run(event, env={ALLOWED_CONTENT_TYPES_ENV: value})
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "image/png,application/pdf",
+        " image/png , application/pdf ,",
+        '["image/png", "application/pdf"]',
+        ["image/png", "application/pdf"],
+        ["Image/PNG", "application/pdf", "image/png"],
+    ],
+)
+def test_allowed_content_types_spellings(raw):
+    assert settings(allowedContentTypes=raw).allowed_content_types == (
+        "image/png",
+        "application/pdf",
+    )
+
+
+@pytest.mark.parametrize("raw", [None, "", [], " , "])
+def test_absent_or_empty_allows_any(raw):
+    assert settings(allowedContentTypes=raw).allowed_content_types is None
+
+
+def test_wildcards():
+    assert settings(allowedContentTypes="image/*").allowed_content_types == ("image/*",)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("image", "'image' is not a MIME type"),
+        ("*/*", "'\\*/\\*' is not a MIME type"),
+        ("image/png;q=1", "is not a MIME type"),
+        ('["image/png",', "expected a list of MIME types"),
+        ([1], "expected a list of MIME types"),
+        (True, "expected a list of MIME types"),
+    ],
+)
+def test_invalid_values_are_refused(raw, message):
+    with pytest.raises(SettingsError, match=f"context allowedContentTypes.*{message}"):
+        settings(allowedContentTypes=raw)

@@ -1,0 +1,142 @@
+"""Context flags snapStart and provisionedConcurrency: published versions behind an alias the
+state machine invokes, SnapStart on the functions or provisioned concurrency on the alias, the
+state machine role still limited to the four tasks; the defaults add none of it."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import PROVISIONED_CONCURRENCY
+from workflow.functions import ALIAS_NAME
+from workflow.settings import Settings, SettingsError
+
+from .infra_helpers import (
+    logical_id_with_prefix,
+    permissions,
+    render,
+    resources_of_type,
+    role_statements,
+    state_machine_definition,
+)
+
+TITLES = ("Validate", "Store", "Record", "Compensate")
+
+
+def function_id(template, title):
+    return logical_id_with_prefix(template, "AWS::Lambda::Function", f"Tasks{title}Func")
+
+
+def alias_id(template, title):
+    return logical_id_with_prefix(template, "AWS::Lambda::Alias", f"Tasks{title}Alias")
+
+
+def version_id(template, title):
+    return logical_id_with_prefix(template, "AWS::Lambda::Version", f"Tasks{title}Func")
+
+
+def invoke_permissions(template):
+    role = logical_id_with_prefix(template, "AWS::IAM::Role", "WorkflowStateMachineRole")
+    granted = permissions(role_statements(template, role))
+    return {(a, r) for a, r, _ in granted if a.startswith("lambda:")}
+
+
+def test_defaults_publish_no_version_alias_snap_start_or_provisioned_concurrency(default_stack):
+    template = default_stack.template_json
+    assert resources_of_type(template, "AWS::Lambda::Version") == {}
+    assert resources_of_type(template, "AWS::Lambda::Alias") == {}
+    for function in resources_of_type(template, "AWS::Lambda::Function").values():
+        assert "SnapStart" not in function["Properties"]
+    states = state_machine_definition(template)["States"]
+    for title in TITLES:
+        arn = "${" + function_id(template, title) + ".Arn}"
+        assert render(states[title]["Resource"]) == arn
+
+
+@pytest.mark.parametrize("variant", ["snap_start_stack", "provisioned_stack"])
+def test_each_task_gets_one_version_and_an_alias_on_it(request, variant):
+    template = request.getfixturevalue(variant).template_json
+    assert len(resources_of_type(template, "AWS::Lambda::Version")) == 4
+    assert len(resources_of_type(template, "AWS::Lambda::Alias")) == 4
+    for title in TITLES:
+        version = template["Resources"][version_id(template, title)]["Properties"]
+        assert version["FunctionName"] == {"Ref": function_id(template, title)}
+        alias = template["Resources"][alias_id(template, title)]["Properties"]
+        assert alias["Name"] == ALIAS_NAME
+        assert alias["FunctionName"] == {"Ref": function_id(template, title)}
+        assert alias["FunctionVersion"] == {"Fn::GetAtt": [version_id(template, title), "Version"]}
+
+
+def test_snap_start_is_on_published_versions_without_provisioned_concurrency(snap_start_stack):
+    template = snap_start_stack.template_json
+    for title in TITLES:
+        function = template["Resources"][function_id(template, title)]["Properties"]
+        assert function["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+        alias = template["Resources"][alias_id(template, title)]["Properties"]
+        assert "ProvisionedConcurrencyConfig" not in alias
+
+
+def test_provisioned_concurrency_sits_on_the_alias_without_snap_start(provisioned_stack):
+    template = provisioned_stack.template_json
+    for title in TITLES:
+        function = template["Resources"][function_id(template, title)]["Properties"]
+        assert "SnapStart" not in function
+        alias = template["Resources"][alias_id(template, title)]["Properties"]
+        assert alias["ProvisionedConcurrencyConfig"] == {
+            "ProvisionedConcurrentExecutions": PROVISIONED_CONCURRENCY
+        }
+
+
+@pytest.mark.parametrize("variant", ["snap_start_stack", "provisioned_stack"])
+def test_the_state_machine_invokes_the_aliases_and_may_invoke_nothing_else(request, variant):
+    template = request.getfixturevalue(variant).template_json
+    states = state_machine_definition(template)["States"]
+    aliases = {title: "${" + alias_id(template, title) + "}" for title in TITLES}
+    for title in TITLES:
+        assert render(states[title]["Resource"]) == aliases[title]
+    # The alias ARN itself: no version wildcard, no unqualified function.
+    assert invoke_permissions(template) == {
+        ("lambda:InvokeFunction", arn) for arn in aliases.values()
+    }
+
+
+@pytest.mark.parametrize("variant", ["snap_start_stack", "provisioned_stack"])
+def test_task_roles_are_unchanged_by_the_flags(request, default_stack, variant):
+    flagged = request.getfixturevalue(variant).template_json
+    base = default_stack.template_json
+    for title in TITLES:
+        role = f"Tasks{title}Role"
+        assert permissions(
+            role_statements(flagged, logical_id_with_prefix(flagged, "AWS::IAM::Role", role))
+        ) == permissions(
+            role_statements(base, logical_id_with_prefix(base, "AWS::IAM::Role", role))
+        )
+
+
+@pytest.mark.parametrize(
+    ("context", "expected"),
+    [
+        ({}, (False, 0)),
+        ({"snapStart": True}, (True, 0)),
+        ({"snapStart": "false"}, (False, 0)),
+        ({"provisionedConcurrency": 3}, (False, 3)),
+        ({"provisionedConcurrency": "0"}, (False, 0)),
+    ],
+)
+def test_flag_parsing(context, expected):
+    settings = Settings.from_context(context.get)
+    assert (settings.snap_start, settings.provisioned_concurrency) == expected
+
+
+@pytest.mark.parametrize(
+    "context",
+    [
+        {"snapStart": "yes"},
+        {"provisionedConcurrency": "-1"},
+        {"provisionedConcurrency": "two"},
+        {"provisionedConcurrency": True},
+        {"snapStart": "true", "provisionedConcurrency": "2"},
+    ],
+)
+def test_invalid_flags_are_refused(context):
+    with pytest.raises(SettingsError):
+        Settings.from_context(context.get)
