@@ -82,6 +82,51 @@ def _setup(
     return client, groups
 
 
+def _read_logs(
+    *,
+    since: str,
+    stack_name: str,
+    endpoint_url: str | None,
+    region: str | None,
+    state_machine_log_group: str | None,
+    task_log_groups: list[str] | None,
+    history_pattern: str,
+    task_pattern: str,
+    request_id: str | None = None,
+) -> tuple[list[Any], list[Any]]:
+    """The workflow's history events and the tasks' log lines since ``since``, as filtered."""
+    start_ms = int((time.time() - parse_since(since)) * 1000)
+    client, groups = _setup(
+        stack_name=stack_name,
+        endpoint_url=endpoint_url,
+        region=region,
+        state_machine_log_group=state_machine_log_group,
+        task_log_groups=task_log_groups,
+    )
+    try:
+        events = [
+            event
+            for record in logs.fetch(
+                client, groups.state_machine, start_ms=start_ms, filter_pattern=history_pattern
+            )
+            if (event := logs.parse_history_record(record)) is not None
+        ]
+        lines = [
+            line
+            for task, group in groups.tasks.items()
+            for record in logs.fetch(client, group, start_ms=start_ms, filter_pattern=task_pattern)
+            if (
+                line := logs.parse_task_record(
+                    record, log_group=group, task=task, request_id=request_id
+                )
+            )
+            is not None
+        ]
+    except (ClientError, BotoCoreError) as exc:
+        _fail(f"reading the logs failed: {exc}")
+    return events, lines
+
+
 def _fail(message: str) -> NoReturn:
     typer.echo(f"Error: {message}", err=True)
     raise typer.Exit(2)
@@ -111,35 +156,17 @@ def history_command(
         pattern = logs.quoted_term(request_id)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="REQUEST_ID_OR_EXECUTION_ARN") from None
-    start_ms = int((time.time() - parse_since(since)) * 1000)
-    client, groups = _setup(
+    events, lines = _read_logs(
+        since=since,
         stack_name=stack_name,
         endpoint_url=endpoint_url,
         region=region,
         state_machine_log_group=state_machine_log_group,
         task_log_groups=task_log_group,
+        history_pattern=pattern,
+        task_pattern=pattern,
+        request_id=request_id,
     )
-    try:
-        events = [
-            event
-            for record in logs.fetch(
-                client, groups.state_machine, start_ms=start_ms, filter_pattern=pattern
-            )
-            if (event := logs.parse_history_record(record)) is not None
-        ]
-        lines = [
-            line
-            for task, group in groups.tasks.items()
-            for record in logs.fetch(client, group, start_ms=start_ms, filter_pattern=pattern)
-            if (
-                line := logs.parse_task_record(
-                    record, log_group=group, task=task, request_id=request_id
-                )
-            )
-            is not None
-        ]
-    except (ClientError, BotoCoreError) as exc:
-        _fail(f"reading the logs failed: {exc}")
     timeline = history.build_timeline(events, request_id, lines)
     if as_json:
         _print_json(history.timeline_model(timeline))
@@ -170,35 +197,16 @@ def executions_command(
         raise typer.BadParameter(
             f"{status!r} is not one of {', '.join(history.STATUSES)}", param_hint="--status"
         )
-    start_ms = int((time.time() - parse_since(since)) * 1000)
-    client, groups = _setup(
+    events, lines = _read_logs(
+        since=since,
         stack_name=stack_name,
         endpoint_url=endpoint_url,
         region=region,
         state_machine_log_group=state_machine_log_group,
         task_log_groups=task_log_group,
+        history_pattern=logs.EXECUTION_BOUNDARY_PATTERN,
+        task_pattern=logs.PRODUCT_PATTERN,
     )
-    try:
-        events = [
-            event
-            for record in logs.fetch(
-                client,
-                groups.state_machine,
-                start_ms=start_ms,
-                filter_pattern=logs.EXECUTION_BOUNDARY_PATTERN,
-            )
-            if (event := logs.parse_history_record(record)) is not None
-        ]
-        lines = [
-            line
-            for task, group in groups.tasks.items()
-            for record in logs.fetch(
-                client, group, start_ms=start_ms, filter_pattern=logs.PRODUCT_PATTERN
-            )
-            if (line := logs.parse_task_record(record, log_group=group, task=task)) is not None
-        ]
-    except (ClientError, BotoCoreError) as exc:
-        _fail(f"reading the logs failed: {exc}")
     summaries = history.summarize(events, history.product_ids_from(lines))
     summaries = [
         s

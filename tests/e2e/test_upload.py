@@ -9,25 +9,11 @@ import time
 from decimal import Decimal
 from typing import Any
 
+from bench.load_reconcile import SUCCESS_FIELDS
 from tasks.core.errors import INTERNAL_ERROR_MESSAGE, ORPHAN_REPORTED_MESSAGE
 from tasks.core.limits import MAX_FILE_BYTES
 
 from .conftest import make_upload
-
-SUCCESS_FIELDS = {
-    "message",
-    "requestId",
-    "productId",
-    "productName",
-    "price",
-    "fileName",
-    "contentType",
-    "size",
-    "sha256",
-    "s3Key",
-    "versionId",
-    "timestamp",
-}
 
 
 def assert_error(response, status: int, code: str) -> dict[str, Any]:
