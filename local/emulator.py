@@ -25,6 +25,7 @@ from local import template as tpl
 from local.faults import Faults
 from local.gateway import MAX_PAYLOAD_BYTES, Gateway, Request, Response
 from local.lambda_runtime import LambdaRuntime
+from local.saturation import Saturation
 
 LOG = logging.getLogger("local")
 HOST = "127.0.0.1"
@@ -146,6 +147,7 @@ class Emulator:
         self.state_machines: list[tpl.StateMachineSpec] = []
         self.provisioned = services.Provisioned()
         self.runtime: LambdaRuntime | None = None
+        self.saturation = Saturation()  # stretches task timeouts under load: local.saturation
         self.gateway: Gateway | None = None
         self._moto: Any = None
         self._http: _ApiServer | None = None
@@ -183,6 +185,7 @@ class Emulator:
         from moto.server import ThreadedMotoServer
 
         services.configure_moto(self.aws_port)
+        self._stack.enter_context(services.cached_moto_module_list())
         self._moto = ThreadedMotoServer(ip_address=HOST, port=self.aws_port, verbose=False)
         self._moto.start()
         self._stack.callback(self._stop_moto)
@@ -196,8 +199,14 @@ class Emulator:
         self.functions = tpl.functions(resolver)
         self.state_machines = tpl.state_machines(resolver)
 
-        self.runtime = LambdaRuntime(self.functions, aws_endpoint=endpoint)
+        self.runtime = LambdaRuntime(
+            self.functions, aws_endpoint=endpoint, saturation=self.saturation
+        )
         self._stack.enter_context(services.cached_jsonpath())
+        self._stack.enter_context(services.cached_state_machine_programs())
+        self._stack.enter_context(services.cached_interpreter_clients())
+        self._stack.enter_context(services.serialized_dynamodb())
+        self._stack.enter_context(services.stretched_task_timeouts(self.saturation))
         self._stack.enter_context(self.faults.installed())
         self._stack.enter_context(self.runtime.installed())
         services.create_functions(self.functions, endpoint, self.provisioned)
@@ -207,7 +216,9 @@ class Emulator:
         apis = tpl.apis(resolver)
         if len(apis) != 1:
             raise tpl.TemplateError(f"expected one REST API in the template, found {len(apis)}")
-        executor = services.SyncExecutor(_logging_configs(self.state_machines))
+        executor = services.SyncExecutor(
+            _logging_configs(self.state_machines), saturation=self.saturation
+        )
         self.gateway = Gateway(apis[0], executor, on_response=self._on_response)
         self.outputs = _outputs(resolver)
 

@@ -237,13 +237,18 @@ class Gateway:
         """None when valid, else API Gateway's ``validationErrorString``-style text."""
         try:
             document = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
+            # Nested deeper than Python's recursion limit ('[' * 100000): API Gateway's parser
+            # rejects such a body against the model too (400 BAD_REQUEST_BODY), never a 500.
             return "[Invalid request body]"
         validator = self._validators.get(id(schema))
         if validator is None:
             validator = jsonschema.Draft4Validator(schema)
             self._validators[id(schema)] = validator
-        errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
+        try:
+            errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
+        except RecursionError:  # a schema that descends into a document nested ~1000 deep
+            return "[Invalid request body]"
         if not errors:
             return None
         messages = list(dict.fromkeys(_describe(e) for e in errors))  # one per failed keyword

@@ -7,7 +7,8 @@ the agreed ``run(event, *, env)`` entry point. ``env`` is the function's own env
 template plus the emulator endpoint and dummy credentials; ``os.environ`` is never touched, so
 concurrent invocations of different functions cannot see each other's settings.
 
-Like Lambda, each invocation is bounded by the function's timeout, an unhandled exception comes
+Like Lambda, each invocation is bounded by the function's timeout (stretched only while more
+executions run than there are cores: :mod:`local.saturation`), an unhandled exception comes
 back as ``x-amz-function-error: Unhandled`` with ``errorType`` / ``errorMessage`` / ``stackTrace``,
 and what the handler logs goes to the function's CloudWatch log group (between ``START``/``END``/
 ``REPORT`` lines), where operators and tests read it through the emulator endpoint.
@@ -30,6 +31,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from local.faults import task_scope
+from local.saturation import Saturation
 from local.template import ACCOUNT_ID, REGION, FunctionSpec
 
 LOG = logging.getLogger("local.lambda")
@@ -100,6 +102,7 @@ class LambdaRuntime:
         *,
         aws_endpoint: str,
         on_invocation: Callable[[Invocation], None] | None = None,
+        saturation: Saturation | None = None,
     ) -> None:
         self._by_name: dict[str, FunctionSpec] = {}
         for spec in functions:
@@ -112,6 +115,7 @@ class LambdaRuntime:
         self._streams: dict[str, str] = {}
         self._logs_lock = threading.Lock()
         self._on_invocation = on_invocation
+        self._saturation = saturation
         self.invocation_count: dict[str, int] = {spec.name: 0 for spec in functions}
 
     # -- environment ----------------------------------------------------------------------
@@ -195,7 +199,7 @@ class LambdaRuntime:
             target=context.run, args=(target,), name=f"lambda-{spec.name}", daemon=True
         )
         worker.start()
-        worker.join(timeout=spec.timeout_seconds)
+        self._wait(worker, spec.timeout_seconds)
         duration_ms = (time.time() - invocation.started) * 1000
         if worker.is_alive():
             # Lambda stops the sandbox here; a thread cannot be killed, so its result is dropped.
@@ -231,6 +235,19 @@ class LambdaRuntime:
         if self._on_invocation is not None:
             self._on_invocation(invocation)
         return payload
+
+    def _wait(self, worker: threading.Thread, timeout_seconds: float) -> None:
+        """Join ``worker`` for the function's timeout, stretched while the emulator is saturated
+        (the largest stretch seen during the invocation; see :mod:`local.saturation`)."""
+        started = time.monotonic()
+        factor = 1.0
+        while worker.is_alive():
+            if self._saturation is not None:
+                factor = max(factor, self._saturation.factor())
+            remaining = timeout_seconds * factor - (time.monotonic() - started)
+            if remaining <= 0:
+                return
+            worker.join(timeout=min(remaining, 0.5))
 
     def _publish_logs(self, spec: FunctionSpec, invocation: Invocation) -> None:
         try:

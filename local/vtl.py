@@ -253,7 +253,7 @@ class VelocityInput:
         if self._document is _NOT_PARSED:
             try:
                 self._document = json.loads(self.body) if self.body.strip() else None
-            except ValueError:
+            except (ValueError, RecursionError):  # too deeply nested for Python counts as not JSON
                 self._document = None  # not JSON: every path finds nothing
         return self._document
 

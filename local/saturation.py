@@ -1,0 +1,48 @@
+"""How saturated the emulator is, and how much its timeouts stretch because of it.
+
+On AWS every execution's Lambda invocations run in their own sandbox with their own CPU, so a
+function's timeout and a Task state's ``TimeoutSeconds`` measure the task's own work. Local mode
+runs every execution, every handler and the emulated services in one Python process on this
+machine's cores: with more executions in flight than cores, each one gets a fraction of a core,
+and wall-clock timeouts fire although no task is slow -- 16 clients on 2 cores made 2-3 s
+timeouts fire on ordinary uploads. (The handler's own CPU time is no measure either: most of a
+task's time is spent in the emulated AWS calls, served by other threads.)
+
+So, while more executions run than there are cores, every task timeout is stretched by
+``executions in flight / cores`` (the share of a core each one gets, at worst); with at most one
+execution per core -- a single client, as in the tests of timeouts -- the template's timeouts
+apply unchanged. The state machine's own ``TimeoutSeconds`` and the API's 29 s are not stretched.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class Saturation:
+    """Counts executions in flight; :meth:`factor` is what task timeouts are multiplied by."""
+
+    def __init__(self, cores: int | None = None) -> None:
+        self.cores = max(1, cores or os.cpu_count() or 1)
+        self._in_flight = 0
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def execution(self) -> Iterator[None]:
+        with self._lock:
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def factor(self) -> float:
+        return max(1.0, self._in_flight / self.cores)
