@@ -1,32 +1,42 @@
-"""Compensate task: deletes exactly the S3 object versions this request created.
+"""Compensate task: undoes what this request wrote: its metadata item, its claim, its S3 versions.
 
-Event: {"requestId", "s3Key", "startedAt", "idempotencyId"} (startedAt = the execution's start
-time; idempotencyId = ``$.upload.idempotencyId``, null without an Idempotency-Key); returns
-{"deletedVersionIds": [...]} (``$.compensation``). Env: UPLOAD_BUCKET_NAME,
-IDEMPOTENCY_TABLE_NAME.
-With an Idempotency-Key, this request's claim is released first (a DeleteItem conditional on this
-request holding it; nothing to release is fine), so the client may retry with the same key. A
-failed release counts as a failed compensation (the claim could replay a 200 for deleted data).
-Only versions of exactly ``s3Key``, modified since ``startedAt`` minus a minute of clock skew, whose
-metadata "request-id" is this request's id are deleted (the lookup is shared with store's retry
-clean-up: ``tasks.core.versions``), each by its VersionId (a plain DeleteObject would add a delete
-marker and hide the previous version). Earlier versions stay.
-On any failure: an ERROR log line naming the key and the version ids, metric
-CompensationFailures, and CompensationFailed.
+Event: {"requestId", "productId", "productName", "s3Key", "startedAt", "idempotencyId", "attempt"}
+(startedAt = the execution's start time; idempotencyId = ``$.upload.idempotencyId``, null without
+an Idempotency-Key; attempt = ``$$.State.RetryCount``); returns {"deletedVersionIds": [...]}
+(``$.compensation``). Env: UPLOAD_BUCKET_NAME, METADATA_TABLE_NAME, IDEMPOTENCY_TABLE_NAME.
+
+Steps, each idempotent (a retry runs them all again and does what remains):
+1. The metadata item: if Record's write landed (the item's requestId is this request), restore the
+   attributes it replaced or delete a first-time item (tasks.core.rollback; conditional on the
+   item still being this request's). First, so no reader sees an item pointing at a version
+   about to be deleted.
+2. With an Idempotency-Key, this request's claim is released (a DeleteItem conditional on this
+   request holding it; nothing to release is fine), so the client may retry with the same key.
+3. Versions of exactly ``s3Key``, modified since ``startedAt`` minus a minute of clock skew, whose
+   metadata "request-id" is this request's id, each deleted by its VersionId (a plain
+   DeleteObject would add a delete marker and hide the previous version). Earlier versions stay.
+
+A step that fails does not stop the others. Then: if every failure is transient (throttling, 5xx,
+timeouts: tasks.core.aws) and a retry remains (``attempt`` < RETRY_MAX_ATTEMPTS, the Compensate
+Retry's MaxAttempts), TransientStorageError, unreported: the retry will finish the job. Otherwise
+each failure is reported (an ERROR line "ORPHAN: ..." naming the key and the version ids not yet
+ruled out, "CLAIM: ..." or "METADATA: ..."; metric CompensationFailures) and the task raises
+CompensationFailed.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from tasks.core import aws, claims
-from tasks.core.errors import CompensationFailed, InvalidTaskInput
+from tasks.core import aws, claims, rollback
+from tasks.core.errors import CompensationFailed, InvalidTaskInput, TransientStorageError
 from tasks.core.keys import is_upload_key
+from tasks.core.limits import RETRY_MAX_ATTEMPTS
 from tasks.core.models import CompensateEvent, CompensationResult, parse_payload
 from tasks.core.observability import (
     COMPENSATION_FAILURES,
@@ -36,10 +46,11 @@ from tasks.core.observability import (
     request_scope,
 )
 from tasks.core.tracing import tracer
-from tasks.core.versions import cutoff, versions_of_request
+from tasks.core.versions import candidate_versions, created_by, cutoff
 
 TASK = "compensate"
 FAILURE_MESSAGE: Final = "Deleting the stored file versions failed; the orphan has been reported."
+RETRY_MESSAGE: Final = "Compensating failed temporarily."
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,27 @@ class Claim:
     idempotency_id: str
 
 
+@dataclass(frozen=True)
+class Metadata:
+    """Where this request's metadata item would be."""
+
+    dynamodb: Any
+    table: str
+    product_id: str
+    product_name: str
+
+    @property
+    def key(self) -> dict[str, Any]:
+        return {"productId": {"S": self.product_id}, "productName": {"S": self.product_name}}
+
+
+@dataclass
+class _Failure:
+    message: str  # the ERROR line, when reported
+    error: Exception
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
 def compensate(
     request_id: str,
     key: str,
@@ -60,60 +92,130 @@ def compensate(
     bucket: str,
     env: Mapping[str, str],
     claim: Claim | None = None,
+    metadata: Metadata | None = None,
+    attempt: int = 0,
 ) -> CompensationResult:
     if not is_upload_key(key):
         raise InvalidTaskInput("s3Key is not an upload key")
-    release_error = _release(request_id, claim)
-    since = cutoff(started_at)
-    found: list[str] | None = None
+    failures: list[_Failure] = []
+    metadata_outcome: str | None = None
+    if metadata is not None:
+        metadata_outcome, failure = _undo_metadata(request_id, metadata)
+        if failure is not None:
+            failures.append(failure)
+    if claim is not None:
+        failure = _release(request_id, claim)
+        if failure is not None:
+            failures.append(failure)
     deleted: list[str] = []
-    try:
-        found = versions_of_request(s3, bucket=bucket, key=key, request_id=request_id, since=since)
-        for version_id in found:
-            s3.delete_object(Bucket=bucket, Key=key, VersionId=version_id)
-            deleted.append(version_id)
-    except Exception as exc:
-        orphans = [v for v in found if v not in deleted] if found is not None else None
-        logger.error(
-            "ORPHAN: compensation failed; object versions of this request may remain",
-            extra={
-                "orphan": {
-                    "bucket": bucket,
-                    "s3Key": key,
-                    "versionIds": orphans,  # None: the listing failed, the ids are unknown
-                    "requestId": request_id,
-                },
-                "deletedVersionIds": deleted,
-                "errorCode": aws.error_code(exc),
-                "sdkError": str(exc),
-            },
-        )
-        emit_metric(COMPENSATION_FAILURES, MetricUnit.Count, 1, env=env)
-        raise CompensationFailed(FAILURE_MESSAGE) from exc
-    if release_error is not None:
-        # The claim may be COMPLETED (record's transaction went through, yet record failed):
-        # left alone it would replay a 200 for the versions just deleted.
-        logger.error(
-            "CLAIM: compensation could not release the Idempotency-Key claim",
-            extra={
-                "claim": {"idempotencyId": claim.idempotency_id if claim else None},
-                "requestId": request_id,
-                "deletedVersionIds": deleted,
-                "errorCode": aws.error_code(release_error),
-                "sdkError": str(release_error),
-            },
-        )
-        emit_metric(COMPENSATION_FAILURES, MetricUnit.Count, 1, env=env)
-        raise CompensationFailed(FAILURE_MESSAGE) from release_error
-    logger.info("Compensated", extra={"bucket": bucket, "s3Key": key, "deletedVersionIds": deleted})
+    failure = _delete_versions(request_id, key, started_at, s3=s3, bucket=bucket, deleted=deleted)
+    if failure is not None:
+        failures.append(failure)
+    if failures:
+        _fail(failures, attempt=attempt, env=env, deleted=deleted)
+    logger.info(
+        "Compensated",
+        extra={
+            "bucket": bucket,
+            "s3Key": key,
+            "deletedVersionIds": deleted,
+            "metadataItem": metadata_outcome,  # restored | deleted | untouched
+        },
+    )
     emit_metric(COMPENSATIONS, MetricUnit.Count, 1, env=env)
     return CompensationResult(deletedVersionIds=deleted)
 
 
-def _release(request_id: str, claim: Claim | None) -> Exception | None:
-    """Release the claim (if this request holds it); the SDK error, if that failed."""
-    if claim is None:
-        return None
+def _fail(
+    failures: list[_Failure], *, attempt: int, env: Mapping[str, str], deleted: list[str]
+) -> None:
+    """Leave the failures to the state machine's retry, or report them and fail for good."""
+    if attempt < RETRY_MAX_ATTEMPTS and all(aws.is_transient(f.error) for f in failures):
+        logger.warning(
+            "Compensation failed temporarily; the state machine retries it",
+            extra={
+                "attempt": attempt,
+                "deletedVersionIds": deleted,
+                "errorCodes": [aws.error_code(f.error) for f in failures],
+            },
+        )
+        raise TransientStorageError(RETRY_MESSAGE) from failures[0].error
+    for failure in failures:
+        logger.error(
+            failure.message,
+            extra={
+                **failure.extra,
+                "attempt": attempt,
+                "deletedVersionIds": deleted,
+                "errorCode": aws.error_code(failure.error),
+                "sdkError": str(failure.error),
+            },
+        )
+        emit_metric(COMPENSATION_FAILURES, MetricUnit.Count, 1, env=env)
+    raise CompensationFailed(FAILURE_MESSAGE) from failures[0].error
+
+
+def _undo_metadata(request_id: str, metadata: Metadata) -> tuple[str | None, _Failure | None]:
+    """What happened to the item (tasks.core.rollback.undo), or the failure."""
+    try:
+        return (
+            rollback.undo(
+                metadata.dynamodb, table=metadata.table, key=metadata.key, request_id=request_id
+            ),
+            None,
+        )
+    except Exception as exc:
+        # The item may point at a version deleted below: an operator restores or deletes it.
+        return None, _Failure(
+            "METADATA: compensation could not undo this request's metadata write",
+            exc,
+            {"metadata": {"productId": metadata.product_id, "productName": metadata.product_name}},
+        )
+
+
+def _delete_versions(
+    request_id: str, key: str, started_at: str | None, *, s3: Any, bucket: str, deleted: list[str]
+) -> _Failure | None:
+    """Delete this request's versions (appending to ``deleted``); the failure, if any."""
+    candidates: list[str] | None = None
+    others: set[str] = set()
+    try:
+        candidates = candidate_versions(s3, bucket=bucket, key=key, since=cutoff(started_at))
+        for version_id in candidates:
+            if not created_by(
+                s3, bucket=bucket, key=key, version_id=version_id, request_id=request_id
+            ):
+                others.add(version_id)
+                continue
+            s3.delete_object(Bucket=bucket, Key=key, VersionId=version_id)
+            deleted.append(version_id)
+    except Exception as exc:
+        # The versions not yet deleted nor ruled out (another request's); None: the listing
+        # failed, the ids are unknown.
+        orphans = (
+            [v for v in candidates if v not in deleted and v not in others]
+            if candidates is not None
+            else None
+        )
+        return _Failure(
+            "ORPHAN: compensation failed; object versions of this request may remain",
+            exc,
+            {
+                "orphan": {
+                    "bucket": bucket,
+                    "s3Key": key,
+                    "versionIds": orphans,
+                    "requestId": request_id,
+                }
+            },
+        )
+    return None
+
+
+def _release(request_id: str, claim: Claim) -> _Failure | None:
+    """Release the claim (if this request holds it); the failure, if that failed. A claim left
+    COMPLETED (record's transaction went through, yet record failed) would replay a 200 for the
+    versions deleted here."""
     try:
         released = claims.release(
             claim.dynamodb,
@@ -122,7 +224,11 @@ def _release(request_id: str, claim: Claim | None) -> Exception | None:
             request_id=request_id,
         )
     except Exception as exc:
-        return exc
+        return _Failure(
+            "CLAIM: compensation could not release the Idempotency-Key claim",
+            exc,
+            {"claim": {"idempotencyId": claim.idempotency_id}, "requestId": request_id},
+        )
     logger.info(
         "Idempotency-Key claim released" if released else "No Idempotency-Key claim to release",
         extra={"idempotencyId": claim.idempotency_id},
@@ -134,13 +240,20 @@ def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
     """Compensate one request with settings and endpoint taken from ``env``."""
     with request_scope(TASK, event.get("requestId") if isinstance(event, dict) else None):
         payload = parse_payload(CompensateEvent, event)
+        dynamodb = aws.client("dynamodb", env)
         claim = None
         if payload.idempotencyId is not None:
             claim = Claim(
-                dynamodb=aws.client("dynamodb", env),
+                dynamodb=dynamodb,
                 table=aws.required_setting(env, "IDEMPOTENCY_TABLE_NAME"),
                 idempotency_id=payload.idempotencyId,
             )
+        metadata = Metadata(
+            dynamodb=dynamodb,
+            table=aws.required_setting(env, "METADATA_TABLE_NAME"),
+            product_id=payload.productId,
+            product_name=payload.productName,
+        )
         result = compensate(
             payload.requestId,
             payload.s3Key,
@@ -149,6 +262,8 @@ def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
             bucket=aws.required_setting(env, "UPLOAD_BUCKET_NAME"),
             env=env,
             claim=claim,
+            metadata=metadata,
+            attempt=payload.attempt,
         )
         return result.model_dump()
 

@@ -6,20 +6,34 @@ With an Idempotency-Key, the metadata item and the claim's completion (status CO
 body as the receipt replayed for 24 h) are one TransactWriteItems, conditional on this request
 still holding the claim: a 200 and a completed claim never disagree.
 Raises TransientStorageError (throttling, 5xx, timeouts), StorageError, InvalidTaskInput.
+
+The write is reversible (tasks.core.rollback): one UpdateItem (the transaction's ``Update`` with
+an Idempotency-Key) sets the item's attributes and, in the same write, copies the values they had
+into internal attributes ``prevPrice``, ``prevFileName``, ``prevContentType``, ``prevSize``,
+``prevSha256``, ``prevBucket``, ``prevS3Key``, ``prevVersionId``, ``prevRequestId`` and
+``prevUploadedAt`` (NULL for a first-time item). If the task fails after the write landed (a
+timeout, a lost response), Compensate restores those values, or deletes a first-time item. The
+client's body and the item's other attributes are what they always were; the ``prev*``
+attributes are not part of the item's meaning (they describe the upload this one replaced).
+The write is conditional on the item not being this request's already: a retry whose first write
+landed changes nothing and answers with that write's body (its timestamp).
+The client (tasks.core.aws.RECORD_CLIENT_CONFIG) gives up strictly before the Lambda timeout.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import botocore.exceptions
 from aws_lambda_powertools.metrics import MetricUnit
 from boto3.dynamodb.types import TypeSerializer
 
-from tasks.core import aws, claims
+from tasks.core import aws, claims, rollback
 from tasks.core.errors import InvalidTaskInput
 from tasks.core.models import (
     RecordEvent,
@@ -91,14 +105,20 @@ def record(
     uploaded_at = utc_timestamp(now)
     item = metadata_item(request_id, upload, stored, uploaded_at)
     serialized = {name: _serializer.serialize(value) for name, value in item.items()}
+    update = rollback.write(
+        table=table_name,
+        key={name: serialized[name] for name in ("productId", "productName")},
+        values={name: serialized[name] for name in rollback.ITEM_ATTRIBUTES},
+        request_id=request_id,
+    )
     body = success_body(request_id, upload, stored, uploaded_at)
-    with aws.storage_errors("Recording the metadata"):
+    with aws.storage_errors("Recording the metadata"), _earlier_write(request_id) as earlier:
         if upload.idempotencyId is None:
-            dynamodb.put_item(TableName=table_name, Item=serialized)
+            dynamodb.update_item(**update)
         else:
             dynamodb.transact_write_items(
                 TransactItems=[
-                    {"Put": {"TableName": table_name, "Item": serialized}},
+                    {"Update": update},
                     claims.completion(
                         table=str(idempotency_table),
                         idempotency_id=upload.idempotencyId,
@@ -108,6 +128,10 @@ def record(
                     ),
                 ]
             )
+    if earlier:
+        # An earlier attempt of this request wrote the item (and completed the claim): its body.
+        logger.info("Metadata already recorded by an earlier attempt of this request")
+        body = success_body(request_id, upload, stored, earlier[0])
     logger.info(
         "Metadata recorded",
         extra={
@@ -120,6 +144,41 @@ def record(
         },
     )
     return body
+
+
+@contextmanager
+def _earlier_write(request_id: str) -> Iterator[list[str]]:
+    """Swallow the failed condition of a write this request already made; the list then holds
+    that write's ``uploadedAt``. Any other error propagates."""
+    found: list[str] = []
+    try:
+        yield found
+    except botocore.exceptions.ClientError as exc:
+        uploaded_at = _own_write(exc, request_id)
+        if uploaded_at is None:
+            raise
+        found.append(uploaded_at)
+
+
+def _own_write(exc: botocore.exceptions.ClientError, request_id: str) -> str | None:
+    """The ``uploadedAt`` of this request's own earlier write, when that is why ``exc`` (a
+    failed condition, or a transaction cancelled by it alone) happened; else None."""
+    code = aws.error_code(exc)
+    if code == rollback.CONDITION_FAILED:
+        item = exc.response.get("Item")
+    elif code == "TransactionCanceledException":
+        reasons = exc.response.get("CancellationReasons") or []
+        if not reasons or reasons[0].get("Code") != "ConditionalCheckFailed":
+            return None
+        if any(str(r.get("Code")) != "None" for r in reasons[1:]):
+            return None
+        item = reasons[0].get("Item")
+    else:
+        return None
+    if not isinstance(item, dict) or not rollback.own_item(item, request_id):
+        return None
+    uploaded_at = item.get("uploadedAt", {}).get("S")
+    return uploaded_at if isinstance(uploaded_at, str) else None
 
 
 def success_body(
@@ -149,7 +208,7 @@ def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
             payload.requestId,
             payload.upload,
             payload.stored,
-            dynamodb=aws.client("dynamodb", env),
+            dynamodb=aws.client("dynamodb", env, aws.RECORD_CLIENT_CONFIG),
             table_name=aws.required_setting(env, "METADATA_TABLE_NAME"),
             idempotency_table=env.get("IDEMPOTENCY_TABLE_NAME"),
         )

@@ -28,7 +28,6 @@ import base64
 import binascii
 import hashlib
 import os
-import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -52,13 +51,14 @@ TASK = "store"
 
 
 def object_metadata(request_id: str, upload: UploadMetadata) -> dict[str, str]:
-    """ASCII-only S3 user metadata; names and product names are percent-encoded UTF-8."""
+    """The version's S3 user metadata: what compensation (the request id) and an operator looking
+    at a bare object (product id, sha256) need. All ASCII, bounded well under S3's 2 KB limit on
+    user metadata; the product name and file name (up to 256 + 255 characters, possibly
+    non-ASCII) live in the DynamoDB item, not here."""
     return {
         REQUEST_ID_METADATA: request_id,
         "product-id": upload.productId,
         "sha256": upload.sha256,
-        "product-name": urllib.parse.quote(upload.productName, safe=""),
-        "file-name": urllib.parse.quote(upload.fileName, safe=""),
     }
 
 

@@ -282,11 +282,14 @@ class TaskFunctions(Construct):
                 "IDEMPOTENCY_TABLE_NAME": claims.table_name,
             },
         )
+        # The metadata item is written with a reversible UpdateItem (tasks.core.rollback).
         self.record.role.add_to_policy(
-            iam.PolicyStatement(actions=["dynamodb:PutItem"], resources=[storage.table.table_arn])
+            iam.PolicyStatement(
+                actions=["dynamodb:UpdateItem"], resources=[storage.table.table_arn]
+            )
         )
         # The metadata item and the claim's completion are one TransactWriteItems, which IAM
-        # authorizes item by item (PutItem above, UpdateItem here).
+        # authorizes item by item (UpdateItem on each table).
         self.record.role.add_to_policy(
             iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[claims.table_arn])
         )
@@ -300,8 +303,17 @@ class TaskFunctions(Construct):
             COMPENSATE,
             {
                 "UPLOAD_BUCKET_NAME": bucket.bucket_name,
+                "METADATA_TABLE_NAME": storage.table.table_name,
                 "IDEMPOTENCY_TABLE_NAME": claims.table_name,
             },
+        )
+        # Undo Record's write if it landed: read the item, then restore the attributes it
+        # replaced (UpdateItem) or delete a first-time item (DeleteItem), both conditional.
+        self.compensate.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+                resources=[storage.table.table_arn],
+            )
         )
         # Release this request's claim (conditional DeleteItem).
         self.compensate.role.add_to_policy(

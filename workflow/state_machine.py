@@ -25,6 +25,12 @@ Compensate (nothing was stored).
 A retried Store (``attempt`` = ``$$.State.RetryCount`` > 0) also deletes the versions its earlier
 attempt left; that happens inside the same 3 s timeout, and a retry that runs out of time fails
 into Compensate like any other Store failure.
+Compensate gets ``attempt`` too: a transient failure on its first attempt raises
+TransientStorageError (its Retry, counted above as 3 + 1 + 3 s, runs it again: every step is
+idempotent); only the last attempt reports an orphan and fails with CompensationFailed.
+Record's SDK budget (one attempt, connect + read timeouts: tasks.core.aws.RECORD_CLIENT_CONFIG)
+is strictly below its 2 s timeout, so a slow DynamoDB makes Record fail as a task error, not a
+Lambda timeout, and a write that landed anyway is undone by Compensate (tasks/record.py).
 """
 
 from __future__ import annotations
@@ -43,11 +49,11 @@ from tasks.core.errors import (
     CompensationFailed,
     TransientStorageError,
 )
+from tasks.core.limits import RETRY_MAX_ATTEMPTS  # shared with compensate (a retry remains?)
 from workflow.compliance import acknowledge
 from workflow.functions import TaskFunction, TaskFunctions, logical_id
 
 STATE_MACHINE_TIMEOUT_SECONDS = 25
-RETRY_MAX_ATTEMPTS = 1
 RETRY_INTERVAL_SECONDS = 1
 RETRY_BACKOFF_RATE = 2.0
 LAMBDA_SERVICE_ERRORS: tuple[str, ...] = (
@@ -158,6 +164,12 @@ class UploadWorkflow(Construct):
             functions.compensate,
             payload={
                 "requestId": sfn.JsonPath.string_at("$.requestId"),
+                # A transient failure with a retry still to come is left to that retry; the
+                # last attempt reports what it could not undo (tasks/compensate.py).
+                "attempt": sfn.JsonPath.number_at("$$.State.RetryCount"),
+                # The metadata item Record may have written (restored or deleted if it did).
+                "productId": sfn.JsonPath.string_at("$.upload.productId"),
+                "productName": sfn.JsonPath.string_at("$.upload.productName"),
                 "s3Key": sfn.JsonPath.string_at("$.upload.s3Key"),
                 "startedAt": sfn.JsonPath.string_at("$$.Execution.StartTime"),
                 # The claim to release (null without an Idempotency-Key).

@@ -24,6 +24,17 @@ CLIENT_CONFIG: Final = Config(
     read_timeout=2,
     retries={"mode": "standard", "total_max_attempts": 2},
 )
+# Record's client: its whole SDK budget (sdk_time_budget_seconds: one attempt, 0.5 s to connect,
+# 1 s per read) stays strictly below Record's 2 s Lambda timeout, so a slow DynamoDB ends the task
+# with a named error rather than a Lambda timeout. A throttle is retried by the state machine
+# (Retry on TransientStorageError), not by the SDK: a retry inside the task would not fit.
+RECORD_CLIENT_CONFIG: Final = Config(
+    connect_timeout=0.5,
+    read_timeout=1,
+    retries={"mode": "standard", "total_max_attempts": 1},
+)
+# botocore's standard retry mode sleeps up to 2 ** (n - 1) seconds (capped at 20) before retry n.
+_STANDARD_MAX_BACKOFF_SECONDS: Final = 20.0
 
 # Error codes that mean "try again later" (throttling and transient service faults).
 TRANSIENT_ERROR_CODES: Final = frozenset(
@@ -63,16 +74,25 @@ TRANSIENT_CANCELLATION_REASONS: Final = frozenset(
     }
 )
 
-_clients: dict[tuple[str, str | None, str | None, str | None], Any] = {}
+_clients: dict[tuple[str, str | None, str | None, str | None, int], Any] = {}
 _clients_lock = threading.Lock()
 
 
-def client(service: str, env: Mapping[str, str]) -> Any:
-    """A cached boto3 client for ``service`` configured from ``env``."""
+def sdk_time_budget_seconds(config: Config) -> float:
+    """The longest one SDK call can take with ``config``: every attempt waiting its full connect
+    and read timeouts, plus the largest back-off before each retry (standard mode)."""
+    attempts = int((config.retries or {}).get("total_max_attempts", 1))
+    per_attempt = float(config.connect_timeout) + float(config.read_timeout)
+    backoff = sum(min(2.0 ** (n - 1), _STANDARD_MAX_BACKOFF_SECONDS) for n in range(1, attempts))
+    return attempts * per_attempt + backoff
+
+
+def client(service: str, env: Mapping[str, str], config: Config = CLIENT_CONFIG) -> Any:
+    """A cached boto3 client for ``service`` configured from ``env`` (and ``config``)."""
     endpoint = env.get("AWS_ENDPOINT_URL") or None
     region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
     access_key = env.get("AWS_ACCESS_KEY_ID") or None
-    cache_key = (service, endpoint, region, access_key)
+    cache_key = (service, endpoint, region, access_key, id(config))
     with _clients_lock:
         cached = _clients.get(cache_key)
         if cached is None:
@@ -82,7 +102,7 @@ def client(service: str, env: Mapping[str, str]) -> Any:
                 aws_session_token=env.get("AWS_SESSION_TOKEN") if access_key else None,
                 region_name=region,
             )
-            cached = session.client(service, endpoint_url=endpoint, config=CLIENT_CONFIG)
+            cached = session.client(service, endpoint_url=endpoint, config=config)
             _clients[cache_key] = cached
         return cached
 

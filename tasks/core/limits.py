@@ -17,6 +17,14 @@ IDEMPOTENCY_KEY_MAX_CHARS = 128
 CALLER_MAX_CHARS = 256
 # S3 documents version ids as up to 1,024 bytes.
 S3_VERSION_ID_MAX_BYTES = 1_024
+# S3: "the user-defined metadata is limited to 2 KB in size", measured as the sum of the bytes of
+# the UTF-8 encoding of each key and value (store keeps its object metadata well under it).
+S3_USER_METADATA_MAX_BYTES = 2_048
+
+# The Retry every task state has (MaxAttempts; workflow/state_machine.py builds its retriers from
+# this number and writes down the time budget it implies). Compensate reads it too: an attempt
+# below it still has a retry coming, so a transient failure is left to that retry, unreported.
+RETRY_MAX_ATTEMPTS = 1
 
 # The largest decoded file whose request still fits the workflow: its largest state (Validate's
 # output: the execution input, with an Idempotency-Key and a caller id at their longest, plus the

@@ -304,10 +304,15 @@ class RecordEvent(_Payload):
 
 class CompensateEvent(_Payload):
     requestId: _RequestId
+    # $.upload.productId / productName: the metadata item Record may have written.
+    productId: Annotated[str, Field(pattern=PRODUCT_ID_PATTERN)]
+    productName: Annotated[str, Field(min_length=1, max_length=PRODUCT_NAME_MAX_CHARS)]
     s3Key: Annotated[str, Field(min_length=1)]
     startedAt: str | None = None
     # $.upload.idempotencyId: the claim to release (None without an Idempotency-Key).
     idempotencyId: Annotated[str | None, Field(pattern=SHA256_HEX_PATTERN)] = None
+    # $$.State.RetryCount: below RETRY_MAX_ATTEMPTS a retry remains.
+    attempt: Annotated[int, Field(ge=0)] = 0
 
 
 def price_as_json_number(text: str) -> int | float:

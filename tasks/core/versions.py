@@ -48,6 +48,33 @@ def cutoff(started_at: str | None) -> datetime | None:
     return since - CLOCK_SKEW if since is not None else None
 
 
+def candidate_versions(s3: Any, *, bucket: str, key: str, since: datetime | None) -> list[str]:
+    """Version ids of exactly ``key`` modified since ``since`` (all of them when None), newest
+    first: the versions a request that started then may have created. Needs
+    s3:ListBucketVersions (prefix ``key``). SDK errors propagate."""
+    found: list[str] = []
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=key):
+        for version in page.get("Versions", []):
+            if version["Key"] != key:
+                continue
+            if since is not None and version["LastModified"] < since:
+                continue
+            found.append(version["VersionId"])
+    return found
+
+
+def created_by(s3: Any, *, bucket: str, key: str, version_id: str, request_id: str) -> bool:
+    """True when the version's metadata names ``request_id``; False for another request's version
+    or one deleted meanwhile. Needs s3:GetObjectVersion. Other SDK errors propagate."""
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key, VersionId=version_id)
+    except botocore.exceptions.ClientError as exc:
+        if aws.error_code(exc) in _GONE_CODES:
+            return False  # deleted meanwhile
+        raise
+    return bool(head.get("Metadata", {}).get(REQUEST_ID_METADATA) == request_id)
+
+
 def versions_of_request(
     s3: Any, *, bucket: str, key: str, request_id: str, since: datetime | None
 ) -> list[str]:
@@ -56,20 +83,8 @@ def versions_of_request(
     Needs s3:ListBucketVersions (prefix ``key``) and s3:GetObjectVersion on the key. SDK errors
     propagate; a version deleted meanwhile is skipped.
     """
-    found: list[str] = []
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=key):
-        for version in page.get("Versions", []):
-            if version["Key"] != key:
-                continue
-            if since is not None and version["LastModified"] < since:
-                continue
-            version_id = version["VersionId"]
-            try:
-                head = s3.head_object(Bucket=bucket, Key=key, VersionId=version_id)
-            except botocore.exceptions.ClientError as exc:
-                if aws.error_code(exc) in _GONE_CODES:
-                    continue  # deleted meanwhile
-                raise
-            if head.get("Metadata", {}).get(REQUEST_ID_METADATA) == request_id:
-                found.append(version_id)
-    return found
+    return [
+        version_id
+        for version_id in candidate_versions(s3, bucket=bucket, key=key, since=since)
+        if created_by(s3, bucket=bucket, key=key, version_id=version_id, request_id=request_id)
+    ]

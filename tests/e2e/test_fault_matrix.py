@@ -4,12 +4,17 @@ persistently with a non-retryable error. Each cell checks the status and body, t
 fired, the S3 versions and DynamoDB items left behind, and the 29 s API Gateway budget.
 
 Operations (tasks/**): store PutObject (+ on a retry ListObjectVersions/HeadObject/DeleteObject
-of its earlier attempts), record PutItem (no Idempotency-Key) or TransactWriteItems (with one:
-item + claim completion), compensate ListObjectVersions, HeadObject, DeleteObject (by VersionId)
-and, with an Idempotency-Key, DeleteItem (release); store's claim PutItem (GetItem only as a
-fallback moto never needs: see UNREACHABLE_LOCALLY). No task calls KMS: S3 encrypts
-server-side with the bucket key (the kms rows prove it: their fault never fires). Compensation
-operations are reached by combining them with a persistent non-retryable record failure.
+of its earlier attempts), record UpdateItem (no Idempotency-Key) or TransactWriteItems (with one:
+item + claim completion), compensate GetItem on the metadata table (did record's write land?),
+ListObjectVersions, HeadObject, DeleteObject (by VersionId) and, with an Idempotency-Key,
+DeleteItem (release); store's claim PutItem (GetItem only as a fallback moto never needs: see
+UNREACHABLE_LOCALLY). Compensate's UpdateItem/DeleteItem on the metadata item (undoing a record
+write that landed before record failed) cannot be reached here: a local fault fails the call
+before it runs, so record's write never lands; tests/unit/test_rollback.py covers them. No task
+calls KMS: S3 encrypts server-side with the bucket key (the kms rows prove it: their fault never
+fires). Compensation operations are reached by combining them with a persistent non-retryable
+record failure. A single throttle in compensation is absorbed by the Compensate Retry (the first
+attempt raises TransientStorageError, unreported); only the last attempt reports.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ FaultSpec = tuple[str, str, str, int | None]  # service, operation, error code, 
 class Cell:
     id: str
     fault: FaultSpec  # the fault under test
-    outcome: str  # stored | replayed | nothing | orphan | claim-kept
+    outcome: str  # stored | replayed | nothing | orphan | claim-kept | metadata-reported
     setup: tuple[FaultSpec, ...] = ()  # faults that steer the request to the operation
     keyed: bool = False  # send an Idempotency-Key
     replay: bool = False  # first store the same keyed body without faults (the key is held)
@@ -46,18 +51,9 @@ class Cell:
     marks: tuple[Any, ...] = field(default=())
 
 
-RECORD_FAILS = ("dynamodb", "PutItem", DDB_DENIED, ALWAYS)
+RECORD_FAILS = ("dynamodb", "UpdateItem", DDB_DENIED, ALWAYS)
 RECORD_TRANSACTION_FAILS = ("dynamodb", "TransactWriteItems", DDB_DENIED, ALWAYS)
 STORE_RETRIED = ("s3", "PutObject", S3_THROTTLE, 1)
-
-# A throttle in compensation is not retried: compensate turns every SDK error into
-# CompensationFailed, which its Retry (TransientStorageError only) never matches.
-COMPENSATION_NOT_RETRIED = pytest.mark.xfail(
-    strict=True,
-    reason="product: a single throttle during compensation is not retried "
-    "(tasks/compensate.py raises CompensationFailed for every error; the Compensate Retry "
-    "only matches TransientStorageError), so one SlowDown leaves an orphan / a held claim",
-)
 
 
 def _three(service: str, operation: str, throttle: str, denied: str, **kw: Any) -> list[Cell]:
@@ -81,7 +77,7 @@ def _three(service: str, operation: str, throttle: str, denied: str, **kw: Any) 
 CELLS: list[Cell] = [
     # Store, record (no Idempotency-Key).
     *_three("s3", "PutObject", S3_THROTTLE, S3_DENIED),
-    *_three("dynamodb", "PutItem", DDB_THROTTLE, DDB_DENIED, prefix="record:PutItem"),
+    *_three("dynamodb", "UpdateItem", DDB_THROTTLE, DDB_DENIED, prefix="record:UpdateItem"),
     # Compensation after a failed record: the lookup and the delete by VersionId.
     *[
         cell
@@ -94,10 +90,21 @@ CELLS: list[Cell] = [
             prefix=f"compensate:{operation}",
             setup=(RECORD_FAILS,),
             once_outcome="nothing",
-            once_marks=(COMPENSATION_NOT_RETRIED,),
             always_outcome="orphan",
         )
     ],
+    # Compensation first reads the metadata item (record's write may have landed). Unreadable:
+    # the versions are still deleted, the unknown item is reported.
+    *_three(
+        "dynamodb",
+        "GetItem",
+        DDB_THROTTLE,
+        DDB_DENIED,
+        prefix="compensate:GetItem",
+        setup=(RECORD_FAILS,),
+        once_outcome="nothing",
+        always_outcome="metadata-reported",
+    ),
     # A retried Store looks for its earlier attempts' versions; if that lookup fails, the
     # workflow's compensation still removes what the retry stored.
     Cell(
@@ -156,7 +163,6 @@ CELLS: list[Cell] = [
         keyed=True,
         setup=(RECORD_TRANSACTION_FAILS,),
         once_outcome="nothing",
-        once_marks=(COMPENSATION_NOT_RETRIED,),
         always_outcome="claim-kept",
     ),
 ]
@@ -240,13 +246,19 @@ def test_fault_matrix(cell: Cell, client, emulator):
             reports = [m for m in _compensate_log(emulator, body["requestId"]) if "ORPHAN" in m]
             assert reports, "the orphan was not reported in the compensate log group"
             assert any(upload.key in r for r in reports), reports
-            if cell.fault[1] == "DeleteObject":  # a failed lookup reports the key only
+            if cell.fault[1] != "ListObjectVersions":  # a failed listing reports the key only
+                # A failed HeadObject or DeleteObject names the versions not yet ruled out.
                 assert any(orphan["VersionId"] in r for r in reports), reports
         elif cell.outcome == "claim-kept":
             assert body["error"]["message"] == ORPHAN_REPORTED_MESSAGE
             assert versions == []  # the versions were deleted; only the claim remains
             reports = [m for m in _compensate_log(emulator, body["requestId"]) if "CLAIM" in m]
             assert reports, "the unreleased claim was not reported in the compensate log group"
+        elif cell.outcome == "metadata-reported":
+            assert body["error"]["message"] == ORPHAN_REPORTED_MESSAGE
+            assert versions == []  # the versions were deleted; the unread item is reported
+            reports = [m for m in _compensate_log(emulator, body["requestId"]) if "METADATA" in m]
+            assert reports, "the unknown metadata item was not reported in the compensate log group"
         else:  # pragma: no cover
             raise AssertionError(cell.outcome)
 

@@ -91,6 +91,7 @@ def test_function_environments(default_stack):
     assert env["Compensate"] == {
         **COMMON_ENV,
         "UPLOAD_BUCKET_NAME": "${" + found["bucket"] + "}",
+        "METADATA_TABLE_NAME": "${" + found["table"] + "}",
         "IDEMPOTENCY_TABLE_NAME": claims,
     }
 
@@ -146,13 +147,21 @@ def expected_permissions(found, title):
             *table_key,
         },
         "Record": {
-            ("dynamodb:PutItem", "${" + found["table"] + ".Arn}", "null"),
+            # The reversible metadata write (tasks.core.rollback).
+            ("dynamodb:UpdateItem", "${" + found["table"] + ".Arn}", "null"),
             # TransactWriteItems is authorized per item: the claim's completion is an update.
             ("dynamodb:UpdateItem", claims, "null"),
             *table_key,
         },
-        # Release the claim (conditional DeleteItem).
-        "Compensate": {*request_versions, ("dynamodb:DeleteItem", claims, "null"), *table_key},
+        # Release the claim (conditional DeleteItem); undo Record's write of the metadata item.
+        "Compensate": {
+            *request_versions,
+            ("dynamodb:DeleteItem", claims, "null"),
+            ("dynamodb:GetItem", "${" + found["table"] + ".Arn}", "null"),
+            ("dynamodb:UpdateItem", "${" + found["table"] + ".Arn}", "null"),
+            ("dynamodb:DeleteItem", "${" + found["table"] + ".Arn}", "null"),
+            *table_key,
+        },
     }[title]
     return logs | XRAY | extra
 
@@ -231,3 +240,13 @@ def test_assets_never_use_docker(default_stack):
     assert manifest.get("dockerImages", {}) == {}
     zips = [a for a in manifest["files"].values() if a["source"].get("packaging") == "zip"]
     assert len(zips) == 2  # the tasks package and the dependencies layer
+
+
+def test_record_gives_up_on_dynamodb_strictly_before_its_lambda_timeout():
+    """A Record that outlives its SDK budget must fail as a task error, never time out after a
+    write that landed (Compensate undoes such a write, but only a clean failure is certain)."""
+    from tasks.core.aws import RECORD_CLIENT_CONFIG, sdk_time_budget_seconds
+    from workflow.functions import RECORD
+
+    assert sdk_time_budget_seconds(RECORD_CLIENT_CONFIG) < RECORD.timeout_seconds
+    assert TASKS["Record"] == RECORD.timeout_seconds

@@ -130,6 +130,10 @@ def test_task_payloads_match_the_interface(states):
     }
     assert states["Compensate"]["Parameters"] == {
         "requestId.$": "$.requestId",
+        # Below the Retry's MaxAttempts a transient failure is left to the retry, unreported.
+        "attempt.$": "$$.State.RetryCount",
+        "productId.$": "$.upload.productId",
+        "productName.$": "$.upload.productName",
         "s3Key.$": "$.upload.s3Key",
         "startedAt.$": "$$.Execution.StartTime",
         "idempotencyId.$": "$.upload.idempotencyId",
@@ -306,3 +310,14 @@ def test_state_machine_role_may_invoke_the_four_functions_only(default_stack):
     assert {a.split(":")[0] for a in others} == {"logs", "xray"}
     assert {r for a, r, _ in granted if not a.startswith("lambda:")} == {"*"}
     assert len(resources_of_type(template, "AWS::Lambda::Function")) == 4
+
+
+def test_compensate_knows_its_retry_from_the_same_constant(states):
+    """Compensate decides "a retry remains" from tasks.core.limits.RETRY_MAX_ATTEMPTS: it must be
+    the Compensate Retry's MaxAttempts, and that Retry must match TransientStorageError."""
+    from tasks.core.errors import TransientStorageError
+    from tasks.core.limits import RETRY_MAX_ATTEMPTS
+
+    [retry] = states["Compensate"]["Retry"]
+    assert retry["MaxAttempts"] == RETRY_MAX_ATTEMPTS
+    assert TransientStorageError.__name__ in retry["ErrorEquals"]

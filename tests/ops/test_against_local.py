@@ -29,7 +29,7 @@ def uploads(emulator: Emulator) -> dict[str, str]:
     }
     ok = requests.post(emulator.api_url, json=body, timeout=60)
     bad = requests.post(emulator.api_url, json={**body, "fileContent": "!!!!"}, timeout=60)
-    emulator.faults.add("dynamodb", "PutItem")
+    emulator.faults.add("dynamodb", "UpdateItem")
     try:
         compensated = requests.post(emulator.api_url, json=body, timeout=60)
     finally:

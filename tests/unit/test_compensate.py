@@ -6,12 +6,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
+import botocore.exceptions
 import pytest
 from botocore.stub import Stubber
 
 from tasks import compensate, store
 from tasks.core import aws
-from tasks.core.errors import CompensationFailed, InvalidTaskInput
+from tasks.core.errors import CompensationFailed, InvalidTaskInput, TransientStorageError
+from tasks.core.limits import RETRY_MAX_ATTEMPTS
 from tasks.core.validation import validate_upload
 from tasks.core.versions import parse_started_at
 
@@ -37,6 +39,18 @@ def put(cloud: Cloud, data: bytes, request_id: str, file_name: str = "test-file.
     return str(store.run(event, env=cloud.env)["versionId"])
 
 
+def event(request_id: str = "req-1", key: str = KEY, **extra: Any) -> dict[str, Any]:
+    """A Compensate event as the state machine builds it (startedAt: None unless given)."""
+    return {
+        "requestId": request_id,
+        "productId": "PROD-001",
+        "productName": "Test Product",
+        "s3Key": key,
+        "startedAt": None,
+        **extra,
+    }
+
+
 def started_at(delta: timedelta = timedelta(0)) -> str:
     moment = datetime.now(UTC) + delta
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
@@ -60,7 +74,7 @@ def test_deletes_only_its_own_versions_and_keeps_the_previous_one_current(
     sibling = put(cloud, b"other key, same prefix", "req-1", file_name="test-file.txt.bak")
     capsys.readouterr()
 
-    result = compensate.run({"requestId": "req-1", "s3Key": KEY, "startedAt": start}, env=cloud.env)
+    result = compensate.run(event(startedAt=start), env=cloud.env)
 
     assert result == {"deletedVersionIds": [own_second, own_first]}
     assert versions(cloud) == ([previous], [])  # no delete marker
@@ -74,9 +88,7 @@ def test_deletes_only_its_own_versions_and_keeps_the_previous_one_current(
 
 def test_nothing_to_delete_when_store_never_wrote(cloud: Cloud) -> None:
     previous = put(cloud, b"previous upload", "req-old")
-    result = compensate.run(
-        {"requestId": "req-1", "s3Key": KEY, "startedAt": started_at()}, env=cloud.env
-    )
+    result = compensate.run(event(startedAt=started_at()), env=cloud.env)
     assert result == {"deletedVersionIds": []}
     assert versions(cloud) == ([previous], [])
 
@@ -84,22 +96,18 @@ def test_nothing_to_delete_when_store_never_wrote(cloud: Cloud) -> None:
 def test_versions_older_than_start_minus_a_minute_are_not_examined(cloud: Cloud) -> None:
     own = put(cloud, b"data", "req-1")
     late_start = started_at(timedelta(minutes=2))  # its version predates start - 60 s
-    result = compensate.run(
-        {"requestId": "req-1", "s3Key": KEY, "startedAt": late_start}, env=cloud.env
-    )
+    result = compensate.run(event(startedAt=late_start), env=cloud.env)
     assert result == {"deletedVersionIds": []}
     assert versions(cloud) == ([own], [])
     within_skew = started_at(timedelta(seconds=50))
-    result = compensate.run(
-        {"requestId": "req-1", "s3Key": KEY, "startedAt": within_skew}, env=cloud.env
-    )
+    result = compensate.run(event(startedAt=within_skew), env=cloud.env)
     assert result == {"deletedVersionIds": [own]}
 
 
 def test_missing_or_unreadable_start_time_examines_every_version(cloud: Cloud) -> None:
     previous = put(cloud, b"previous", "req-old")
     own = put(cloud, b"data", "req-1")
-    result = compensate.run({"requestId": "req-1", "s3Key": KEY, "startedAt": "?"}, env=cloud.env)
+    result = compensate.run(event(startedAt="?"), env=cloud.env)
     assert result == {"deletedVersionIds": [own]}
     assert versions(cloud) == ([previous], [])
 
@@ -126,7 +134,7 @@ def test_start_time_parsing(text: str | None, expected: datetime | None) -> None
 @pytest.mark.parametrize("key", ["other/PROD-001/x", "uploads/../x", "uploads/P/a/b", "uploads/"])
 def test_refuses_keys_outside_the_upload_rules(cloud: Cloud, key: str) -> None:
     with pytest.raises(InvalidTaskInput):
-        compensate.run({"requestId": "req-1", "s3Key": key}, env=cloud.env)
+        compensate.run(event(key=key), env=cloud.env)
 
 
 def _stubbed_s3() -> Any:
@@ -156,6 +164,7 @@ def test_failure_to_delete_logs_the_orphan_counts_it_and_raises(logs, capsys) ->
         )
         with pytest.raises(CompensationFailed) as caught:
             compensate.compensate("req-1", KEY, started_at(), s3=s3, bucket=BUCKET, env={})
+            # (AccessDenied is permanent: reported on the first attempt already)
     assert str(caught.value) == compensate.FAILURE_MESSAGE
     assert "Access Denied by SDK" not in str(caught.value)
     errors = [line for line in logs() if line["level"] == "ERROR"]
@@ -180,7 +189,9 @@ def test_failure_to_list_reports_the_key_with_unknown_versions(logs, capsys) -> 
             "list_object_versions", service_error_code="SlowDown", http_status_code=503
         )
         with pytest.raises(CompensationFailed):
-            compensate.compensate("req-1", KEY, None, s3=s3, bucket=BUCKET, env={})
+            compensate.compensate(
+                "req-1", KEY, None, s3=s3, bucket=BUCKET, env={}, attempt=RETRY_MAX_ATTEMPTS
+            )
     [error] = [line for line in logs() if line["level"] == "ERROR"]
     assert error["orphan"]["s3Key"] == KEY
     assert error["orphan"]["versionIds"] is None
@@ -199,8 +210,113 @@ def test_never_sends_a_plain_delete_object(cloud: Cloud) -> None:
     client = aws.client("s3", cloud.env)
     client.meta.events.register("provide-client-params.s3.DeleteObject", record_call)
     try:
-        compensate.run({"requestId": "req-1", "s3Key": KEY, "startedAt": None}, env=cloud.env)
+        compensate.run(event(), env=cloud.env)
     finally:
         client.meta.events.unregister("provide-client-params.s3.DeleteObject", record_call)
     assert len(calls) == 1
     assert set(calls[0]) == {"Bucket", "Key", "VersionId"}
+
+
+def _listing(now: datetime, *version_ids: str) -> dict[str, Any]:
+    return {"Versions": [{"Key": KEY, "VersionId": v, "LastModified": now} for v in version_ids]}
+
+
+def test_failure_to_head_reports_the_candidate_versions(logs, capsys) -> None:
+    """HeadObject failing on the last attempt: the orphan line names the versions the listing
+    found and nothing had ruled out (not null)."""
+    s3 = _stubbed_s3()
+    now = datetime.now(UTC)
+    with Stubber(s3) as stubber:
+        stubber.add_response("list_object_versions", _listing(now, "v-other", "v-2", "v-3"))
+        stubber.add_response("head_object", {"Metadata": {"request-id": "req-other"}})
+        stubber.add_client_error(
+            "head_object", service_error_code="AccessDenied", http_status_code=403
+        )
+        with pytest.raises(CompensationFailed):
+            compensate.compensate("req-1", KEY, None, s3=s3, bucket=BUCKET, env={})
+    [error] = [line for line in logs() if line["level"] == "ERROR"]
+    assert error["message"].startswith("ORPHAN:")
+    assert error["orphan"]["versionIds"] == ["v-2", "v-3"]
+
+
+@pytest.mark.parametrize("operation", ["list_object_versions", "head_object", "delete_object"])
+def test_a_throttle_with_a_retry_left_is_transient_and_unreported(
+    cloud: Cloud, logs, capsys, operation: str
+) -> None:
+    """One SlowDown must not leave an orphan: the first attempt raises TransientStorageError (the
+    Compensate Retry matches it) without an ORPHAN line or metric; the retry re-lists and deletes
+    what remains."""
+    own = put(cloud, b"data", "req-1")
+    client = aws.client("s3", cloud.env)
+    fired: list[str] = []
+
+    def throttle_once(**_: Any) -> None:
+        if not fired:
+            fired.append(operation)
+            raise botocore.exceptions.ClientError(
+                {
+                    "Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."},
+                    "ResponseMetadata": {"HTTPStatusCode": 503},
+                },
+                operation,
+            )
+
+    event_name = "before-call.s3." + "".join(p.capitalize() for p in operation.split("_"))
+    client.meta.events.register(event_name, throttle_once)
+    capsys.readouterr()
+    try:
+        with pytest.raises(TransientStorageError):
+            compensate.run(event(attempt=0), env=cloud.env)
+        assert fired == [operation]
+        assert [line for line in logs() if line["level"] == "ERROR"] == []
+        assert metric_values(capsys.readouterr().out) == []
+        result = compensate.run(event(attempt=1), env=cloud.env)
+    finally:
+        client.meta.events.unregister(event_name, throttle_once)
+    assert result == {"deletedVersionIds": [own]}
+    assert versions(cloud) == ([], [])
+
+
+def test_a_throttle_on_the_last_attempt_reports_the_orphan(cloud: Cloud, logs, capsys) -> None:
+    own = put(cloud, b"data", "req-1")
+    client = aws.client("s3", cloud.env)
+
+    def throttle(**_: Any) -> None:
+        raise botocore.exceptions.ClientError(
+            {"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503}},
+            "DeleteObject",
+        )
+
+    client.meta.events.register("before-call.s3.DeleteObject", throttle)
+    capsys.readouterr()
+    try:
+        with pytest.raises(CompensationFailed):
+            compensate.run(event(attempt=RETRY_MAX_ATTEMPTS), env=cloud.env)
+    finally:
+        client.meta.events.unregister("before-call.s3.DeleteObject", throttle)
+    [error] = [line for line in logs() if line["level"] == "ERROR"]
+    assert error["orphan"]["versionIds"] == [own]
+    assert error["attempt"] == RETRY_MAX_ATTEMPTS
+    assert metric_values(capsys.readouterr().out) == [
+        ("CompensationFailures", {"service": "upload"}, 1.0)
+    ]
+
+
+def test_a_permanent_error_is_reported_on_the_first_attempt(cloud: Cloud, logs) -> None:
+    put(cloud, b"data", "req-1")
+    client = aws.client("s3", cloud.env)
+
+    def deny(**_: Any) -> None:
+        raise botocore.exceptions.ClientError(
+            {"Error": {"Code": "AccessDenied"}, "ResponseMetadata": {"HTTPStatusCode": 403}},
+            "ListObjectVersions",
+        )
+
+    client.meta.events.register("before-call.s3.ListObjectVersions", deny)
+    try:
+        with pytest.raises(CompensationFailed):
+            compensate.run(event(attempt=0), env=cloud.env)
+    finally:
+        client.meta.events.unregister("before-call.s3.ListObjectVersions", deny)
+    [error] = [line for line in logs() if line["level"] == "ERROR"]
+    assert error["orphan"]["versionIds"] is None

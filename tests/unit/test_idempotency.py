@@ -33,6 +33,7 @@ from tasks.core.idempotency import (
     fingerprint,
     idempotency_id,
 )
+from tasks.core.limits import RETRY_MAX_ATTEMPTS
 from tasks.core.validation import validate_upload
 
 from .support import BUCKET, CLAIMS_TABLE, REGION, TABLE, Cloud, b64, metric_values
@@ -358,6 +359,8 @@ def test_a_cancelled_transaction_is_transient_only_for_conflicts_and_throttling(
 def compensate_event(request_id: str, request: dict[str, Any]) -> dict[str, Any]:
     return {
         "requestId": request_id,
+        "productId": request["productId"],
+        "productName": request["productName"],
         "s3Key": "uploads/PROD-001/test-file.txt",
         "idempotencyId": idempotency_id(CALLER, KEY),
     }
@@ -406,6 +409,7 @@ def test_a_failed_release_is_a_failed_compensation(cloud: Cloud, capsys, logs) -
                     table=CLAIMS_TABLE,
                     idempotency_id=idempotency_id(CALLER, KEY),
                 ),
+                attempt=RETRY_MAX_ATTEMPTS,  # the last attempt: no retry left
             )
     assert version_ids(cloud) == []  # the versions are deleted all the same
     assert ("CompensationFailures", {"service": "upload"}, 1.0) in metric_values(
@@ -414,3 +418,51 @@ def test_a_failed_release_is_a_failed_compensation(cloud: Cloud, capsys, logs) -
     [line] = [line for line in logs() if line["level"] == "ERROR"]
     assert line["message"].startswith("CLAIM:")
     assert line["claim"] == {"idempotencyId": idempotency_id(CALLER, KEY)}
+
+
+def test_a_throttled_release_is_retried_unreported_and_the_retry_releases(
+    cloud: Cloud, capsys, logs
+) -> None:
+    """One throttle on the release must not leave the claim held: with a retry left, compensate
+    raises TransientStorageError (the Compensate Retry matches it) and reports nothing; the retry
+    finds the versions gone and releases the claim."""
+    store.run(store_event("req-1", body()), env=cloud.env)
+    claim = compensate.Claim(
+        dynamodb=cloud.dynamodb, table=CLAIMS_TABLE, idempotency_id=idempotency_id(CALLER, KEY)
+    )
+    throttled = _stubbed_client()
+    with Stubber(throttled) as stubber:
+        stubber.add_client_error(
+            "delete_item",
+            service_error_code="ProvisionedThroughputExceededException",
+            http_status_code=400,
+        )
+        with pytest.raises(TransientStorageError):
+            compensate.compensate(
+                "req-1",
+                "uploads/PROD-001/test-file.txt",
+                None,
+                s3=cloud.s3,
+                bucket=BUCKET,
+                env=cloud.env,
+                claim=compensate.Claim(
+                    dynamodb=throttled, table=CLAIMS_TABLE, idempotency_id=claim.idempotency_id
+                ),
+                attempt=0,
+            )
+    assert claim_item(cloud) is not None
+    assert [line for line in logs() if line["level"] == "ERROR"] == []
+    assert "CompensationFailures" not in capsys.readouterr().out
+    result = compensate.compensate(
+        "req-1",
+        "uploads/PROD-001/test-file.txt",
+        None,
+        s3=cloud.s3,
+        bucket=BUCKET,
+        env=cloud.env,
+        claim=claim,
+        attempt=1,
+    )
+    assert result.deletedVersionIds == []  # the first attempt deleted them
+    assert claim_item(cloud) is None
+    assert version_ids(cloud) == []

@@ -14,12 +14,19 @@ from botocore.stub import Stubber
 
 from tasks import store
 from tasks.core.errors import InvalidTaskInput, StorageError, TransientStorageError
+from tasks.core.keys import S3_KEY_MAX_BYTES
+from tasks.core.limits import (
+    FILE_NAME_MAX_CHARS,
+    PRODUCT_NAME_MAX_CHARS,
+    S3_USER_METADATA_MAX_BYTES,
+)
 from tasks.core.models import UploadMetadata
 from tasks.core.validation import validate_upload
 
 from .support import BUCKET, REGION, Cloud, b64
 
 DATA = b"hello, upload test"
+PRODUCT_ID_MAX_CHARS = 128  # PRODUCT_ID_PATTERN: one character, then up to 127
 
 
 def store_event(
@@ -64,8 +71,6 @@ def test_store_writes_a_kms_encrypted_version_with_checksum_and_metadata(cloud: 
         "request-id": "req-1",
         "product-id": "PROD-001",
         "sha256": hashlib.sha256(DATA).hexdigest(),
-        "product-name": "Prod%C3%BCct%20%C2%AB%CE%A9%C2%BB",
-        "file-name": "test-file.txt",
     }
     body = cloud.s3.get_object(Bucket=BUCKET, Key=receipt["s3Key"], VersionId=version_id)["Body"]
     assert body.read() == DATA
@@ -76,8 +81,38 @@ def test_non_ascii_file_name_is_stored_with_ascii_metadata(cloud: Cloud) -> None
     assert receipt["s3Key"] == "uploads/PROD-001/résumé.pdf"
     head = cloud.s3.head_object(Bucket=BUCKET, Key="uploads/PROD-001/résumé.pdf")
     assert head["VersionId"] == receipt["versionId"]
-    assert head["Metadata"]["file-name"] == "r%C3%A9sum%C3%A9.pdf"
+    assert set(head["Metadata"]) == {"request-id", "product-id", "sha256"}
     assert all(value.isascii() for value in head["Metadata"].values())
+
+
+def s3_user_metadata_bytes(metadata: dict[str, str]) -> int:
+    """S3's measure of user-defined metadata ("the sum of the number of bytes in the UTF-8
+    encoding of each key and value"), counting each key with its x-amz-meta- prefix to be safe."""
+    return sum(len(f"x-amz-meta-{k}".encode()) + len(v.encode()) for k, v in metadata.items())
+
+
+@pytest.mark.parametrize("wide", ["é", "Ω", "€", "😀"])  # 2, 2, 3 and 4 bytes of UTF-8
+def test_object_metadata_fits_s3s_2_kb_limit_for_the_largest_valid_request(wide: str) -> None:
+    """moto does not enforce the limit; real S3 rejects the PUT above it (a 500 for a valid
+    request). Every field at its longest: productId 128, productName 256 and fileName as long as
+    the 1,024-byte key allows, all in the widest characters; the longest request id the task
+    accepts."""
+    product_id = "P" + "x" * (PRODUCT_ID_MAX_CHARS - 1)
+    prefix_bytes = len(f"uploads/{product_id}/".encode())
+    name_chars = min(FILE_NAME_MAX_CHARS, (S3_KEY_MAX_BYTES - prefix_bytes) // len(wide.encode()))
+    body = {
+        "productId": product_id,
+        "productName": wide * PRODUCT_NAME_MAX_CHARS,
+        "price": 99.99,
+        "fileContent": b64(DATA),
+        "fileName": wide * name_chars,
+    }
+    request_id = "r" * 128  # the longest requestId a task event may carry
+    upload = validate_upload(request_id, body)
+    assert len(upload.productName) == PRODUCT_NAME_MAX_CHARS
+    metadata = store.object_metadata(request_id, upload)
+    assert s3_user_metadata_bytes(metadata) <= S3_USER_METADATA_MAX_BYTES
+    assert S3_USER_METADATA_MAX_BYTES == 2048
 
 
 def test_each_store_creates_a_new_version(cloud: Cloud) -> None:
