@@ -36,7 +36,7 @@ def main(
         typer.Option(
             help="Make the tasks' calls of an AWS operation fail: SERVICE:Operation[=ErrorCode] "
             "(repeatable; default error code InternalServerError), "
-            "e.g. dynamodb:PutItem=ProvisionedThroughputExceededException.",
+            "e.g. dynamodb:UpdateItem=ProvisionedThroughputExceededException (the record task).",
             metavar="SERVICE:Operation[=ErrorCode]",
         ),
     ] = None,

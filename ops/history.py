@@ -5,10 +5,10 @@ every history event of an execution as one JSON log event to the state machine's
 Step Functions Developer Guide, "Using CloudWatch Logs to log execution history in Step
 Functions", https://docs.aws.amazon.com/step-functions/latest/dg/cw-logs.html).
 
-Where the example below comes from, honestly: that page, as far as it could be searched here,
-shows no example log event, so this one is a real event written by local mode (``python -m local
---fault dynamodb:PutItem``, one upload; ``includeExecutionData`` off, so there is no ``input``),
-copied verbatim from its log group, only wrapped to fit (the ARN is one string). Local mode writes
+That page describes the fields but shows no complete event, so the example below is a real
+event written by local mode (one upload with a failing metadata write; ``includeExecutionData``
+off, so there is no ``input``), copied verbatim from its log group and only wrapped to fit (the
+ARN is one string). Local mode writes
 the format that published output of real Express executions shows: the same seven fields in this
 order, ``details`` holding the content of the event's ``*EventDetails`` object directly::
 

@@ -8,12 +8,12 @@ from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from tasks.core import limits
 from workflow.compliance import acknowledge, skip_checkov
+from workflow.log_groups import encrypted_log_group
 from workflow.settings import AuthMode, Settings
 from workflow.templates import request_template, response_template
 
@@ -152,12 +152,8 @@ class UploadApi(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.api_key: apigw.IApiKey | None = None
-        self.access_log_group = logs.LogGroup(
-            self,
-            "AccessLogs",
-            encryption_key=logs_key,
-            retention=logs.RetentionDays.ONE_YEAR,
-            removal_policy=removal_policy,
+        self.access_log_group = encrypted_log_group(
+            self, "AccessLogs", key=logs_key, removal_policy=removal_policy
         )
         self.api = apigw.RestApi(
             self,

@@ -8,15 +8,14 @@ from aws_cdk import Acknowledgment, CfnElement, Duration, RemovalPolicy, Stack, 
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from constructs import Construct, IConstruct
 
 from tasks.core.content_types import ALLOWED_CONTENT_TYPES_ENV
 from workflow import bundling
 from workflow.compliance import acknowledge, skip_checkov
+from workflow.log_groups import encrypted_log_group
 from workflow.storage import UPLOAD_PREFIX, Storage
 
-LOG_RETENTION = logs.RetentionDays.ONE_YEAR
 # Memory (and with it CPU: one full vCPU at 1,769 MB) per task, from `python -m bench`'s warm
 # split (README "Performance"). Lambda bills GB-seconds, so for CPU-bound work more memory costs
 # about the same up to 1,769 MB and only shortens it; for work that waits on AWS it only costs.
@@ -82,12 +81,8 @@ class TaskFunction(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.spec = spec
-        self.log_group = logs.LogGroup(
-            self,
-            "LogGroup",
-            encryption_key=logs_key,
-            retention=LOG_RETENTION,
-            removal_policy=removal_policy,
+        self.log_group = encrypted_log_group(
+            self, "LogGroup", key=logs_key, removal_policy=removal_policy
         )
         self.role = iam.Role(
             self,

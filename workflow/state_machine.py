@@ -37,7 +37,6 @@ from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
@@ -52,6 +51,7 @@ from tasks.core.errors import (
 from tasks.core.limits import RETRY_MAX_ATTEMPTS  # shared with compensate (a retry remains?)
 from workflow.compliance import acknowledge
 from workflow.functions import TaskFunction, TaskFunctions, logical_id
+from workflow.log_groups import encrypted_log_group
 
 STATE_MACHINE_TIMEOUT_SECONDS = 25
 RETRY_INTERVAL_SECONDS = 1
@@ -201,12 +201,8 @@ class UploadWorkflow(Construct):
         ).otherwise(record)
         definition = validate.next(store).next(discard).next(already_uploaded)
 
-        self.log_group = logs.LogGroup(
-            self,
-            "LogGroup",
-            encryption_key=logs_key,
-            retention=logs.RetentionDays.ONE_YEAR,
-            removal_policy=removal_policy,
+        self.log_group = encrypted_log_group(
+            self, "LogGroup", key=logs_key, removal_policy=removal_policy
         )
         self.state_machine = sfn.StateMachine(
             self,
