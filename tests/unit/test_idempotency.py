@@ -397,17 +397,10 @@ def test_a_failed_release_is_a_failed_compensation(cloud: Cloud, capsys, logs) -
     with Stubber(failing) as stubber:
         stubber.add_client_error("delete_item", service_error_code="InternalServerError")
         with pytest.raises(CompensationFailed):
-            compensate.compensate(
-                "req-1",
-                "uploads/PROD-001/test-file.txt",
-                None,
-                s3=cloud.s3,
-                bucket=BUCKET,
-                env=cloud.env,
-                claim=compensate.Claim(
-                    dynamodb=failing,
-                    table=CLAIMS_TABLE,
-                    idempotency_id=idempotency_id(CALLER, KEY),
+            _compensate(
+                cloud,
+                compensate.Claim(
+                    dynamodb=failing, table=CLAIMS_TABLE, idempotency_id=idempotency_id(CALLER, KEY)
                 ),
                 attempt=RETRY_MAX_ATTEMPTS,  # the last attempt: no retry left
             )
@@ -438,14 +431,9 @@ def test_a_throttled_release_is_retried_unreported_and_the_retry_releases(
             http_status_code=400,
         )
         with pytest.raises(TransientStorageError):
-            compensate.compensate(
-                "req-1",
-                "uploads/PROD-001/test-file.txt",
-                None,
-                s3=cloud.s3,
-                bucket=BUCKET,
-                env=cloud.env,
-                claim=compensate.Claim(
+            _compensate(
+                cloud,
+                compensate.Claim(
                     dynamodb=throttled, table=CLAIMS_TABLE, idempotency_id=claim.idempotency_id
                 ),
                 attempt=0,
@@ -453,7 +441,15 @@ def test_a_throttled_release_is_retried_unreported_and_the_retry_releases(
     assert claim_item(cloud) is not None
     assert [line for line in logs() if line["level"] == "ERROR"] == []
     assert "CompensationFailures" not in capsys.readouterr().out
-    result = compensate.compensate(
+    result = _compensate(cloud, claim, attempt=1)
+    assert result.deletedVersionIds == []  # the first attempt deleted them
+    assert claim_item(cloud) is None
+    assert version_ids(cloud) == []
+
+
+def _compensate(cloud: Cloud, claim: compensate.Claim, *, attempt: int) -> Any:
+    """Compensate request req-1's upload of the standard test file, releasing ``claim``."""
+    return compensate.compensate(
         "req-1",
         "uploads/PROD-001/test-file.txt",
         None,
@@ -461,8 +457,5 @@ def test_a_throttled_release_is_retried_unreported_and_the_retry_releases(
         bucket=BUCKET,
         env=cloud.env,
         claim=claim,
-        attempt=1,
+        attempt=attempt,
     )
-    assert result.deletedVersionIds == []  # the first attempt deleted them
-    assert claim_item(cloud) is None
-    assert version_ids(cloud) == []
