@@ -28,7 +28,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Final
 
-from workflow import bundling
+from workflow import bundling, functions
 
 PROJECT_ROOT: Final = Path(__file__).resolve().parent.parent
 BUILD_DIR: Final = PROJECT_ROOT / ".build"
@@ -50,14 +50,21 @@ TASK_CLIENTS: Final[dict[str, tuple[str, ...]]] = {
     "record": ("dynamodb",),
     "compensate": ("s3",),
 }
+# Stand-ins for the resource names and ARNs the template fills in per function (the same
+# variables: tests/infrastructure/test_functions.py checks it).
 TASK_ENVIRONMENT: Final[dict[str, dict[str, str]]] = {
     "validate": {},
     "store": {
         "UPLOAD_BUCKET_NAME": "bench-bucket",
         "UPLOAD_KEY_ARN": "arn:aws:kms:us-east-1:123456789012:key/bench",
+        "IDEMPOTENCY_TABLE_NAME": "bench-claims",
     },
-    "record": {"METADATA_TABLE_NAME": "bench-table"},
-    "compensate": {"UPLOAD_BUCKET_NAME": "bench-bucket"},
+    "record": {"METADATA_TABLE_NAME": "bench-table", "IDEMPOTENCY_TABLE_NAME": "bench-claims"},
+    "compensate": {
+        "UPLOAD_BUCKET_NAME": "bench-bucket",
+        "METADATA_TABLE_NAME": "bench-table",
+        "IDEMPOTENCY_TABLE_NAME": "bench-claims",
+    },
 }
 
 # Runs in the child: time the import, then the first clients; print one JSON line.
@@ -184,10 +191,9 @@ def lambda_environment(name: str, sandbox: Sandbox) -> dict[str, str]:
         "AWS_XRAY_DAEMON_ADDRESS": "169.254.79.129:2000",
         "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
         "_HANDLER": f"tasks.{name}.handler" if name != REFERENCE else f"{REFERENCE}.handler",
-        "TABLE_NAME": "bench-table",
-        "POWERTOOLS_SERVICE_NAME": "upload",
-        "POWERTOOLS_METRICS_NAMESPACE": "UploadService",
-        "POWERTOOLS_LOG_LEVEL": "INFO",
+        # The functions' own environment: the same mapping workflow.functions gives every
+        # function (Powertools settings, PYDANTIC_DISABLE_PLUGINS), then the task's resources.
+        **functions.COMMON_ENVIRONMENT,
         **TASK_ENVIRONMENT.get(name, {}),
     }
 

@@ -40,6 +40,7 @@ from tasks.core.models import (
     StoreReceipt,
     SuccessBody,
     UploadMetadata,
+    build,
     parse_payload,
     price_as_json_number,
 )
@@ -53,6 +54,8 @@ from tasks.core.observability import (
 from tasks.core.tracing import tracer
 
 TASK = "record"
+# This task's models, built at import (tasks.core.models: the others stay unbuilt).
+build(RecordEvent, StoreReceipt, SuccessBody, UploadMetadata)
 _serializer = TypeSerializer()
 
 

@@ -36,7 +36,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from tasks.core import aws, claims
 from tasks.core.errors import IdempotencyConflict, InvalidTaskInput, StorageError
 from tasks.core.keys import REQUEST_ID_METADATA, object_key
-from tasks.core.models import StoreEvent, StoreReceipt, UploadMetadata, parse_payload
+from tasks.core.models import StoreEvent, StoreReceipt, UploadMetadata, build, parse_payload
 from tasks.core.observability import (
     REASON_DIMENSION,
     REJECTIONS,
@@ -48,6 +48,8 @@ from tasks.core.tracing import tracer
 from tasks.core.versions import cutoff, versions_of_request
 
 TASK = "store"
+# This task's models, built at import (tasks.core.models: the others stay unbuilt).
+build(StoreEvent, StoreReceipt, UploadMetadata)
 
 
 def object_metadata(request_id: str, upload: UploadMetadata) -> dict[str, str]:

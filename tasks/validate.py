@@ -19,7 +19,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from tasks.core.content_types import ALLOWED_CONTENT_TYPES_ENV, policy_from_env
 from tasks.core.errors import ClientError
-from tasks.core.models import ValidateEvent, check_product_id, parse_payload
+from tasks.core.models import (
+    UploadMetadata,
+    UploadRequest,
+    ValidateEvent,
+    build,
+    check_product_id,
+    parse_payload,
+)
 from tasks.core.observability import (
     REASON_DIMENSION,
     REJECTIONS,
@@ -30,6 +37,8 @@ from tasks.core.observability import (
 from tasks.core.validation import validate_upload
 
 TASK = "validate"
+# This task's models, built at import (tasks.core.models: the others stay unbuilt).
+build(ValidateEvent, UploadRequest, UploadMetadata)
 
 
 def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:

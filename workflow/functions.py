@@ -32,10 +32,15 @@ RECORD_MEMORY_MB = 512
 COMPENSATE_MEMORY_MB = 512
 ALIAS_NAME = "live"  # what the state machine invokes when versions are published
 
+# Every task's environment (bench/cold.py measures cold init with this same mapping).
+# PYDANTIC_DISABLE_PLUGINS=__all__: the tasks use no pydantic plugin, and without it pydantic scans
+# every installed distribution's entry points (importlib.metadata over the layer and the runtime)
+# when the first model class is built, on every cold start.
 COMMON_ENVIRONMENT: dict[str, str] = {
     "POWERTOOLS_SERVICE_NAME": "upload",
     "POWERTOOLS_METRICS_NAMESPACE": "UploadService",
     "POWERTOOLS_LOG_LEVEL": "INFO",
+    "PYDANTIC_DISABLE_PLUGINS": "__all__",
 }
 
 

@@ -24,6 +24,8 @@ COMMON_ENV = {
     "POWERTOOLS_SERVICE_NAME": "upload",
     "POWERTOOLS_METRICS_NAMESPACE": "UploadService",
     "POWERTOOLS_LOG_LEVEL": "INFO",
+    # No pydantic plugin: skips pydantic's entry-point scan on every cold start.
+    "PYDANTIC_DISABLE_PLUGINS": "__all__",
 }
 XRAY = {
     ("xray:PutTelemetryRecords", "*", "null"),
@@ -94,6 +96,26 @@ def test_function_environments(default_stack):
         "METADATA_TABLE_NAME": "${" + found["table"] + "}",
         "IDEMPOTENCY_TABLE_NAME": claims,
     }
+
+
+def test_cold_benchmark_uses_each_functions_environment(default_stack):
+    """bench/cold.py measures each task with its function's variables (stand-in values for the
+    resources) and the very settings the template gives it."""
+    from pathlib import Path
+
+    from bench import cold
+
+    template = default_stack.template_json
+    sandbox = cold.Sandbox(code=Path("code"), layer=Path("layer"), runtime=Path("runtime"))
+    for title in TASKS:
+        variables = template["Resources"][ids(template, title)["function"]]["Properties"][
+            "Environment"
+        ]["Variables"]
+        bench_env = cold.lambda_environment(title.lower(), sandbox)
+        assert set(variables) <= set(bench_env)
+        for name, value in variables.items():
+            if isinstance(value, str):  # literal settings (not resource references)
+                assert bench_env[name] == value, name
 
 
 def test_each_function_has_its_own_role_assumable_by_lambda_only(default_stack):
