@@ -10,9 +10,9 @@ IdempotencyConflict.
 
 With an Idempotency-Key (``upload.idempotencyId``), the key is claimed before the PUT
 (tasks.core.claims, one conditional PutItem; a retry of this request re-claims its own claim).
-When the same body already completed within 24 h, the first success body is returned for replay
-and S3 is not touched; another body, or the same body still in progress, is an
-IdempotencyConflict (409). Without the header nothing changes.
+When the same body already completed within 24 h, the first success body (under this
+request's id) is returned for replay and S3 is not touched; another body, or the same body still
+in progress, is an IdempotencyConflict (409). Without the header nothing changes.
 
 On a retry (attempt > 0) an earlier attempt may have put the object and still failed as a task
 (it timed out after the PUT returned). After its own PUT succeeded, the retry deletes, by
@@ -178,7 +178,9 @@ def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
                 env=env,
             )
             if first is not None:
-                return {"replay": True, "receipt": first}
+                # The first upload's result, answered under this request's id (CONTRACT.md: every
+                # body carries the request id, which names this execution).
+                return {"replay": True, "receipt": {**first, "requestId": payload.requestId}}
         receipt = store(
             payload.requestId,
             payload.upload,
