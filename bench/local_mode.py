@@ -51,12 +51,17 @@ class LoadResult:
     failures: list[str]
 
     def percentile(self, fraction: float) -> float:
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
+        return percentile(self.latencies_ms, fraction)
 
     @property
     def per_second(self) -> float:
         return len(self.latencies_ms) / self.wall_seconds
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    """The nearest-rank percentile of ``samples`` (``fraction`` 0.95 for p95)."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
 
 
 def max_upload_body() -> dict[str, Any]:

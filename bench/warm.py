@@ -132,14 +132,14 @@ def measure(sizes: list[int], calls: int, warmup: int = 5) -> list[WarmResult]:
     """``calls`` timed handler calls per task and size (after ``warmup`` untimed ones)."""
     from moto import mock_aws
 
+    from workflow.functions import COMMON_ENVIRONMENT
+
     environment = {
         "AWS_REGION": REGION,
         "AWS_DEFAULT_REGION": REGION,
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
-        "POWERTOOLS_SERVICE_NAME": "upload",
-        "POWERTOOLS_METRICS_NAMESPACE": "UploadService",
-        "POWERTOOLS_LOG_LEVEL": "INFO",
+        **COMMON_ENVIRONMENT,
         "UPLOAD_BUCKET_NAME": "bench-uploads",
         "METADATA_TABLE_NAME": "bench-metadata",
     }

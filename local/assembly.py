@@ -31,14 +31,6 @@ class CloudAssembly:
     assets: dict[str, Any]
     synthesized: bool  # False when an up-to-date cdk.out was reused
 
-    def asset_directory(self, object_key: str) -> Path | None:
-        """The directory of the file asset whose S3 object key is ``object_key``."""
-        for asset_hash, asset in self.assets.get("files", {}).items():
-            keys = {d.get("objectKey") for d in asset.get("destinations", {}).values()}
-            if object_key in keys or object_key.startswith(asset_hash):
-                return self.directory / str(asset["source"]["path"])
-        return None
-
 
 def _newest_source_mtime(root: Path) -> float:
     newest = 0.0

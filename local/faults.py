@@ -59,10 +59,6 @@ def task_scope(function_name: str) -> Iterator[None]:
         _current_task.reset(token)
 
 
-def current_task() -> str | None:
-    return _current_task.get()
-
-
 @dataclass
 class Fault:
     service: str  # botocore service name, lower case: "s3", "dynamodb"

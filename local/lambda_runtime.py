@@ -24,7 +24,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -101,7 +101,6 @@ class LambdaRuntime:
         functions: list[FunctionSpec],
         *,
         aws_endpoint: str,
-        on_invocation: Callable[[Invocation], None] | None = None,
         saturation: Saturation | None = None,
     ) -> None:
         self._by_name: dict[str, FunctionSpec] = {}
@@ -114,7 +113,6 @@ class LambdaRuntime:
         self._capture = _CaptureHandler()
         self._streams: dict[str, str] = {}
         self._logs_lock = threading.Lock()
-        self._on_invocation = on_invocation
         self._saturation = saturation
         self.invocation_count: dict[str, int] = {spec.name: 0 for spec in functions}
 
@@ -232,8 +230,6 @@ class LambdaRuntime:
             f"REPORT RequestId: {invocation.request_id}\tDuration: {duration_ms:.2f} ms",
         ]
         self._publish_logs(spec, invocation)
-        if self._on_invocation is not None:
-            self._on_invocation(invocation)
         return payload
 
     def _wait(self, worker: threading.Thread, timeout_seconds: float) -> None:

@@ -40,9 +40,5 @@ class Saturation:
             with self._lock:
                 self._in_flight -= 1
 
-    @property
-    def in_flight(self) -> int:
-        return self._in_flight
-
     def factor(self) -> float:
         return max(1.0, self._in_flight / self.cores)

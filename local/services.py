@@ -31,13 +31,12 @@ from local.template import (
     Resolver,
     StateMachineSpec,
 )
+from tasks.core.limits import STATE_PAYLOAD_LIMIT_BYTES
 
 LOG = logging.getLogger("local.services")
 
 # Executions kept per state machine (describe_execution works for the most recent ones).
 MAX_EXECUTIONS_KEPT = 200
-# The Step Functions execution-input limit (bytes of UTF-8).
-EXECUTION_INPUT_LIMIT = 262_144
 # Longest a polled execution may run (the fallback path): the API's 29 s, plus margin.
 POLL_DEADLINE_SECONDS = 35.0
 # One log stream per execution (as AWS writes Express logs); the oldest are deleted beyond this.
@@ -487,7 +486,6 @@ class SyncExecutor:
         self._lock = threading.Lock()
         self._saturation = saturation or Saturation()
         self._logging_configs = logging_configs or {}
-        self.fallback_used = False
         self._log_streams: collections.deque[tuple[str, str]] = collections.deque()
 
     def start_sync_execution(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -502,12 +500,12 @@ class SyncExecutor:
             raise SfnApiError(400, "ValidationException", "stateMachineArn is required")
         if not isinstance(execution_input, str):
             raise SfnApiError(400, "SerializationException", "input must be a string")
-        if len(execution_input.encode()) > EXECUTION_INPUT_LIMIT:
+        if len(execution_input.encode()) > STATE_PAYLOAD_LIMIT_BYTES:
             raise SfnApiError(
                 400,
                 "ValidationException",
                 "1 validation error detected: Value at 'input' failed to satisfy constraint: "
-                f"Member must have length less than or equal to {EXECUTION_INPUT_LIMIT}",
+                f"Member must have length less than or equal to {STATE_PAYLOAD_LIMIT_BYTES}",
             )
         if not isinstance(name, str) or not 1 <= len(name) <= 80:
             raise SfnApiError(400, "InvalidName", f"Invalid Name: '{name}'")
@@ -521,7 +519,6 @@ class SyncExecutor:
             from moto.stepfunctions.parser.backend.execution import SyncExecution
         except ImportError:
             # moto's internal API moved: start + poll through the public one instead.
-            self.fallback_used = True
             return self._publish(self._run_polling(machine_arn, name, execution_input))
         return self._publish(self._run_sync(SyncExecution, machine_arn, name, execution_input))
 

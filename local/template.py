@@ -253,7 +253,6 @@ class FunctionSpec:
     environment: dict[str, str]
     timeout_seconds: int
     log_group: str
-    code_s3_key: str | None
 
     @property
     def module(self) -> str:
@@ -324,8 +323,6 @@ def functions(resolver: Resolver) -> list[FunctionSpec]:
         log_group = (
             resolver.resolve_str(log_group_config) if log_group_config else f"/aws/lambda/{name}"
         )
-        code = props.get("Code", {})
-        s3_key = resolver.resolve(code.get("S3Key")) if "S3Key" in code else None
         specs.append(
             FunctionSpec(
                 logical_id=logical_id,
@@ -335,7 +332,6 @@ def functions(resolver: Resolver) -> list[FunctionSpec]:
                 environment={str(k): str(v) for k, v in env.items()},
                 timeout_seconds=int(props.get("Timeout", 3)),
                 log_group=log_group,
-                code_s3_key=str(s3_key) if s3_key else None,
             )
         )
     return specs

@@ -167,9 +167,9 @@ def _own_write(exc: botocore.exceptions.ClientError, request_id: str) -> str | N
     """The ``uploadedAt`` of this request's own earlier write, when that is why ``exc`` (a
     failed condition, or a transaction cancelled by it alone) happened; else None."""
     code = aws.error_code(exc)
-    if code == rollback.CONDITION_FAILED:
+    if code == aws.CONDITION_FAILED:
         item = exc.response.get("Item")
-    elif code == "TransactionCanceledException":
+    elif code == aws.TRANSACTION_CANCELED:
         reasons = exc.response.get("CancellationReasons") or []
         if not reasons or reasons[0].get("Code") != "ConditionalCheckFailed":
             return None

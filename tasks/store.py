@@ -31,19 +31,11 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
-
 from tasks.core import aws, claims
 from tasks.core.errors import IdempotencyConflict, InvalidTaskInput, StorageError
 from tasks.core.keys import REQUEST_ID_METADATA, object_key
 from tasks.core.models import StoreEvent, StoreReceipt, UploadMetadata, build, parse_payload
-from tasks.core.observability import (
-    REASON_DIMENSION,
-    REJECTIONS,
-    emit_metric,
-    logger,
-    request_scope,
-)
+from tasks.core.observability import count_rejection, logger, request_scope
 from tasks.core.tracing import tracer
 from tasks.core.versions import cutoff, versions_of_request
 
@@ -159,9 +151,7 @@ def claim_key(
             request_id=request_id,
         )
     except IdempotencyConflict as exc:
-        reason = type(exc).__name__
-        logger.info("Request rejected", extra={"reason": reason, "clientMessage": exc.message})
-        emit_metric(REJECTIONS, MetricUnit.Count, 1, env=env, dimensions={REASON_DIMENSION: reason})
+        count_rejection(type(exc).__name__, env=env, clientMessage=exc.message)
         raise
 
 

@@ -15,8 +15,6 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
-
 from tasks.core.content_types import ALLOWED_CONTENT_TYPES_ENV, policy_from_env
 from tasks.core.errors import ClientError
 from tasks.core.models import (
@@ -27,13 +25,7 @@ from tasks.core.models import (
     check_product_id,
     parse_payload,
 )
-from tasks.core.observability import (
-    REASON_DIMENSION,
-    REJECTIONS,
-    emit_metric,
-    logger,
-    request_scope,
-)
+from tasks.core.observability import count_rejection, logger, request_scope
 from tasks.core.validation import validate_upload
 
 TASK = "validate"
@@ -55,18 +47,13 @@ def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
                 policy=policy_from_env(env.get(ALLOWED_CONTENT_TYPES_ENV)),
             )
         except ClientError as exc:
-            reason = type(exc).__name__
-            extra: dict[str, Any] = {
-                "reason": reason,
-                "problems": [{"field": d.field, "message": d.message} for d in exc.details],
+            details: dict[str, Any] = {
+                "problems": [{"field": d.field, "message": d.message} for d in exc.details]
             }
             product_id = _product_id(payload.body)
             if product_id is not None:  # lets operators find a product's rejected requests
-                extra["productId"] = product_id
-            logger.info("Request rejected", extra=extra)
-            emit_metric(
-                REJECTIONS, MetricUnit.Count, 1, env=env, dimensions={REASON_DIMENSION: reason}
-            )
+                details["productId"] = product_id
+            count_rejection(type(exc).__name__, env=env, **details)
             raise
         logger.info(
             "Request valid",

@@ -11,10 +11,12 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct, IConstruct
 
 from tasks.core.content_types import ALLOWED_CONTENT_TYPES_ENV
+from tasks.core.keys import UPLOAD_PREFIX
+from tasks.core.observability import DEFAULT_NAMESPACE, DEFAULT_SERVICE
 from workflow import bundling
 from workflow.compliance import acknowledge, skip_checkov
 from workflow.log_groups import encrypted_log_group
-from workflow.storage import UPLOAD_PREFIX, Storage
+from workflow.storage import Storage
 
 # Memory (and with it CPU: one full vCPU at 1,769 MB) per task, from `python -m bench`'s warm
 # split (README "Performance"). Lambda bills GB-seconds, so for CPU-bound work more memory costs
@@ -37,8 +39,8 @@ ALIAS_NAME = "live"  # what the state machine invokes when versions are publishe
 # every installed distribution's entry points (importlib.metadata over the layer and the runtime)
 # when the first model class is built, on every cold start.
 COMMON_ENVIRONMENT: dict[str, str] = {
-    "POWERTOOLS_SERVICE_NAME": "upload",
-    "POWERTOOLS_METRICS_NAMESPACE": "UploadService",
+    "POWERTOOLS_SERVICE_NAME": DEFAULT_SERVICE,
+    "POWERTOOLS_METRICS_NAMESPACE": DEFAULT_NAMESPACE,
     "POWERTOOLS_LOG_LEVEL": "INFO",
     "PYDANTIC_DISABLE_PLUGINS": "__all__",
 }
@@ -254,21 +256,6 @@ class TaskFunctions(Construct):
         self.store.role.add_to_policy(
             iam.PolicyStatement(actions=["s3:PutObject"], resources=[storage.uploads_arn()])
         )
-        # A retried Store finds and deletes (by VersionId) the versions an earlier attempt of
-        # the same request left behind: the same lookup compensate makes.
-        self.store.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["s3:DeleteObjectVersion", "s3:GetObjectVersion"],
-                resources=[storage.uploads_arn()],
-            )
-        )
-        self.store.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["s3:ListBucketVersions"],
-                resources=[bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": f"{UPLOAD_PREFIX}*"}},
-            )
-        )
         self.store.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["kms:GenerateDataKey", "kms:Decrypt"],
@@ -293,12 +280,6 @@ class TaskFunctions(Construct):
         self.record.role.add_to_policy(
             iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[claims.table_arn])
         )
-        self.record.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["kms:GenerateDataKey", "kms:Decrypt"],
-                resources=[storage.table_key.key_arn],
-            )
-        )
         self.compensate = task(
             COMPENSATE,
             {
@@ -319,29 +300,33 @@ class TaskFunctions(Construct):
         self.compensate.role.add_to_policy(
             iam.PolicyStatement(actions=["dynamodb:DeleteItem"], resources=[claims.table_arn])
         )
-        # Both tables share the table key: store and compensate use it for the claims only.
-        for writer in (self.store, self.compensate):
+        # Both tables share the table key (store and compensate use it for the claims only).
+        for writer in (self.store, self.record, self.compensate):
             writer.role.add_to_policy(
                 iam.PolicyStatement(
                     actions=["kms:GenerateDataKey", "kms:Decrypt"],
                     resources=[storage.table_key.key_arn],
                 )
             )
-        self.compensate.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["s3:DeleteObjectVersion", "s3:GetObjectVersion"],
-                resources=[storage.uploads_arn()],
-            )
+        # Compensate, and a retried Store, find this request's versions of the key and delete
+        # them by VersionId (tasks.core.versions).
+        uploads_finding = (
+            f"AwsSolutions-IAM5[Resource::<{logical_id(bucket)}.Arn>/{UPLOAD_PREFIX}*]"
         )
-        self.compensate.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["s3:ListBucketVersions"],
-                resources=[bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": f"{UPLOAD_PREFIX}*"}},
-            )
-        )
-        uploads_finding = f"AwsSolutions-IAM5[Resource::<{logical_id(bucket)}.Arn>/uploads/*]"
         for role in (self.store.role, self.compensate.role):
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["s3:DeleteObjectVersion", "s3:GetObjectVersion"],
+                    resources=[storage.uploads_arn()],
+                )
+            )
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["s3:ListBucketVersions"],
+                    resources=[bucket.bucket_arn],
+                    conditions={"StringLike": {"s3:prefix": f"{UPLOAD_PREFIX}*"}},
+                )
+            )
             acknowledge(
                 role,
                 uploads_finding,

@@ -10,9 +10,9 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from tasks.core import idempotency
+from tasks.core.keys import UPLOAD_PREFIX
 from workflow.compliance import acknowledge, skip_checkov
 
-UPLOAD_PREFIX = "uploads/"
 NONCURRENT_VERSION_DAYS = 90
 ACCESS_LOG_RETENTION_DAYS = 365
 

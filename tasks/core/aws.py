@@ -120,6 +120,16 @@ def required_setting(env: Mapping[str, str], name: str) -> str:
     return value
 
 
+CONDITION_FAILED: Final = "ConditionalCheckFailedException"
+TRANSACTION_CANCELED: Final = "TransactionCanceledException"
+
+
+def string_attribute(item: dict[str, Any], name: str) -> str | None:
+    """A DynamoDB item's string attribute (``{"S": ...}``), or None if absent or not a string."""
+    value = item.get(name)
+    return value.get("S") if isinstance(value, dict) else None
+
+
 def error_code(exc: BaseException) -> str:
     if isinstance(exc, botocore.exceptions.ClientError):
         return str(exc.response.get("Error", {}).get("Code", ""))
@@ -129,7 +139,7 @@ def error_code(exc: BaseException) -> str:
 def is_transient(exc: BaseException) -> bool:
     """Throttling, 5xx answers, timeouts and connection failures."""
     if isinstance(exc, botocore.exceptions.ClientError):
-        if error_code(exc) == "TransactionCanceledException":
+        if error_code(exc) == TRANSACTION_CANCELED:
             reasons = {str(r.get("Code")) for r in exc.response.get("CancellationReasons") or []}
             return bool(reasons - {"None"}) and reasons <= TRANSIENT_CANCELLATION_REASONS
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)

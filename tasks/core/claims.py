@@ -30,7 +30,6 @@ from tasks.core.observability import logger
 
 Clock = Callable[[], float]
 
-_CONDITION_FAILED: Final = "ConditionalCheckFailedException"
 # Free, expired, or already this request's (a retried Store re-claims).
 _CLAIM_CONDITION: Final = "attribute_not_exists(#key) OR #expires < :now OR #requestId = :requestId"
 _NAMES: Final = {
@@ -86,7 +85,7 @@ def _put_claim(
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
     except botocore.exceptions.ClientError as exc:
-        if aws.error_code(exc) != _CONDITION_FAILED:
+        if aws.error_code(exc) != aws.CONDITION_FAILED:
             raise
         item = exc.response.get("Item")
         if not item:  # a service that does not return it: read it (strongly consistent)
@@ -97,22 +96,20 @@ def _put_claim(
     return None
 
 
-def _text(item: dict[str, Any], name: str) -> str | None:
-    value = item.get(name)
-    return value.get("S") if isinstance(value, dict) else None
-
-
 def _held_by_another(item: dict[str, Any] | None, fingerprint: str) -> dict[str, Any]:
     """Decide on a claim another live request holds (or held and completed)."""
     if item is None:
         # Released between the failed condition and the read: the caller's retry will claim it.
         raise IdempotencyConflict(IN_PROGRESS_MESSAGE)
-    extra = {"idempotencyId": _text(item, KEY_ATTRIBUTE), "heldBy": _text(item, "requestId")}
-    if _text(item, "fingerprint") != fingerprint:
+    extra = {
+        "idempotencyId": aws.string_attribute(item, KEY_ATTRIBUTE),
+        "heldBy": aws.string_attribute(item, "requestId"),
+    }
+    if aws.string_attribute(item, "fingerprint") != fingerprint:
         logger.info("Idempotency-Key reused with a different body", extra=extra)
         raise IdempotencyConflict(DIFFERENT_BODY_MESSAGE)
-    receipt_text = _text(item, "receipt")
-    if _text(item, "status") == STATUS_COMPLETED and receipt_text:
+    receipt_text = aws.string_attribute(item, "receipt")
+    if aws.string_attribute(item, "status") == STATUS_COMPLETED and receipt_text:
         receipt = json.loads(receipt_text)
         if isinstance(receipt, dict):
             logger.info("Idempotent replay of a completed request", extra=extra)
@@ -168,7 +165,7 @@ def release(dynamodb: Any, *, table: str, idempotency_id: str, request_id: str) 
             ExpressionAttributeValues={":requestId": {"S": request_id}},
         )
     except botocore.exceptions.ClientError as exc:
-        if aws.error_code(exc) == _CONDITION_FAILED:
+        if aws.error_code(exc) == aws.CONDITION_FAILED:
             return False  # never claimed, or another request's claim now
         raise
     return True

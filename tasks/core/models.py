@@ -31,6 +31,7 @@ from tasks.core.errors import InvalidTaskInput
 from tasks.core.keys import PRODUCT_ID_RE
 from tasks.core.limits import (
     CALLER_MAX_CHARS,
+    CONTENT_TYPE_MAX_CHARS,
     FILE_NAME_MAX_CHARS,
     IDEMPOTENCY_KEY_MAX_CHARS,
     MAX_FILE_BYTES,
@@ -248,7 +249,7 @@ class UploadMetadata(_Payload):
     productName: Annotated[str, Field(min_length=1, max_length=PRODUCT_NAME_MAX_CHARS)]
     price: Annotated[str, Field(pattern=PRICE_TEXT_PATTERN)]
     fileName: Annotated[str, Field(min_length=1, max_length=FILE_NAME_MAX_CHARS)]
-    contentType: Annotated[str, Field(min_length=3, max_length=255)]
+    contentType: Annotated[str, Field(min_length=3, max_length=CONTENT_TYPE_MAX_CHARS)]
     size: Annotated[int, Field(ge=1, le=MAX_FILE_BYTES)]
     sha256: Annotated[str, Field(pattern=SHA256_HEX_PATTERN)]
     s3Key: Annotated[str, Field(min_length=1)]

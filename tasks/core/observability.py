@@ -71,3 +71,10 @@ def emit_metric(
             pass
     except Exception:  # a metric must never fail the task
         logger.exception("Could not emit metric", extra={"metric": name})
+
+
+def count_rejection(reason: str, *, env: Mapping[str, str], **details: object) -> None:
+    """A client error: one "Request rejected" log line (reason plus ``details``) and one
+    Rejections metric with that reason, which the WorkflowFailures alarm subtracts."""
+    logger.info("Request rejected", extra={"reason": reason, **details})
+    emit_metric(REJECTIONS, MetricUnit.Count, 1, env=env, dimensions={REASON_DIMENSION: reason})

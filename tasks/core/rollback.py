@@ -45,7 +45,6 @@ ITEM_ATTRIBUTES: Final = (
     "uploadedAt",
 )
 REQUEST_ID: Final = "requestId"
-CONDITION_FAILED: Final = "ConditionalCheckFailedException"
 _NONE: Final = {"NULL": True}
 
 
@@ -86,21 +85,19 @@ def own_item(item: dict[str, Any] | None, request_id: str) -> bool:
     return isinstance(value, dict) and value.get("S") == request_id
 
 
-def _text(item: dict[str, Any], name: str) -> str | None:
-    value = item.get(name)
-    return value.get("S") if isinstance(value, dict) else None
-
-
 def undo(dynamodb: Any, *, table: str, key: dict[str, Any], request_id: str) -> str:
     """Undo this request's write of the item at ``key``, if it is still there. Returns what was
     done: "restored", "deleted" or "untouched". SDK errors propagate."""
     item = dynamodb.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
     if not own_item(item, request_id):
-        if item is not None and _text(item, previous_name(REQUEST_ID)) == request_id:
+        if item is not None and aws.string_attribute(item, previous_name(REQUEST_ID)) == request_id:
             logger.error(
                 "METADATA: a later upload overwrote this request's item; its rollback would "
                 "restore this request's attributes",
-                extra={"laterRequestId": _text(item, REQUEST_ID), "requestId": request_id},
+                extra={
+                    "laterRequestId": aws.string_attribute(item, REQUEST_ID),
+                    "requestId": request_id,
+                },
             )
         return "untouched"
     assert item is not None
@@ -109,7 +106,9 @@ def undo(dynamodb: Any, *, table: str, key: dict[str, Any], request_id: str) -> 
         "ExpressionAttributeValues": {":requestId": {"S": request_id}},
     }
     try:
-        if _text(item, previous_name(REQUEST_ID)) is None:  # a first-time item (prev NULL)
+        if (
+            aws.string_attribute(item, previous_name(REQUEST_ID)) is None
+        ):  # a first-time item (prev NULL)
             dynamodb.delete_item(
                 TableName=table,
                 Key=key,
@@ -137,6 +136,6 @@ def undo(dynamodb: Any, *, table: str, key: dict[str, Any], request_id: str) -> 
         )
         return "restored"
     except botocore.exceptions.ClientError as exc:
-        if aws.error_code(exc) == CONDITION_FAILED:
+        if aws.error_code(exc) == aws.CONDITION_FAILED:
             return "untouched"  # overwritten by a later upload since the read: not ours to undo
         raise
