@@ -43,12 +43,13 @@ RUNTIME_PACKAGES: Final = (
     "six",
 )
 
-# The clients each task's first invocation creates (none for validate).
+# The clients each task's first invocation creates (none for validate; store without an
+# Idempotency-Key; compensate always reads the metadata table and the bucket).
 TASK_CLIENTS: Final[dict[str, tuple[str, ...]]] = {
     "validate": (),
     "store": ("s3",),
     "record": ("dynamodb",),
-    "compensate": ("s3",),
+    "compensate": ("dynamodb", "s3"),
 }
 # Stand-ins for the resource names and ARNs the template fills in per function (the same
 # variables: tests/infrastructure/test_functions.py checks it).
@@ -192,7 +193,7 @@ def lambda_environment(name: str, sandbox: Sandbox) -> dict[str, str]:
         "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
         "_HANDLER": f"tasks.{name}.handler" if name != REFERENCE else f"{REFERENCE}.handler",
         # The functions' own environment: the same mapping workflow.functions gives every
-        # function (Powertools settings, PYDANTIC_DISABLE_PLUGINS), then the task's resources.
+        # function (Powertools settings), then the task's resources.
         **functions.COMMON_ENVIRONMENT,
         **TASK_ENVIRONMENT.get(name, {}),
     }

@@ -192,8 +192,8 @@ CATEGORIES: Final = (
     ("botocore / boto3 (tasks' SDK calls)", "boto3"),
     ("airspeed / jsonpath (templates)", "airspeed"),
     ("airspeed / jsonpath (templates)", "jsonpath"),
-    ("pydantic / powertools", "pydantic"),
-    ("pydantic / powertools", "aws_lambda_powertools"),
+    ("msgspec / powertools", "msgspec"),
+    ("msgspec / powertools", "aws_lambda_powertools"),
 )
 
 

@@ -5,7 +5,7 @@ The handlers run exactly as on Lambda (``tasks.<task>.handler(event, context)``,
 ``os.environ``, Powertools decorators included; log lines and EMF documents are written to
 /dev/null). Time spent inside the boto3 call (``client._make_api_call``: serialization, the HTTP
 round trip to moto and moto's own work) is measured apart from the rest (our code, Powertools,
-pydantic), which is the Python work a larger memory size would speed up.
+msgspec), which is the Python work a larger memory size would speed up.
 """
 
 from __future__ import annotations

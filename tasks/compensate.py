@@ -37,7 +37,7 @@ from tasks.core import aws, claims, rollback
 from tasks.core.errors import CompensationFailed, InvalidTaskInput, TransientStorageError
 from tasks.core.keys import is_upload_key
 from tasks.core.limits import RETRY_MAX_ATTEMPTS
-from tasks.core.models import CompensateEvent, CompensationResult, build, parse_payload
+from tasks.core.models import CompensateEvent, CompensationResult, parse_payload
 from tasks.core.observability import (
     COMPENSATION_FAILURES,
     COMPENSATIONS,
@@ -49,8 +49,6 @@ from tasks.core.tracing import tracer
 from tasks.core.versions import candidate_versions, created_by, cutoff
 
 TASK = "compensate"
-# This task's models, built at import (tasks.core.models: the others stay unbuilt).
-build(CompensateEvent, CompensationResult)
 FAILURE_MESSAGE: Final = "Deleting the stored file versions failed; the orphan has been reported."
 RETRY_MESSAGE: Final = "Compensating failed temporarily."
 
@@ -267,7 +265,7 @@ def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
             metadata=metadata,
             attempt=payload.attempt,
         )
-        return result.model_dump()
+        return result.to_dict()
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)

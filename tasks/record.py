@@ -40,7 +40,6 @@ from tasks.core.models import (
     StoreReceipt,
     SuccessBody,
     UploadMetadata,
-    build,
     parse_payload,
     price_as_json_number,
 )
@@ -54,8 +53,6 @@ from tasks.core.observability import (
 from tasks.core.tracing import tracer
 
 TASK = "record"
-# This task's models, built at import (tasks.core.models: the others stay unbuilt).
-build(RecordEvent, StoreReceipt, SuccessBody, UploadMetadata)
 _serializer = TypeSerializer()
 
 
@@ -126,7 +123,7 @@ def record(
                         table=str(idempotency_table),
                         idempotency_id=upload.idempotencyId,
                         request_id=request_id,
-                        receipt=body.model_dump(),
+                        receipt=body.to_dict(),
                         clock=now.timestamp,
                     ),
                 ]
@@ -217,7 +214,7 @@ def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
         )
         emit_metric(UPLOADS_STORED, MetricUnit.Count, 1, env=env)
         emit_metric(BYTES_STORED, MetricUnit.Bytes, body.size, env=env)
-        return body.model_dump()
+        return body.to_dict()
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)

@@ -34,14 +34,12 @@ from typing import Any
 from tasks.core import aws, claims
 from tasks.core.errors import IdempotencyConflict, InvalidTaskInput, StorageError
 from tasks.core.keys import REQUEST_ID_METADATA, object_key
-from tasks.core.models import StoreEvent, StoreReceipt, UploadMetadata, build, parse_payload
+from tasks.core.models import StoreEvent, StoreReceipt, UploadMetadata, parse_payload
 from tasks.core.observability import count_rejection, logger, request_scope
 from tasks.core.tracing import tracer
 from tasks.core.versions import cutoff, versions_of_request
 
 TASK = "store"
-# This task's models, built at import (tasks.core.models: the others stay unbuilt).
-build(StoreEvent, StoreReceipt, UploadMetadata)
 
 
 def object_metadata(request_id: str, upload: UploadMetadata) -> dict[str, str]:
@@ -181,7 +179,7 @@ def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
             attempt=payload.attempt,
             started_at=payload.startedAt,
         )
-        return receipt.model_dump()
+        return receipt.to_dict()
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)

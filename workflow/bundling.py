@@ -10,10 +10,10 @@
 * Both are byte-compiled for the runtime's Python (``LAMBDA_PYTHON_VERSION``) when an interpreter
   of that version is found on this machine (``LAMBDA_PYTHON`` names one explicitly): Lambda's
   ``/var/task`` and ``/opt`` are read-only, so without shipped ``.pyc`` files every cold start
-  compiles pydantic, Powertools and the tasks from source (measured by ``python -m bench``: about
-  half of the cold init). ``unchecked-hash`` byte code is used whatever the files' timestamps in
-  the zip. Without such an interpreter the assets ship source only (slower cold starts, same
-  behaviour); the layer's hash records which it is.
+  compiles Powertools, the X-Ray SDK and the tasks from source (measured by ``python -m bench``:
+  about half of the cold init). ``unchecked-hash`` byte code is used whatever the files'
+  timestamps in the zip. Without such an interpreter the assets ship source only (slower cold
+  starts, same behaviour); the layer's hash records which it is.
 
 Both implement ``ILocalBundling`` and never return False: a failed local build raises, so CDK
 never falls back to a Docker image.

@@ -21,8 +21,9 @@ from workflow.storage import Storage
 # Memory (and with it CPU: one full vCPU at 1,769 MB) per task, from `python -m bench`'s warm
 # split (README "Performance"). Lambda bills GB-seconds, so for CPU-bound work more memory costs
 # about the same up to 1,769 MB and only shortens it; for work that waits on AWS it only costs.
-# - validate is pure CPU (base64, SHA-256 and pydantic over a MAX_FILE_BYTES body: ~3 ms on a full
-#   core) and its init (pydantic, Powertools) is CPU too: one full vCPU, the same cost per call.
+# - validate is pure CPU (base64, SHA-256 and the field rules over a MAX_FILE_BYTES body: ~2 ms
+#   on a full core) and its init (Powertools, msgspec) is CPU too: one full vCPU, the same cost per
+#   call.
 # - store decodes, hashes and sends up to MAX_FILE_BYTES over TLS (~1 ms of Python per call), the
 #   rest is the S3 PUT: 1,024 MB keeps its Python part and init short without paying for idle CPU.
 # - record and compensate spend <1 ms in Python per call (the rest is DynamoDB / S3): 512 MB.
@@ -35,14 +36,10 @@ COMPENSATE_MEMORY_MB = 512
 ALIAS_NAME = "live"  # what the state machine invokes when versions are published
 
 # Every task's environment (bench/cold.py measures cold init with this same mapping).
-# PYDANTIC_DISABLE_PLUGINS=__all__: the tasks use no pydantic plugin, and without it pydantic scans
-# every installed distribution's entry points (importlib.metadata over the layer and the runtime)
-# when the first model class is built, on every cold start.
 COMMON_ENVIRONMENT: dict[str, str] = {
     "POWERTOOLS_SERVICE_NAME": DEFAULT_SERVICE,
     "POWERTOOLS_METRICS_NAMESPACE": DEFAULT_NAMESPACE,
     "POWERTOOLS_LOG_LEVEL": "INFO",
-    "PYDANTIC_DISABLE_PLUGINS": "__all__",
 }
 
 

@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Final
 
-import pydantic
+import msgspec
 
 from tasks.core import idempotency
 from tasks.core.content_types import (
@@ -27,6 +27,7 @@ from tasks.core.models import (
     UploadRequest,
     check_idempotency_key,
     decoded_size_bound,
+    parse_request,
 )
 
 INVALID_BODY_MESSAGE: Final = "The request body is invalid."
@@ -36,7 +37,6 @@ IDEMPOTENCY_KEY_FIELD: Final = "Idempotency-Key"
 CONTENT_TYPE_FIELD: Final = "contentType"
 # A body with thousands of unknown fields must not produce an error larger than the body.
 MAX_REPORTED_PROBLEMS: Final = 32
-_MAX_FIELD_NAME_CHARS: Final = 128
 
 
 def validate_upload(
@@ -72,11 +72,8 @@ def validate_upload(
         check_idempotency_key(idempotency_key)
     except ValueError as exc:
         problems.append(FieldProblem(IDEMPOTENCY_KEY_FIELD, str(exc)))
-    request: UploadRequest | None = None
-    try:
-        request = UploadRequest.model_validate(dict(body))
-    except pydantic.ValidationError as exc:
-        problems.extend(_field_problems(exc))
+    request, request_problems = parse_request(body)
+    problems.extend(request_problems)
     if (
         request is not None
         and request.fileName is not None
@@ -98,11 +95,10 @@ def validate_upload(
         raise ValidationError(INVALID_BODY_MESSAGE, problems[:MAX_REPORTED_PROBLEMS])
     upload = describe(request_id, request, content_type)
     if isinstance(idempotency_key, str):  # checked above: 1..128 visible ASCII characters
-        upload = upload.model_copy(
-            update={
-                "idempotencyId": idempotency.idempotency_id(caller or "", idempotency_key),
-                "fingerprint": idempotency.fingerprint(body),
-            }
+        upload = msgspec.structs.replace(
+            upload,
+            idempotencyId=idempotency.idempotency_id(caller or "", idempotency_key),
+            fingerprint=idempotency.fingerprint(body),
         )
     return upload
 
@@ -152,23 +148,3 @@ def describe(request_id: str, request: UploadRequest, content_type: str = "") ->
         sha256=hashlib.sha256(data).hexdigest(),
         s3Key=object_key(request.productId, file_name),
     )
-
-
-def _field_problems(exc: pydantic.ValidationError) -> list[FieldProblem]:
-    problems = []
-    for error in exc.errors(include_url=False, include_input=False):
-        location = error["loc"]
-        field = str(location[0]) if location else "body"
-        if len(field) > _MAX_FIELD_NAME_CHARS:
-            field = field[:_MAX_FIELD_NAME_CHARS] + "..."
-        kind = error["type"]
-        if kind == "missing":
-            message = "is required"
-        elif kind == "extra_forbidden":
-            message = "is not an allowed field"
-        elif kind == "value_error":
-            message = str(error.get("ctx", {}).get("error", error["msg"]))
-        else:  # pragma: no cover - every rule raises ValueError
-            message = error["msg"]
-        problems.append(FieldProblem(field, message))
-    return problems

@@ -24,8 +24,6 @@ COMMON_ENV = {
     "POWERTOOLS_SERVICE_NAME": "upload",
     "POWERTOOLS_METRICS_NAMESPACE": "UploadService",
     "POWERTOOLS_LOG_LEVEL": "INFO",
-    # No pydantic plugin: skips pydantic's entry-point scan on every cold start.
-    "PYDANTIC_DISABLE_PLUGINS": "__all__",
 }
 XRAY = {
     ("xray:PutTelemetryRecords", "*", "null"),
@@ -225,11 +223,11 @@ def test_dependencies_layer_is_built_for_lambda(default_stack):
     assert props["CompatibleArchitectures"] == ["arm64"]
     site = asset_dir(default_stack, props["Content"]) / "python"
     installed = {p.name for p in site.iterdir()}
-    assert {"aws_lambda_powertools", "aws_xray_sdk", "pydantic", "pydantic_core"} <= installed
+    assert {"aws_lambda_powertools", "aws_xray_sdk", "msgspec", "puremagic"} <= installed
     # The runtime's boto3/botocore must not be shadowed by a layer copy.
     assert not installed & {"boto3", "botocore", "s3transfer", "urllib3", "jmespath"}
     # Wheels for the Lambda platform, not this machine's.
-    [core] = (site / "pydantic_core").glob("_pydantic_core*.so")
+    [core] = (site / "msgspec").glob("_core*.so")
     assert "aarch64" in core.name
     assert "cpython-313" in core.name
 
@@ -249,11 +247,11 @@ def test_layer_asset_hash_is_stable_and_independent_of_the_task_code(
 
 def test_layer_hash_is_the_hash_of_the_requirements_file(tmp_path, monkeypatch):
     requirements = tmp_path / "requirements.txt"
-    requirements.write_text("pydantic==2.13.4\n")
+    requirements.write_text("msgspec==0.22.0\n")
     monkeypatch.setattr(bundling, "REQUIREMENTS_FILE", requirements)
     first = bundling.dependencies_hash()
     assert bundling.dependencies_hash() == first
-    requirements.write_text("pydantic==2.13.5\n")
+    requirements.write_text("msgspec==0.22.1\n")
     assert bundling.dependencies_hash() != first
 
 

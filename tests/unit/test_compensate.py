@@ -33,7 +33,7 @@ def put(cloud: Cloud, data: bytes, request_id: str, file_name: str = "test-file.
     }
     event = {
         "requestId": request_id,
-        "upload": validate_upload(request_id, body).model_dump(),
+        "upload": validate_upload(request_id, body).to_dict(),
         "fileContent": b64(data),
     }
     return str(store.run(event, env=cloud.env)["versionId"])

@@ -55,7 +55,7 @@ def body(data: bytes = DATA, **overrides: Any) -> dict[str, Any]:
 
 
 def upload(request_id: str, request: dict[str, Any], key: str | None = KEY) -> dict[str, Any]:
-    return validate_upload(request_id, request, key, CALLER).model_dump()
+    return validate_upload(request_id, request, key, CALLER).to_dict()
 
 
 def store_event(request_id: str, request: dict[str, Any], attempt: int = 0) -> dict[str, Any]:
@@ -193,9 +193,7 @@ def test_same_key_while_the_first_is_in_progress_is_a_conflict(cloud: Cloud) -> 
 def test_another_caller_may_use_the_same_key(cloud: Cloud) -> None:
     complete(cloud, "req-1", body())
     event = store_event("req-2", body(b"other caller's file"))
-    event["upload"] = validate_upload(
-        "req-2", body(b"other caller's file"), KEY, "other"
-    ).model_dump()
+    event["upload"] = validate_upload("req-2", body(b"other caller's file"), KEY, "other").to_dict()
     result = store.run(event, env=cloud.env)
     assert "replay" not in result
     assert len(version_ids(cloud)) == 2

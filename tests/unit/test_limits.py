@@ -20,6 +20,7 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
+import msgspec
 import pytest
 
 from local.vtl import render
@@ -130,16 +131,16 @@ def _largest_state(file_size: int, product_id_length: int) -> int:
     assert upload.idempotencyId is not None
     assert upload.fingerprint is not None
     digest = hashlib.sha256(b"\xa5" * file_size).hexdigest()
-    upload = upload.model_copy(update={"size": file_size, "sha256": digest})
+    upload = msgspec.structs.replace(upload, size=file_size, sha256=digest)
     stored = StoreReceipt(
         bucket=BUCKET_NAME, s3Key=upload.s3Key, versionId="v" * S3_VERSION_ID_MAX_BYTES
     )
-    after_validate = {**execution_input, "upload": upload.model_dump(mode="json")}
+    after_validate = {**execution_input, "upload": upload.to_dict()}
     # Store's result replaces the body (ResultPath $.body): the file leaves with it.
-    after_store = {**after_validate, "body": stored.model_dump(mode="json")}
+    after_store = {**after_validate, "body": stored.to_dict()}
     # An idempotent repeat of this request: Store returns the first request's success body (its
     # own request id, version id and timestamp, of the same lengths).
-    receipt = success_body(REQUEST_ID, upload, stored, TIMESTAMP).model_dump(mode="json")
+    receipt = success_body(REQUEST_ID, upload, stored, TIMESTAMP).to_dict()
     after_replay = {**after_validate, "body": {"replay": True, "receipt": receipt}}
     return max(
         len(execution_input_text.encode("utf-8")),  # Step Functions measures the input as sent

@@ -15,7 +15,7 @@ from botocore.stub import Stubber
 from tasks import record
 from tasks.core import rollback
 from tasks.core.errors import InvalidTaskInput, StorageError, TransientStorageError
-from tasks.core.models import StoreReceipt, UploadMetadata
+from tasks.core.models import StoreReceipt, UploadMetadata, parse_payload
 
 from .support import BUCKET, REGION, TABLE, Cloud, metric_values
 
@@ -126,8 +126,8 @@ def test_timestamp_is_read_once_and_formatted_in_utc_with_milliseconds() -> None
     table = Table()
     body = record.record(
         "req-1",
-        UploadMetadata.model_validate(upload()),
-        StoreReceipt.model_validate(STORED),
+        parse_payload(UploadMetadata, upload()),
+        parse_payload(StoreReceipt, STORED),
         dynamodb=table,
         table_name=TABLE,
         clock=clock,
@@ -175,8 +175,8 @@ def test_dynamodb_errors_map_to_named_errors(
         with pytest.raises(expected) as caught:
             record.record(
                 "req-1",
-                UploadMetadata.model_validate(upload()),
-                StoreReceipt.model_validate(STORED),
+                parse_payload(UploadMetadata, upload()),
+                parse_payload(StoreReceipt, STORED),
                 dynamodb=client,
                 table_name=TABLE,
             )

@@ -20,7 +20,7 @@ from tasks.core.limits import (
     PRODUCT_NAME_MAX_CHARS,
     S3_USER_METADATA_MAX_BYTES,
 )
-from tasks.core.models import UploadMetadata
+from tasks.core.models import UploadMetadata, parse_payload
 from tasks.core.validation import validate_upload
 
 from .support import BUCKET, REGION, Cloud, b64
@@ -39,7 +39,7 @@ def store_event(
         "fileContent": b64(data),
         "fileName": file_name,
     }
-    upload = validate_upload(request_id, body).model_dump()
+    upload = validate_upload(request_id, body).to_dict()
     return {"requestId": request_id, "upload": upload, "fileContent": body["fileContent"]}
 
 
@@ -139,7 +139,7 @@ def test_missing_setting_is_reported_by_name(cloud: Cloud) -> None:
 
 def _upload() -> tuple[UploadMetadata, str]:
     event = store_event()
-    return UploadMetadata.model_validate(event["upload"]), event["fileContent"]
+    return parse_payload(UploadMetadata, event["upload"]), event["fileContent"]
 
 
 @pytest.mark.parametrize(

@@ -51,7 +51,7 @@ def problems(document: object, idempotency_key: object = None) -> list[tuple[str
 
 def test_valid_request_is_described_exactly() -> None:
     upload = validate_upload(REQUEST_ID, body(), "key-1")
-    assert upload.model_dump() == {
+    assert upload.to_dict() == {
         "productId": "PROD-001",
         "productName": "Test Product",
         "price": "99.99",
