@@ -31,7 +31,6 @@ from typing import Any
 
 import botocore.exceptions
 from aws_lambda_powertools.metrics import MetricUnit
-from boto3.dynamodb.types import TypeSerializer
 
 from tasks.core import aws, claims, rollback
 from tasks.core.errors import InvalidTaskInput
@@ -53,7 +52,6 @@ from tasks.core.observability import (
 from tasks.core.tracing import tracer
 
 TASK = "record"
-_serializer = TypeSerializer()
 
 
 def utc_timestamp(now: datetime) -> str:
@@ -65,7 +63,7 @@ def utc_timestamp(now: datetime) -> str:
 def metadata_item(
     request_id: str, upload: UploadMetadata, stored: StoreReceipt, uploaded_at: str
 ) -> dict[str, Any]:
-    """The DynamoDB item (plain Python values; price as the exact Decimal)."""
+    """The DynamoDB item (plain Python values; price as the exact Decimal validate checked)."""
     return {
         "productId": upload.productId,
         "productName": upload.productName,
@@ -80,6 +78,13 @@ def metadata_item(
         "requestId": request_id,
         "uploadedAt": uploaded_at,
     }
+
+
+def attribute_value(value: str | int | Decimal) -> dict[str, str]:
+    """A value in DynamoDB's wire form: a string, or a number as its exact decimal text."""
+    if isinstance(value, str):
+        return {"S": value}
+    return {"N": str(value)}
 
 
 def record(
@@ -104,7 +109,7 @@ def record(
     now = clock()  # read the clock once
     uploaded_at = utc_timestamp(now)
     item = metadata_item(request_id, upload, stored, uploaded_at)
-    serialized = {name: _serializer.serialize(value) for name, value in item.items()}
+    serialized = {name: attribute_value(value) for name, value in item.items()}
     update = rollback.write(
         table=table_name,
         key={name: serialized[name] for name in ("productId", "productName")},

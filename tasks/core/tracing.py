@@ -13,6 +13,9 @@ from aws_lambda_powertools import Tracer
 
 from tasks.core.observability import DEFAULT_SERVICE
 
-# Active only on Lambda; patches botocore so every S3 / DynamoDB call becomes a subsegment.
-tracer = Tracer(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or DEFAULT_SERVICE)
-tracer.patch(["botocore"])
+# Active only on Lambda; patches botocore (only: the default patches every library the X-Ray SDK
+# knows, importing each) so every S3 / DynamoDB call becomes a subsegment.
+tracer = Tracer(
+    service=os.environ.get("POWERTOOLS_SERVICE_NAME") or DEFAULT_SERVICE,
+    patch_modules=("botocore",),
+)

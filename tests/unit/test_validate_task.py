@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -148,28 +145,6 @@ def test_lambda_handler_never_logs_the_event(logs, capsys, monkeypatch) -> None:
     assert lines[0]["function_request_id"] == "lambda-request-1"
     assert lines[0]["correlation_id"] == "req-1"
     assert b64(SECRET_CONTENT) not in json.dumps(lines) + capsys.readouterr().out
-
-
-@pytest.mark.parametrize("lambda_like", [False, True])
-def test_validate_imports_no_boto3(lambda_like: bool) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LAMBDA_"))}
-    if lambda_like:  # tracing active, as on Lambda
-        env |= {"LAMBDA_TASK_ROOT": str(PROJECT_ROOT), "AWS_LAMBDA_FUNCTION_NAME": "validate"}
-    code = (
-        "import sys, tasks.validate; "
-        "print(sorted(m for m in sys.modules "
-        "if m in ('boto3', 'aws_xray_sdk', 'tasks.core.aws', 'tasks.core.tracing')"
-        " or m.startswith(('boto3.', 'aws_xray_sdk.'))))"
-    )
-    completed = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert completed.stdout.strip() == "[]"
 
 
 def test_concurrent_runs_keep_their_own_correlation_id(logs) -> None:

@@ -13,6 +13,7 @@ from boto3.dynamodb.types import TypeSerializer
 from tasks.core.errors import FieldProblem, PayloadTooLarge, ValidationError
 from tasks.core.limits import MAX_FILE_BYTES
 from tasks.core.validation import validate_upload
+from tasks.record import attribute_value
 
 from .support import b64
 
@@ -172,9 +173,9 @@ def test_prices_with_more_than_38_significant_digits_are_rejected(price: object)
 def test_prices_dynamodb_can_store_are_accepted_and_serialize(price: object, text: str) -> None:
     stored = validate_upload(REQUEST_ID, body(price=price)).price
     assert stored == text
-    # What record sends: boto3's serializer refuses what DynamoDB cannot hold (Inexact, Rounded,
-    # Underflow, Overflow are trapped), so this is the check the item would fail.
-    assert TypeSerializer().serialize(Decimal(stored)) == {"N": str(Decimal(stored))}
+    # boto3's serializer, as an oracle, refuses what DynamoDB cannot hold (Inexact, Rounded,
+    # Underflow, Overflow are trapped), and record sends the same text.
+    assert TypeSerializer().serialize(Decimal(stored)) == attribute_value(Decimal(stored))
 
 
 @pytest.mark.parametrize(
