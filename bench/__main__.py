@@ -87,7 +87,7 @@ def cold_section(console: Console, runs: int, verdicts: list[Verdict]) -> None:
             Verdict(
                 f"{task} cold init <= {AWS_TASK_COLD_RATIO} x reference",
                 ratio <= AWS_TASK_COLD_RATIO,
-                f"{ratio:.2f} (with its first client, created on the first call: {total:.2f})",
+                f"{ratio:.2f} (with the clients its first call creates: {total:.2f})",
             )
         )
 
@@ -98,7 +98,7 @@ def warm_section(console: Console, calls: int, verdicts: list[Verdict]) -> None:
 
     results = warm.measure([MAX_FILE_BYTES, KB], calls)
     table = Table(title=f"Warm handler time, median of {calls} calls against moto (mock_aws), ms")
-    for column in ("task", "file", "median", "p95", "in boto3 call", "rest (Python)", "share"):
+    for column in ("task", "file", "median", "p95", "in SDK call", "rest (Python)", "share"):
         table.add_column(column, justify="left" if column in ("task", "file") else "right")
     for result in results:
         split = result.aws_median + result.python_median
@@ -129,7 +129,7 @@ def warm_section(console: Console, calls: int, verdicts: list[Verdict]) -> None:
                 Verdict(
                     f"warm {task} ({size:,} B) dominated by the AWS call",
                     found.aws_median > found.python_median,
-                    f"boto3 call {found.aws_median:.2f} ms vs rest {found.python_median:.2f} ms",
+                    f"SDK call {found.aws_median:.2f} ms vs rest {found.python_median:.2f} ms",
                 )
             )
 

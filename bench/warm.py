@@ -3,9 +3,9 @@ moto in-process (``mock_aws``), for a ``MAX_FILE_BYTES`` file and a 1 KB file.
 
 The handlers run exactly as on Lambda (``tasks.<task>.handler(event, context)``, settings from
 ``os.environ``, Powertools decorators included; log lines and EMF documents are written to
-/dev/null). Time spent inside the boto3 call (``client._make_api_call``: serialization, the HTTP
-round trip to moto and moto's own work) is measured apart from the rest (our code, Powertools,
-msgspec), which is the Python work a larger memory size would speed up.
+/dev/null). Time spent inside the SDK call (botocore's ``client._make_api_call``: serialization,
+the HTTP round trip to moto and moto's own work) is measured apart from the rest (our code,
+Powertools, msgspec), which is the Python work a larger memory size would speed up.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class _Context:
 
 
 class CallTimer:
-    """Accumulates the time spent inside boto3 API calls, of every client (the tasks' shared
+    """Accumulates the time spent inside botocore API calls, of every client (the tasks' shared
     ones and any a task creates itself, e.g. record's tighter-budget client)."""
 
     def __init__(self) -> None:

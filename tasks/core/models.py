@@ -267,7 +267,7 @@ def _field_label(name: str) -> str:
 
 # --- task payloads (see spec/INTERFACES.md, "State machine data flow") ---
 # msgspec Structs: a task's event is converted and checked in one C call, and importing msgspec
-# costs a few milliseconds of cold start where pydantic cost about fifty.
+# costs a few milliseconds of cold start (README "Performance").
 
 _RequestId = Annotated[str, Meta(min_length=1, max_length=128)]
 _Sha256 = Annotated[str, Meta(pattern=SHA256_HEX_PATTERN)]
