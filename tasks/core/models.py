@@ -278,7 +278,8 @@ _Attempt = Annotated[int, Meta(ge=0)]
 
 
 class Payload(Struct, frozen=True, kw_only=True):
-    """A task payload: fields the model does not name are ignored."""
+    """A task payload: fields the model does not name are ignored. The constraints are checked
+    where a payload enters a task (:func:`parse_payload`), not when a task builds one."""
 
     def to_dict(self) -> dict[str, Any]:
         """The payload as JSON-ready builtins (what the task returns to the state machine)."""
