@@ -1,6 +1,6 @@
-"""The CDK app: one stack, "UploadService", built from context flags (see workflow/settings.py)."""
+"""The CDK app: one stack, "UploadService", built from context flags (see infra/settings.py)."""
 
-from workflow.app import build_app
+from infra.app import build_app
 
 if __name__ == "__main__":
     build_app().synth()

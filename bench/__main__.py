@@ -94,7 +94,7 @@ def cold_section(console: Console, runs: int, verdicts: list[Verdict]) -> None:
 
 def warm_section(console: Console, calls: int, verdicts: list[Verdict]) -> None:
     from bench import warm
-    from tasks.core.limits import MAX_FILE_BYTES
+    from tasks.contract.limits import MAX_FILE_BYTES
 
     results = warm.measure([MAX_FILE_BYTES, KB], calls)
     table = Table(title=f"Warm handler time, median of {calls} calls against moto (mock_aws), ms")
@@ -171,7 +171,7 @@ def _payload_table(
     verdicts: list[Verdict],
 ) -> None:
     from bench.local_mode import Boundary
-    from tasks.core.limits import MAX_FILE_BYTES, STATE_PAYLOAD_LIMIT_BYTES
+    from tasks.contract.limits import MAX_FILE_BYTES, STATE_PAYLOAD_LIMIT_BYTES
 
     found = [b for b in boundaries if isinstance(b, Boundary)]
     table = Table(

@@ -3,7 +3,7 @@
 Each sample is a new ``python -I -S -B`` process whose only import roots are what the function
 has on Lambda: the code asset (``tasks/`` copied without byte code, as the asset ships), the
 dependencies layer (``tasks/requirements.txt`` installed for this machine with ``--no-compile``
-minus the runtime-provided distributions, exactly as ``workflow.bundling`` builds the real one)
+minus the runtime-provided distributions, exactly as ``infra.bundling`` builds the real one)
 and the runtime's boto3 (linked from this environment, byte code included, as the runtime ships
 it). The environment is a Lambda one (``LAMBDA_TASK_ROOT``, ``AWS_LAMBDA_FUNCTION_NAME``,
 region, the function's own variables), so the X-Ray SDK and Powertools take their Lambda paths.
@@ -28,7 +28,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Final
 
-from workflow import bundling, functions
+from infra import bundling, functions
 
 PROJECT_ROOT: Final = Path(__file__).resolve().parent.parent
 BUILD_DIR: Final = PROJECT_ROOT / ".build"
@@ -192,7 +192,7 @@ def lambda_environment(name: str, sandbox: Sandbox) -> dict[str, str]:
         "AWS_XRAY_DAEMON_ADDRESS": "169.254.79.129:2000",
         "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
         "_HANDLER": f"tasks.{name}.handler" if name != REFERENCE else f"{REFERENCE}.handler",
-        # The functions' own environment: the same mapping workflow.functions gives every
+        # The functions' own environment: the same mapping infra.functions gives every
         # function (Powertools settings), then the task's resources.
         **functions.COMMON_ENVIRONMENT,
         **TASK_ENVIRONMENT.get(name, {}),

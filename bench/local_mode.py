@@ -25,7 +25,7 @@ from typing import Any, Final
 import requests
 
 from local.emulator import Emulator
-from tasks.core.limits import MAX_FILE_BYTES, STATE_PAYLOAD_LIMIT_BYTES
+from tasks.contract.limits import MAX_FILE_BYTES, STATE_PAYLOAD_LIMIT_BYTES
 
 PROJECT_ROOT: Final = Path(__file__).resolve().parent.parent
 DATA_FIELDS: Final = ("input", "output", "parameters")

@@ -132,7 +132,7 @@ def measure(sizes: list[int], calls: int, warmup: int = 5) -> list[WarmResult]:
     """``calls`` timed handler calls per task and size (after ``warmup`` untimed ones)."""
     from moto import mock_aws
 
-    from workflow.functions import COMMON_ENVIRONMENT
+    from infra.functions import COMMON_ENVIRONMENT
 
     environment = {
         "AWS_REGION": REGION,

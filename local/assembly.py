@@ -1,7 +1,7 @@
 """The cloud assembly local mode runs: synthesized once through the app's own ``build_app``.
 
 ``cdk.out`` is reused while it is newer than every source file the app reads (``main.py``,
-``workflow/**``, ``tasks/**``, ``cdk.json``); otherwise the app is synthesized again with exactly
+``infra/**``, ``tasks/**``, ``cdk.json``); otherwise the app is synthesized again with exactly
 the context the CDK CLI would pass (``build_app`` merges ``cdk.json``'s context itself).
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SOURCE_PATTERNS: tuple[str, ...] = ("main.py", "cdk.json", "workflow/**/*", "tasks/**/*")
+SOURCE_PATTERNS: tuple[str, ...] = ("main.py", "cdk.json", "infra/**/*", "tasks/**/*")
 _IGNORED_PARTS = frozenset({"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"})
 
 
@@ -71,7 +71,7 @@ def synthesize(outdir: Path, root: Path = PROJECT_ROOT) -> None:
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     build_app = None
-    for module_name in ("main", "workflow.app"):
+    for module_name in ("main", "infra.app"):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -82,7 +82,7 @@ def synthesize(outdir: Path, root: Path = PROJECT_ROOT) -> None:
         if build_app is not None:
             break
     if build_app is None:
-        raise RuntimeError("no build_app(context, outdir) found in main.py or workflow/app.py")
+        raise RuntimeError("no build_app(context, outdir) found in main.py or infra/app.py")
     started = time.time()
     try:
         build_app(context=None, outdir=str(outdir)).synth()

@@ -28,8 +28,9 @@ import jsonschema
 from local import vtl
 from local.services import SfnApiError, SyncExecutor
 from local.template import ACCOUNT_ID, REGION, ApiSpec, GatewayResponseSpec, MethodSpec
+from tasks.contract.limits import API_GATEWAY_PAYLOAD_LIMIT_BYTES
 
-MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway REST payload limit
+MAX_PAYLOAD_BYTES = API_GATEWAY_PAYLOAD_LIMIT_BYTES
 INTEGRATION_TIMEOUT_SECONDS = 29.0
 LOCAL_API_ID = "local"
 

@@ -31,7 +31,7 @@ from local.template import (
     Resolver,
     StateMachineSpec,
 )
-from tasks.core.limits import STATE_PAYLOAD_LIMIT_BYTES
+from tasks.contract.limits import STATE_PAYLOAD_LIMIT_BYTES
 
 LOG = logging.getLogger("local.services")
 

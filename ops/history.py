@@ -42,7 +42,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from tasks.core.errors import WORKFLOW_ERRORS
+from tasks.contract.errors import TIMEOUT_ERROR, outcome_of_execution
+from tasks.contract.names import COMPENSATE_STATE
 
 STATUS_BY_EVENT: Final = {
     "ExecutionSucceeded": "SUCCEEDED",
@@ -66,8 +67,6 @@ FAILURE_EVENTS: Final = frozenset(
         "LambdaFunctionScheduleFailed",
     }
 )
-TIMEOUT_ERROR: Final = "States.Timeout"
-COMPENSATION_STATE: Final = "Compensate"  # the state's id in workflow/state_machine.py
 
 
 @dataclass(frozen=True)
@@ -125,7 +124,7 @@ class Timeline:
 
     @property
     def compensated(self) -> bool:
-        return any(s.name == COMPENSATION_STATE for s in self.states)
+        return any(s.name == COMPENSATE_STATE for s in self.states)
 
 
 @dataclass(frozen=True)
@@ -166,18 +165,12 @@ def request_id_of(request_id_or_arn: str) -> str:
 
 
 def http_status(status: str, error: str | None) -> int | None:
-    """What the client got, by the response template's rules (tasks.core.errors.WORKFLOW_ERRORS);
+    """What the client got, by the response template's rules (tasks.contract.errors.OUTCOMES);
     None while the outcome is unknown."""
-    if status == "SUCCEEDED":
-        return 200
-    if status == "TIMED_OUT":
-        return 504
-    if status == "FAILED":
-        entry = WORKFLOW_ERRORS.get(error or "")
-        return entry.status if entry is not None else 500
-    if status == "ABORTED":
-        return 500
-    return None
+    if status in ("RUNNING", "UNKNOWN"):
+        return None
+    outcome = outcome_of_execution(status, error)
+    return 200 if outcome is None else outcome.status
 
 
 # -- building ---------------------------------------------------------------------------------

@@ -10,13 +10,13 @@ from rich.table import Table
 from rich.text import Text
 
 from ops.history import (
-    COMPENSATION_STATE,
     FAILURE_EVENTS,
     ExecutionSummary,
     Timeline,
     http_status,
     iso,
 )
+from tasks.contract.names import COMPENSATE_STATE
 
 STATUS_STYLE: Final = {
     "SUCCEEDED": "green",
@@ -57,7 +57,7 @@ def timeline(console: Console, tl: Timeline) -> None:
     console.print(f"  started    {started or '-'}   duration {_ms(tl.duration_ms)}")
     if tl.cause:
         console.print(f"  cause      {_clip(tl.cause, MAX_CAUSE)}", markup=False)
-    compensation = [s for s in tl.states if s.name == COMPENSATION_STATE]
+    compensation = [s for s in tl.states if s.name == COMPENSATE_STATE]
     if compensation and compensation[-1].error is None and compensation[-1].exited_ms:
         console.print(Text("  compensation ran: the stored file versions were deleted", "yellow"))
     elif compensation:
@@ -70,7 +70,7 @@ def timeline(console: Console, tl: Timeline) -> None:
         duration = None if visit.exited_ms is None else visit.exited_ms - visit.entered_ms
         retried = visit.attempts > 1
         states.add_row(
-            Text(visit.name, style="yellow" if visit.name == COMPENSATION_STATE else ""),
+            Text(visit.name, style="yellow" if visit.name == COMPENSATE_STATE else ""),
             visit.type,
             _time(visit.entered_ms),
             _time(visit.exited_ms),

@@ -17,7 +17,7 @@ Steps, each idempotent (a retry runs them all again and does what remains):
    DeleteObject would add a delete marker and hide the previous version). Earlier versions stay.
 
 A step that fails does not stop the others. Then: if every failure is transient (throttling, 5xx,
-timeouts: tasks.core.aws) and a retry remains (``attempt`` < RETRY_MAX_ATTEMPTS, the Compensate
+timeouts: tasks.core.aws) and a retry remains (``attempt`` < TASK_RETRY.max_attempts, the Compensate
 Retry's MaxAttempts), TransientStorageError, unreported: the retry will finish the job. Otherwise
 each failure is reported (an ERROR line "ORPHAN: ..." naming the key and the version ids not yet
 ruled out, "CLAIM: ..." or "METADATA: ..."; metric CompensationFailures) and the task raises
@@ -26,29 +26,28 @@ CompensationFailed.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from tasks.contract import names
+from tasks.contract.errors import CompensationFailed, InvalidTaskInput, TransientStorageError
+from tasks.contract.keys import is_upload_key
+from tasks.contract.timing import TASK_RETRY
 from tasks.core import aws, claims, rollback
-from tasks.core.errors import CompensationFailed, InvalidTaskInput, TransientStorageError
-from tasks.core.keys import is_upload_key
-from tasks.core.limits import RETRY_MAX_ATTEMPTS
-from tasks.core.models import CompensateEvent, CompensationResult, parse_payload
-from tasks.core.observability import (
-    COMPENSATION_FAILURES,
-    COMPENSATIONS,
-    emit_metric,
-    logger,
-    request_scope,
-)
+from tasks.core.entry import lambda_handler, task_input
+from tasks.core.models import CompensateEvent, CompensationResult
+from tasks.core.observability import emit_metric, logger
 from tasks.core.tracing import tracer
 from tasks.core.versions import candidate_versions, created_by, cutoff
 
-TASK = "compensate"
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+
+TASK = names.COMPENSATE
 FAILURE_MESSAGE: Final = "Deleting the stored file versions failed; the orphan has been reported."
 RETRY_MESSAGE: Final = "Compensating failed temporarily."
 
@@ -57,7 +56,7 @@ RETRY_MESSAGE: Final = "Compensating failed temporarily."
 class Claim:
     """This request's Idempotency-Key claim and where it lives."""
 
-    dynamodb: Any
+    dynamodb: DynamoDBClient
     table: str
     idempotency_id: str
 
@@ -66,7 +65,7 @@ class Claim:
 class Metadata:
     """Where this request's metadata item would be."""
 
-    dynamodb: Any
+    dynamodb: DynamoDBClient
     table: str
     product_id: str
     product_name: str
@@ -88,7 +87,7 @@ def compensate(
     key: str,
     started_at: str | None,
     *,
-    s3: Any,
+    s3: S3Client,
     bucket: str,
     env: Mapping[str, str],
     claim: Claim | None = None,
@@ -122,7 +121,7 @@ def compensate(
             "metadataItem": metadata_outcome,  # restored | deleted | untouched
         },
     )
-    emit_metric(COMPENSATIONS, MetricUnit.Count, 1, env=env)
+    emit_metric(names.COMPENSATIONS, MetricUnit.Count, 1, env=env)
     return CompensationResult(deletedVersionIds=deleted)
 
 
@@ -130,7 +129,7 @@ def _fail(
     failures: list[_Failure], *, attempt: int, env: Mapping[str, str], deleted: list[str]
 ) -> None:
     """Leave the failures to the state machine's retry, or report them and fail for good."""
-    if attempt < RETRY_MAX_ATTEMPTS and all(aws.is_transient(f.error) for f in failures):
+    if attempt < TASK_RETRY.max_attempts and all(aws.is_transient(f.error) for f in failures):
         logger.warning(
             "Compensation failed temporarily; the state machine retries it",
             extra={
@@ -151,7 +150,7 @@ def _fail(
                 "sdkError": str(failure.error),
             },
         )
-        emit_metric(COMPENSATION_FAILURES, MetricUnit.Count, 1, env=env)
+        emit_metric(names.COMPENSATION_FAILURES, MetricUnit.Count, 1, env=env)
     raise CompensationFailed(FAILURE_MESSAGE) from failures[0].error
 
 
@@ -174,7 +173,13 @@ def _undo_metadata(request_id: str, metadata: Metadata) -> tuple[str | None, _Fa
 
 
 def _delete_versions(
-    request_id: str, key: str, started_at: str | None, *, s3: Any, bucket: str, deleted: list[str]
+    request_id: str,
+    key: str,
+    started_at: str | None,
+    *,
+    s3: S3Client,
+    bucket: str,
+    deleted: list[str],
 ) -> _Failure | None:
     """Delete this request's versions (appending to ``deleted``); the failure, if any."""
     candidates: list[str] | None = None
@@ -238,19 +243,18 @@ def _release(request_id: str, claim: Claim) -> _Failure | None:
 
 def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
     """Compensate one request with settings and endpoint taken from ``env``."""
-    with request_scope(TASK, event.get("requestId") if isinstance(event, dict) else None):
-        payload = parse_payload(CompensateEvent, event)
-        dynamodb = aws.client("dynamodb", env)
+    with task_input(TASK, CompensateEvent, event) as payload:
+        dynamodb = aws.dynamodb_client(env)
         claim = None
         if payload.idempotencyId is not None:
             claim = Claim(
                 dynamodb=dynamodb,
-                table=aws.required_setting(env, "IDEMPOTENCY_TABLE_NAME"),
+                table=aws.required_setting(env, names.IDEMPOTENCY_TABLE_NAME),
                 idempotency_id=payload.idempotencyId,
             )
         metadata = Metadata(
             dynamodb=dynamodb,
-            table=aws.required_setting(env, "METADATA_TABLE_NAME"),
+            table=aws.required_setting(env, names.METADATA_TABLE_NAME),
             product_id=payload.productId,
             product_name=payload.productName,
         )
@@ -258,8 +262,8 @@ def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
             payload.requestId,
             payload.s3Key,
             payload.startedAt,
-            s3=aws.client("s3", env),
-            bucket=aws.required_setting(env, "UPLOAD_BUCKET_NAME"),
+            s3=aws.s3_client(env),
+            bucket=aws.required_setting(env, names.UPLOAD_BUCKET_NAME),
             env=env,
             claim=claim,
             metadata=metadata,
@@ -268,7 +272,4 @@ def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
         return result.to_dict()
 
 
-@logger.inject_lambda_context(log_event=False, clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return run(event, env=os.environ)
+handler = lambda_handler(run, tracer=tracer)

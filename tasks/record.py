@@ -1,7 +1,7 @@
 """Record task: writes the upload's metadata item and returns the client's success body.
 
-Event: {"requestId", "upload": UploadMetadata, "stored": StoreReceipt}; returns the 200 body of
-CONTRACT.md (``$.receipt``). Env: METADATA_TABLE_NAME, IDEMPOTENCY_TABLE_NAME.
+Event: {"requestId", "upload": UploadMetadata, "stored": StoreReceipt}; returns the client's
+200 body (docs/api.md; ``$.receipt``). Env: METADATA_TABLE_NAME, IDEMPOTENCY_TABLE_NAME.
 With an Idempotency-Key, the metadata item and the claim's completion (status COMPLETED, this
 body as the receipt replayed for 24 h) are one TransactWriteItems, conditional on this request
 still holding the claim: a 200 and a completed claim never disagree.
@@ -22,36 +22,33 @@ The client (tasks.core.aws.RECORD_CLIENT_CONFIG) gives up strictly before the La
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import botocore.exceptions
 from aws_lambda_powertools.metrics import MetricUnit
 
+from tasks.contract import names
+from tasks.contract.errors import InvalidTaskInput
 from tasks.core import aws, claims, rollback
-from tasks.core.errors import InvalidTaskInput
+from tasks.core.entry import lambda_handler, task_input
 from tasks.core.models import (
     RecordEvent,
     StoreReceipt,
     SuccessBody,
     UploadMetadata,
-    parse_payload,
     price_as_json_number,
 )
-from tasks.core.observability import (
-    BYTES_STORED,
-    UPLOADS_STORED,
-    emit_metric,
-    logger,
-    request_scope,
-)
+from tasks.core.observability import emit_metric, logger
 from tasks.core.tracing import tracer
 
-TASK = "record"
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+TASK = names.RECORD
 
 
 def utc_timestamp(now: datetime) -> str:
@@ -92,7 +89,7 @@ def record(
     upload: UploadMetadata,
     stored: StoreReceipt,
     *,
-    dynamodb: Any,
+    dynamodb: DynamoDBClient,
     table_name: str,
     idempotency_table: str | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -189,7 +186,7 @@ def _own_write(exc: botocore.exceptions.ClientError, request_id: str) -> str | N
 def success_body(
     request_id: str, upload: UploadMetadata, stored: StoreReceipt, uploaded_at: str
 ) -> SuccessBody:
-    """The client's 200 body (CONTRACT.md)."""
+    """The client's 200 body (docs/api.md)."""
     return SuccessBody(
         requestId=request_id,
         productId=upload.productId,
@@ -207,22 +204,18 @@ def success_body(
 
 def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
     """Record one upload with settings and endpoint taken from ``env``."""
-    with request_scope(TASK, event.get("requestId") if isinstance(event, dict) else None):
-        payload = parse_payload(RecordEvent, event)
+    with task_input(TASK, RecordEvent, event) as payload:
         body = record(
             payload.requestId,
             payload.upload,
             payload.stored,
-            dynamodb=aws.client("dynamodb", env, aws.RECORD_CLIENT_CONFIG),
-            table_name=aws.required_setting(env, "METADATA_TABLE_NAME"),
-            idempotency_table=env.get("IDEMPOTENCY_TABLE_NAME"),
+            dynamodb=aws.dynamodb_client(env, aws.RECORD_CLIENT_CONFIG),
+            table_name=aws.required_setting(env, names.METADATA_TABLE_NAME),
+            idempotency_table=env.get(names.IDEMPOTENCY_TABLE_NAME),
         )
-        emit_metric(UPLOADS_STORED, MetricUnit.Count, 1, env=env)
-        emit_metric(BYTES_STORED, MetricUnit.Bytes, body.size, env=env)
+        emit_metric(names.UPLOADS_STORED, MetricUnit.Count, 1, env=env)
+        emit_metric(names.BYTES_STORED, MetricUnit.Bytes, body.size, env=env)
         return body.to_dict()
 
 
-@logger.inject_lambda_context(log_event=False, clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return run(event, env=os.environ)
+handler = lambda_handler(run, tracer=tracer)

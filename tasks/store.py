@@ -27,19 +27,24 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from tasks.contract import names
+from tasks.contract.errors import IdempotencyConflict, InvalidTaskInput, StorageError
+from tasks.contract.keys import REQUEST_ID_METADATA, object_key
 from tasks.core import aws, claims
-from tasks.core.errors import IdempotencyConflict, InvalidTaskInput, StorageError
-from tasks.core.keys import REQUEST_ID_METADATA, object_key
-from tasks.core.models import StoreEvent, StoreReceipt, UploadMetadata, parse_payload
-from tasks.core.observability import count_rejection, logger, request_scope
+from tasks.core.entry import lambda_handler, task_input
+from tasks.core.models import StoreEvent, StoreReceipt, UploadMetadata
+from tasks.core.observability import count_rejection, logger
 from tasks.core.tracing import tracer
 from tasks.core.versions import cutoff, versions_of_request
 
-TASK = "store"
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+
+TASK = names.STORE
 
 
 def object_metadata(request_id: str, upload: UploadMetadata) -> dict[str, str]:
@@ -59,7 +64,7 @@ def store(
     upload: UploadMetadata,
     file_content: str,
     *,
-    s3: Any,
+    s3: S3Client,
     bucket: str,
     key_arn: str,
     attempt: int = 0,
@@ -115,7 +120,7 @@ def store(
 
 
 def _delete_earlier_attempts(
-    request_id: str, key: str, keep: str, started_at: str | None, *, s3: Any, bucket: str
+    request_id: str, key: str, keep: str, started_at: str | None, *, s3: S3Client, bucket: str
 ) -> None:
     """Delete (by VersionId) every version of ``key`` from this request except ``keep``."""
     deleted: list[str] = []
@@ -134,7 +139,12 @@ def _delete_earlier_attempts(
 
 
 def claim_key(
-    request_id: str, upload: UploadMetadata, *, dynamodb: Any, table: str, env: Mapping[str, str]
+    request_id: str,
+    upload: UploadMetadata,
+    *,
+    dynamodb: DynamoDBClient,
+    table: str,
+    env: Mapping[str, str],
 ) -> dict[str, Any] | None:
     """Claim the request's Idempotency-Key (tasks.core.claims): None to go on storing, or the
     first request's success body to replay. A conflict is counted as a rejection and raised."""
@@ -155,34 +165,30 @@ def claim_key(
 
 def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
     """Store one file with settings and endpoint taken from ``env``."""
-    with request_scope(TASK, event.get("requestId") if isinstance(event, dict) else None):
-        payload = parse_payload(StoreEvent, event)
+    with task_input(TASK, StoreEvent, event) as payload:
         if payload.upload.idempotencyId is not None:
             first = claim_key(
                 payload.requestId,
                 payload.upload,
-                dynamodb=aws.client("dynamodb", env),
-                table=aws.required_setting(env, "IDEMPOTENCY_TABLE_NAME"),
+                dynamodb=aws.dynamodb_client(env),
+                table=aws.required_setting(env, names.IDEMPOTENCY_TABLE_NAME),
                 env=env,
             )
             if first is not None:
-                # The first upload's result, answered under this request's id (CONTRACT.md: every
+                # The first upload's result, answered under this request's id (docs/api.md: every
                 # body carries the request id, which names this execution).
                 return {"replay": True, "receipt": {**first, "requestId": payload.requestId}}
         receipt = store(
             payload.requestId,
             payload.upload,
             payload.fileContent,
-            s3=aws.client("s3", env),
-            bucket=aws.required_setting(env, "UPLOAD_BUCKET_NAME"),
-            key_arn=aws.required_setting(env, "UPLOAD_KEY_ARN"),
+            s3=aws.s3_client(env),
+            bucket=aws.required_setting(env, names.UPLOAD_BUCKET_NAME),
+            key_arn=aws.required_setting(env, names.UPLOAD_KEY_ARN),
             attempt=payload.attempt,
             started_at=payload.startedAt,
         )
         return receipt.to_dict()
 
 
-@logger.inject_lambda_context(log_event=False, clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return run(event, env=os.environ)
+handler = lambda_handler(run, tracer=tracer)

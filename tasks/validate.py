@@ -11,37 +11,33 @@ still records each invocation.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
-from tasks.core.content_types import ALLOWED_CONTENT_TYPES_ENV, policy_from_env
-from tasks.core.errors import ClientError
-from tasks.core.models import (
-    ValidateEvent,
-    check_product_id,
-    parse_payload,
-)
-from tasks.core.observability import count_rejection, logger, request_scope
-from tasks.core.validation import validate_upload
+from tasks.contract import names
+from tasks.contract.content_types import policy_from_env
+from tasks.contract.errors import RequestRejected
+from tasks.core.entry import lambda_handler, task_input
+from tasks.core.models import ValidateEvent
+from tasks.core.observability import count_rejection, logger
+from tasks.core.validation import check_product_id, validate_upload
 
-TASK = "validate"
+TASK = names.VALIDATE
 
 
 def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
     """Validate one request with settings from ``env``: the metric ones and
     ``ALLOWED_CONTENT_TYPES`` (comma-separated; empty or absent allows any type)."""
-    with request_scope(TASK, event.get("requestId") if isinstance(event, dict) else None):
-        payload = parse_payload(ValidateEvent, event)
+    with task_input(TASK, ValidateEvent, event) as payload:
         try:
             upload = validate_upload(
                 payload.requestId,
                 payload.body,
                 payload.idempotencyKey,
                 payload.caller,
-                policy=policy_from_env(env.get(ALLOWED_CONTENT_TYPES_ENV)),
+                policy=policy_from_env(env.get(names.ALLOWED_CONTENT_TYPES)),
             )
-        except ClientError as exc:
+        except RequestRejected as exc:
             details: dict[str, Any] = {
                 "problems": [{"field": d.field, "message": d.message} for d in exc.details]
             }
@@ -74,6 +70,4 @@ def _product_id(body: object) -> str | None:
         return None
 
 
-@logger.inject_lambda_context(log_event=False, clear_state=True)
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return run(event, env=os.environ)
+handler = lambda_handler(run)

@@ -1,5 +1,5 @@
 """Shared fixtures. Each CDK variant is synthesized at most once per test session, through
-``workflow.app.build_app`` (cdk.json's context + overrides, as ``cdk deploy`` does)."""
+``infra.app.build_app`` (cdk.json's context + overrides, as ``cdk deploy`` does)."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def _synthesize(outdir: Path, context: Mapping[str, Any]) -> Synthesized:
     from aws_cdk import Validations
     from cdk_nag import AwsSolutionsChecks, ServerlessChecks
 
-    from workflow.app import build_app
+    from infra.app import build_app
 
     app = build_app(dict(context), outdir=str(outdir))
     Validations.of(app).add_plugins(AwsSolutionsChecks(app), ServerlessChecks(app))

@@ -15,31 +15,32 @@ import functools
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import botocore.exceptions
 import botocore.session
 from botocore.config import Config
 
-from tasks.core.errors import InvalidTaskInput, StorageError, TransientStorageError
+from tasks.contract.errors import InvalidTaskInput, StorageError, TransientStorageError
+from tasks.contract.timing import DEFAULT_SDK, RECORD_SDK, SdkBudget
 from tasks.core.observability import logger
 
-CLIENT_CONFIG: Final = Config(
-    connect_timeout=1,
-    read_timeout=2,
-    retries={"mode": "standard", "total_max_attempts": 2},
-)
-# Record's client: its whole SDK budget (sdk_time_budget_seconds: one attempt, 0.5 s to connect,
-# 1 s per read) stays strictly below Record's 2 s Lambda timeout, so a slow DynamoDB ends the task
-# with a named error rather than a Lambda timeout. A throttle is retried by the state machine
-# (Retry on TransientStorageError), not by the SDK: a retry inside the task would not fit.
-RECORD_CLIENT_CONFIG: Final = Config(
-    connect_timeout=0.5,
-    read_timeout=1,
-    retries={"mode": "standard", "total_max_attempts": 1},
-)
-# botocore's standard retry mode sleeps up to 2 ** (n - 1) seconds (capped at 20) before retry n.
-_STANDARD_MAX_BACKOFF_SECONDS: Final = 20.0
+if TYPE_CHECKING:  # type stubs only (mypy-boto3-*): no import at run time
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+
+
+def client_config(budget: SdkBudget) -> Config:
+    """The botocore configuration of a client with ``budget``'s timeouts and attempts."""
+    return Config(
+        connect_timeout=budget.connect_timeout,
+        read_timeout=budget.read_timeout,
+        retries={"mode": "standard", "total_max_attempts": budget.total_max_attempts},
+    )
+
+
+CLIENT_CONFIG: Final = client_config(DEFAULT_SDK)
+RECORD_CLIENT_CONFIG: Final = client_config(RECORD_SDK)  # tasks.contract.timing says why
 
 # Error codes that mean "try again later" (throttling and transient service faults).
 TRANSIENT_ERROR_CODES: Final = frozenset(
@@ -91,15 +92,6 @@ def _session() -> botocore.session.Session:
     return botocore.session.get_session()
 
 
-def sdk_time_budget_seconds(config: Config) -> float:
-    """The longest one SDK call can take with ``config``: every attempt waiting its full connect
-    and read timeouts, plus the largest back-off before each retry (standard mode)."""
-    attempts = int((config.retries or {}).get("total_max_attempts", 1))
-    per_attempt = float(config.connect_timeout) + float(config.read_timeout)
-    backoff = sum(min(2.0 ** (n - 1), _STANDARD_MAX_BACKOFF_SECONDS) for n in range(1, attempts))
-    return attempts * per_attempt + backoff
-
-
 def client(service: str, env: Mapping[str, str], config: Config = CLIENT_CONFIG) -> Any:
     """A cached botocore client for ``service`` configured from ``env`` (and ``config``)."""
     endpoint = env.get("AWS_ENDPOINT_URL") or None
@@ -122,6 +114,16 @@ def client(service: str, env: Mapping[str, str], config: Config = CLIENT_CONFIG)
         return cached
 
 
+def s3_client(env: Mapping[str, str]) -> S3Client:
+    """The cached S3 client for ``env`` (:func:`client`)."""
+    return cast("S3Client", client("s3", env))
+
+
+def dynamodb_client(env: Mapping[str, str], config: Config = CLIENT_CONFIG) -> DynamoDBClient:
+    """The cached DynamoDB client for ``env`` and ``config`` (:func:`client`)."""
+    return cast("DynamoDBClient", client("dynamodb", env, config))
+
+
 def clear_clients() -> None:
     """Forget every cached client (tests; a new endpoint or credentials)."""
     with _clients_lock:
@@ -139,10 +141,16 @@ CONDITION_FAILED: Final = "ConditionalCheckFailedException"
 TRANSACTION_CANCELED: Final = "TransactionCanceledException"
 
 
-def string_attribute(item: dict[str, Any], name: str) -> str | None:
+def string_attribute(item: Mapping[str, Any], name: str) -> str | None:
     """A DynamoDB item's string attribute (``{"S": ...}``), or None if absent or not a string."""
     value = item.get(name)
     return value.get("S") if isinstance(value, dict) else None
+
+
+def number_attribute(item: Mapping[str, Any], name: str) -> str | None:
+    """A DynamoDB item's number attribute (``{"N": ...}``, as text), or None."""
+    value = item.get(name)
+    return value.get("N") if isinstance(value, dict) else None
 
 
 def error_code(exc: BaseException) -> str:

@@ -1,22 +1,24 @@
 """Idempotency claims in DynamoDB (store claims, record completes, compensate releases).
 
-The protocol and why it is not Powertools' ``@idempotent``: ``tasks.core.idempotency``.
-Table items: {idempotencyKey (the idempotencyId), fingerprint, requestId, status, expiresAt
-(epoch seconds, TTL), receipt (the success body as JSON, once COMPLETED)}.
+The protocol and why it is not Powertools' ``@idempotent``: ``tasks.contract.idempotency``.
+A claim is a :class:`Claim`; :meth:`Claim.to_item` and :meth:`Claim.from_item` are the one place
+that maps it to and from its table item: {idempotencyKey (the idempotencyId), fingerprint,
+requestId, status, expiresAt (epoch seconds, TTL), receipt (the success body as JSON, once
+COMPLETED)}.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
-from typing import Any, Final
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
 
 import botocore.exceptions
 
-from tasks.core import aws
-from tasks.core.errors import IdempotencyConflict
-from tasks.core.idempotency import (
+from tasks.contract.errors import IdempotencyConflict
+from tasks.contract.idempotency import (
     CLAIM_SECONDS,
     DIFFERENT_BODY_MESSAGE,
     EXPIRES_ATTRIBUTE,
@@ -26,21 +28,64 @@ from tasks.core.idempotency import (
     STATUS_COMPLETED,
     STATUS_IN_PROGRESS,
 )
+from tasks.core import aws
 from tasks.core.observability import logger
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 Clock = Callable[[], float]
 
+# The item's attributes besides the key and the expiry.
+_FINGERPRINT: Final = "fingerprint"
+_REQUEST_ID: Final = "requestId"
+_STATUS: Final = "status"
+_RECEIPT: Final = "receipt"
 # Free, expired, or already this request's (a retried Store re-claims).
 _CLAIM_CONDITION: Final = "attribute_not_exists(#key) OR #expires < :now OR #requestId = :requestId"
-_NAMES: Final = {
-    "#key": KEY_ATTRIBUTE,
-    "#expires": EXPIRES_ATTRIBUTE,
-    "#requestId": "requestId",
-}
+_NAMES: Final = {"#key": KEY_ATTRIBUTE, "#expires": EXPIRES_ATTRIBUTE, "#requestId": _REQUEST_ID}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One Idempotency-Key claim as the table holds it."""
+
+    idempotency_id: str
+    fingerprint: str | None
+    request_id: str | None
+    status: str | None
+    expires_at: int | None = None
+    receipt: dict[str, Any] | None = None  # the first request's success body, once COMPLETED
+
+    def to_item(self) -> dict[str, Any]:
+        """The table item (DynamoDB's wire form) of a new IN_PROGRESS claim."""
+        return {
+            KEY_ATTRIBUTE: {"S": self.idempotency_id},
+            _FINGERPRINT: {"S": self.fingerprint or ""},
+            _REQUEST_ID: {"S": self.request_id or ""},
+            _STATUS: {"S": self.status or STATUS_IN_PROGRESS},
+            EXPIRES_ATTRIBUTE: {"N": str(self.expires_at or 0)},
+        }
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Claim:
+        """A claim read back from the table (missing or malformed attributes are None)."""
+        expires = aws.number_attribute(item, EXPIRES_ATTRIBUTE)
+        receipt_text = aws.string_attribute(item, _RECEIPT)
+        receipt = json.loads(receipt_text) if receipt_text else None
+        return cls(
+            idempotency_id=aws.string_attribute(item, KEY_ATTRIBUTE) or "",
+            fingerprint=aws.string_attribute(item, _FINGERPRINT),
+            request_id=aws.string_attribute(item, _REQUEST_ID),
+            status=aws.string_attribute(item, _STATUS),
+            expires_at=int(expires) if expires is not None else None,
+            receipt=receipt if isinstance(receipt, dict) else None,
+        )
 
 
 def claim(
-    dynamodb: Any,
+    dynamodb: DynamoDBClient,
     *,
     table: str,
     idempotency_id: str,
@@ -52,8 +97,9 @@ def claim(
     success body, to replay (nothing may be stored). Raises :class:`IdempotencyConflict` (another
     body, or the same body still in progress), Transient/StorageError (DynamoDB failed)."""
     now = int(clock())
+    wanted = Claim(idempotency_id, fingerprint, request_id, STATUS_IN_PROGRESS, now + CLAIM_SECONDS)
     with aws.storage_errors("Claiming the Idempotency-Key"):
-        held = _put_claim(dynamodb, table, idempotency_id, fingerprint, request_id, now)
+        held = _put_claim(dynamodb, table, wanted, now)
     if held is None:
         logger.info("Idempotency-Key claimed", extra={"idempotencyId": idempotency_id})
         return None
@@ -61,24 +107,18 @@ def claim(
 
 
 def _put_claim(
-    dynamodb: Any, table: str, idempotency_id: str, fingerprint: str, request_id: str, now: int
+    dynamodb: DynamoDBClient, table: str, wanted: Claim, now: int
 ) -> dict[str, Any] | None:
     """None when claimed; else ``{"Item": <the claim that stood in the way, or None>}``."""
     try:
         dynamodb.put_item(
             TableName=table,
-            Item={
-                KEY_ATTRIBUTE: {"S": idempotency_id},
-                "fingerprint": {"S": fingerprint},
-                "requestId": {"S": request_id},
-                "status": {"S": STATUS_IN_PROGRESS},
-                EXPIRES_ATTRIBUTE: {"N": str(now + CLAIM_SECONDS)},
-            },
+            Item=wanted.to_item(),
             ConditionExpression=_CLAIM_CONDITION,
             ExpressionAttributeNames=_NAMES,
             ExpressionAttributeValues={
                 ":now": {"N": str(now)},
-                ":requestId": {"S": request_id},
+                ":requestId": {"S": wanted.request_id or ""},
             },
             # The item that made the condition fail comes back with the error: one atomic read,
             # no second round trip.
@@ -90,7 +130,9 @@ def _put_claim(
         item = exc.response.get("Item")
         if not item:  # a service that does not return it: read it (strongly consistent)
             item = dynamodb.get_item(
-                TableName=table, Key={KEY_ATTRIBUTE: {"S": idempotency_id}}, ConsistentRead=True
+                TableName=table,
+                Key={KEY_ATTRIBUTE: {"S": wanted.idempotency_id}},
+                ConsistentRead=True,
             ).get("Item")
         return {"Item": dict(item) if item else None}
     return None
@@ -101,19 +143,14 @@ def _held_by_another(item: dict[str, Any] | None, fingerprint: str) -> dict[str,
     if item is None:
         # Released between the failed condition and the read: the caller's retry will claim it.
         raise IdempotencyConflict(IN_PROGRESS_MESSAGE)
-    extra = {
-        "idempotencyId": aws.string_attribute(item, KEY_ATTRIBUTE),
-        "heldBy": aws.string_attribute(item, "requestId"),
-    }
-    if aws.string_attribute(item, "fingerprint") != fingerprint:
+    held = Claim.from_item(item)
+    extra = {"idempotencyId": held.idempotency_id, "heldBy": held.request_id}
+    if held.fingerprint != fingerprint:
         logger.info("Idempotency-Key reused with a different body", extra=extra)
         raise IdempotencyConflict(DIFFERENT_BODY_MESSAGE)
-    receipt_text = aws.string_attribute(item, "receipt")
-    if aws.string_attribute(item, "status") == STATUS_COMPLETED and receipt_text:
-        receipt = json.loads(receipt_text)
-        if isinstance(receipt, dict):
-            logger.info("Idempotent replay of a completed request", extra=extra)
-            return receipt
+    if held.status == STATUS_COMPLETED and held.receipt is not None:
+        logger.info("Idempotent replay of a completed request", extra=extra)
+        return held.receipt
     logger.info("Idempotency-Key is held by a request in progress", extra=extra)
     raise IdempotencyConflict(IN_PROGRESS_MESSAGE)
 
@@ -125,7 +162,7 @@ def completion(
     request_id: str,
     receipt: dict[str, Any],
     clock: Clock = time.time,
-) -> dict[str, Any]:
+) -> TransactWriteItemTypeDef:
     """The TransactWriteItems entry that marks this request's claim COMPLETED with its receipt
     (replayed for :data:`REPLAY_SECONDS`); it fails the transaction unless this request still
     holds the claim."""
@@ -138,10 +175,10 @@ def completion(
             "#expires = :expires",
             "ConditionExpression": "#requestId = :requestId",
             "ExpressionAttributeNames": {
-                "#status": "status",
-                "#receipt": "receipt",
+                "#status": _STATUS,
+                "#receipt": _RECEIPT,
                 "#expires": EXPIRES_ATTRIBUTE,
-                "#requestId": "requestId",
+                "#requestId": _REQUEST_ID,
             },
             "ExpressionAttributeValues": {
                 ":completed": {"S": STATUS_COMPLETED},
@@ -153,7 +190,7 @@ def completion(
     }
 
 
-def release(dynamodb: Any, *, table: str, idempotency_id: str, request_id: str) -> bool:
+def release(dynamodb: DynamoDBClient, *, table: str, idempotency_id: str, request_id: str) -> bool:
     """Delete this request's claim (if it still holds it), so the client may retry. True when a
     claim was deleted. SDK errors other than the failed condition propagate."""
     try:
@@ -161,7 +198,7 @@ def release(dynamodb: Any, *, table: str, idempotency_id: str, request_id: str) 
             TableName=table,
             Key={KEY_ATTRIBUTE: {"S": idempotency_id}},
             ConditionExpression="#requestId = :requestId",
-            ExpressionAttributeNames={"#requestId": "requestId"},
+            ExpressionAttributeNames={"#requestId": _REQUEST_ID},
             ExpressionAttributeValues={":requestId": {"S": request_id}},
         )
     except botocore.exceptions.ClientError as exc:

@@ -1,4 +1,4 @@
-"""Logging, metrics and tracing set-up shared by the four tasks.
+"""Logging and metrics set-up shared by the tasks (names: :mod:`tasks.contract.names`).
 
 - ``logger``: Powertools JSON logger; :func:`request_scope` adds the request id as correlation id
   with thread-safe keys (local mode runs several handlers concurrently in one process).
@@ -19,23 +19,13 @@ from typing import Final
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-DEFAULT_SERVICE: Final = "upload"
-DEFAULT_NAMESPACE: Final = "UploadService"
-
-# Metric names (namespace POWERTOOLS_METRICS_NAMESPACE, dimension service=POWERTOOLS_SERVICE_NAME).
-UPLOADS_STORED: Final = "UploadsStored"  # Count, by record when an upload completed
-BYTES_STORED: Final = "BytesStored"  # Bytes, by record when an upload completed
-REJECTIONS: Final = "Rejections"  # Count, by validate, extra dimension reason=<error name>
-COMPENSATIONS: Final = "Compensations"  # Count, by compensate when it completed
-COMPENSATION_FAILURES: Final = "CompensationFailures"  # Count, by compensate when it failed
-REASON_DIMENSION: Final = "reason"
+from tasks.contract import names
 
 _SCOPE_KEYS: Final = ("correlation_id", "requestId", "task")
 
 # Powertools reads its own settings (service name, log level) from the environment here, as it
 # does in every Lambda function; the tasks' own settings are read per call.
-_SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or DEFAULT_SERVICE
-logger = Logger(service=_SERVICE)
+logger = Logger(service=os.environ.get(names.POWERTOOLS_SERVICE_NAME) or names.SERVICE)
 
 
 @contextmanager
@@ -58,14 +48,16 @@ def emit_metric(
     dimensions: Mapping[str, str] | None = None,
 ) -> None:
     """Write one EMF metric document; a failure to do so is logged, never raised."""
-    all_dimensions = {"service": env.get("POWERTOOLS_SERVICE_NAME") or DEFAULT_SERVICE}
+    all_dimensions = {
+        names.SERVICE_DIMENSION: env.get(names.POWERTOOLS_SERVICE_NAME) or names.SERVICE
+    }
     all_dimensions.update(dimensions or {})
     try:
         with single_metric(
             name=name,
             unit=unit,
             value=value,
-            namespace=env.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_NAMESPACE,
+            namespace=env.get(names.POWERTOOLS_METRICS_NAMESPACE) or names.NAMESPACE,
             default_dimensions=all_dimensions,
         ):
             pass
@@ -77,4 +69,10 @@ def count_rejection(reason: str, *, env: Mapping[str, str], **details: object) -
     """A client error: one "Request rejected" log line (reason plus ``details``) and one
     Rejections metric with that reason, which the WorkflowFailures alarm subtracts."""
     logger.info("Request rejected", extra={"reason": reason, **details})
-    emit_metric(REJECTIONS, MetricUnit.Count, 1, env=env, dimensions={REASON_DIMENSION: reason})
+    emit_metric(
+        names.REJECTIONS,
+        MetricUnit.Count,
+        1,
+        env=env,
+        dimensions={names.REASON_DIMENSION: reason},
+    )

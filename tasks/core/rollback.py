@@ -24,12 +24,16 @@ of the same product; A's compensation logs it (``METADATA: ...``) so an operator
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import botocore.exceptions
 
 from tasks.core import aws
 from tasks.core.observability import logger
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import UpdateTypeDef
 
 # Every attribute of a metadata item besides its key (productId, productName).
 ITEM_ATTRIBUTES: Final = (
@@ -55,7 +59,7 @@ def previous_name(attribute: str) -> str:
 
 def write(
     *, table: str, key: dict[str, Any], values: dict[str, Any], request_id: str
-) -> dict[str, Any]:
+) -> UpdateTypeDef:
     """UpdateItem parameters (also a TransactWriteItems ``Update``) that set ``values`` (serialized
     attribute values, one per :data:`ITEM_ATTRIBUTES`) and keep the previous ones in ``prev*``."""
     names: dict[str, str] = {"#requestId": REQUEST_ID}
@@ -85,7 +89,7 @@ def own_item(item: dict[str, Any] | None, request_id: str) -> bool:
     return isinstance(value, dict) and value.get("S") == request_id
 
 
-def undo(dynamodb: Any, *, table: str, key: dict[str, Any], request_id: str) -> str:
+def undo(dynamodb: DynamoDBClient, *, table: str, key: dict[str, Any], request_id: str) -> str:
     """Undo this request's write of the item at ``key``, if it is still there. Returns what was
     done: "restored", "deleted" or "untouched". SDK errors propagate."""
     item = dynamodb.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
@@ -101,10 +105,9 @@ def undo(dynamodb: Any, *, table: str, key: dict[str, Any], request_id: str) -> 
             )
         return "untouched"
     assert item is not None
-    condition = {
-        "ConditionExpression": "#requestId = :requestId",
-        "ExpressionAttributeValues": {":requestId": {"S": request_id}},
-    }
+    # Both writes are conditional on the item still being this request's.
+    condition = "#requestId = :requestId"
+    values = {":requestId": {"S": request_id}}
     try:
         if (
             aws.string_attribute(item, previous_name(REQUEST_ID)) is None
@@ -112,8 +115,9 @@ def undo(dynamodb: Any, *, table: str, key: dict[str, Any], request_id: str) -> 
             dynamodb.delete_item(
                 TableName=table,
                 Key=key,
+                ConditionExpression=condition,
                 ExpressionAttributeNames={"#requestId": REQUEST_ID},
-                **condition,
+                ExpressionAttributeValues=values,
             )
             return "deleted"
         names: dict[str, str] = {"#requestId": REQUEST_ID}
@@ -131,8 +135,9 @@ def undo(dynamodb: Any, *, table: str, key: dict[str, Any], request_id: str) -> 
             TableName=table,
             Key=key,
             UpdateExpression="SET " + ", ".join(sets) + " REMOVE " + ", ".join(removes),
+            ConditionExpression=condition,
             ExpressionAttributeNames=names,
-            **condition,
+            ExpressionAttributeValues=values,
         )
         return "restored"
     except botocore.exceptions.ClientError as exc:

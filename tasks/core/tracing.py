@@ -11,11 +11,11 @@ import os
 
 from aws_lambda_powertools import Tracer
 
-from tasks.core.observability import DEFAULT_SERVICE
+from tasks.contract import names
 
 # Active only on Lambda; patches botocore (only: the default patches every library the X-Ray SDK
 # knows, importing each) so every S3 / DynamoDB call becomes a subsegment.
 tracer = Tracer(
-    service=os.environ.get("POWERTOOLS_SERVICE_NAME") or DEFAULT_SERVICE,
+    service=os.environ.get(names.POWERTOOLS_SERVICE_NAME) or names.SERVICE,
     patch_modules=("botocore",),
 )

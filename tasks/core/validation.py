@@ -1,34 +1,275 @@
-"""The validate task's plain function: the client's request -> :class:`UploadMetadata`."""
+"""The client's body: every field rule, and the validate task's plain function that applies them.
+
+Each field rule returns the clean value or raises ``ValueError`` with the client-facing message;
+:func:`parse_request` applies every rule and collects every field's problem in one pass;
+:func:`validate_upload` adds the checks across fields (key length, content type) and describes
+the upload (:class:`~tasks.core.models.UploadMetadata`). The API these rules implement is written
+down in ``docs/api.md``.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
-from collections.abc import Mapping
-from typing import Final
+import math
+import re
+from collections.abc import Callable, Mapping
+from decimal import (
+    Clamped,
+    Context,
+    Decimal,
+    DecimalException,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+    Rounded,
+    Underflow,
+)
+from typing import Any, Final
 
 import msgspec
+from msgspec import Struct
 
-from tasks.core import idempotency
-from tasks.core.content_types import (
+from tasks.contract import idempotency
+from tasks.contract.content_types import (
     ANY_CONTENT_TYPE,
     ContentTypePolicy,
-    contradiction,
-    detect,
     extension_for,
-    is_text,
     is_textual,
-    recognise,
+    is_valid_content_type,
 )
-from tasks.core.errors import FieldProblem, PayloadTooLarge, ValidationError
-from tasks.core.keys import S3_KEY_MAX_BYTES, default_file_name, key_fits, object_key
-from tasks.core.limits import MAX_FILE_BYTES
-from tasks.core.models import (
-    UploadMetadata,
-    UploadRequest,
-    check_idempotency_key,
-    decoded_size_bound,
-    parse_request,
+from tasks.contract.errors import FieldProblem, PayloadTooLarge, ValidationError
+from tasks.contract.keys import (
+    PRODUCT_ID_RE,
+    S3_KEY_MAX_BYTES,
+    default_file_name,
+    key_fits,
+    object_key,
 )
+from tasks.contract.limits import (
+    FILE_NAME_MAX_CHARS,
+    IDEMPOTENCY_KEY_MAX_CHARS,
+    MAX_FILE_BYTES,
+    PRICE_MAX_DIGITS,
+    PRICE_SMALLEST_NONZERO,
+    PRICE_UPPER_BOUND,
+    PRODUCT_ID_PATTERN,
+    PRODUCT_NAME_MAX_CHARS,
+)
+from tasks.core.content_detection import contradiction, detect, is_text, recognise
+from tasks.core.models import UploadMetadata
+
+_CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f]")
+_SURROGATE_RE: Final = re.compile(r"[\ud800-\udfff]")
+_BASE64_RE: Final = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+_VISIBLE_ASCII_RE: Final = re.compile(r"[\x21-\x7e]+")
+_SMALLEST_PRICE: Final = Decimal(PRICE_SMALLEST_NONZERO)
+# boto3's serializer context (mirrored here so validate does not import boto3): it refuses any
+# number it would round or clamp (tasks.contract.limits.PRICE_MAX_FRACTION_DIGITS).
+_DYNAMODB_CONTEXT: Final = Context(
+    Emin=-128,
+    Emax=126,
+    prec=PRICE_MAX_DIGITS,
+    traps=[Clamped, Overflow, Inexact, Rounded, Underflow],
+)
+
+# --- field rules (each returns the clean value or raises ValueError with the client message) ---
+
+
+def _require_str(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return value
+
+
+def _check_text(value: str) -> None:
+    if _SURROGATE_RE.search(value):
+        raise ValueError("must be valid Unicode text (no unpaired surrogates)")
+    if _CONTROL_RE.search(value):
+        raise ValueError("must not contain control characters (U+0000-U+001F, U+007F)")
+
+
+def check_product_id(value: object) -> str:
+    text = _require_str(value)
+    if PRODUCT_ID_RE.fullmatch(text) is None:
+        raise ValueError(f"must match {PRODUCT_ID_PATTERN}")
+    return text
+
+
+def check_product_name(value: object) -> str:
+    text = _require_str(value)
+    if not 1 <= len(text) <= PRODUCT_NAME_MAX_CHARS:
+        raise ValueError(f"must be 1 to {PRODUCT_NAME_MAX_CHARS} characters long")
+    _check_text(text)
+    return text
+
+
+def price_text(value: object) -> str:
+    """The exact decimal text of a JSON number as the event's parser produced it.
+
+    ``json`` gives ``int`` or ``float``; ``repr(float)`` is the shortest text that reads back as
+    the same float, i.e. what the client wrote (up to 17 significant digits).
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise ValueError("must be a JSON number")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    try:
+        number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    except InvalidOperation:  # pragma: no cover - int/float/Decimal always convert
+        raise ValueError("must be a JSON number") from None
+    if not number.is_finite():
+        raise ValueError("must be a finite number")
+    if number < 0:
+        raise ValueError("must be at least 0")
+    if number >= PRICE_UPPER_BOUND:
+        raise ValueError(f"must be less than {PRICE_UPPER_BOUND}")
+    # DynamoDB's number rules (record would fail after the file was stored, giving a 500).
+    if len(number.as_tuple().digits) > PRICE_MAX_DIGITS:
+        raise ValueError(
+            f"must have at most {PRICE_MAX_DIGITS} significant digits (DynamoDB's precision)"
+        )
+    if not number.is_zero() and number < _SMALLEST_PRICE:
+        raise ValueError("must be 0 or at least 1E-130 (the smallest number DynamoDB can store)")
+    try:
+        _DYNAMODB_CONTEXT.create_decimal(number)
+    except DecimalException:
+        # Only a Decimal spelled with more places than JSON numbers parse to reaches this (e.g.
+        # 38 digits just above 1E-130, or 0E-400): DynamoDB could not hold it exactly.
+        raise ValueError("must be a number DynamoDB can store exactly") from None
+    if number.is_zero():
+        number = number.copy_abs()  # -0 and -0.0 are 0
+    return format(number, "f")
+
+
+def decoded_size_bound(text: str) -> int:
+    """The number of bytes ``text`` decodes to if it is valid base64 (an upper bound otherwise),
+    computed without decoding."""
+    padding = 2 if text.endswith("==") else 1 if text.endswith("=") else 0
+    return -(-len(text) // 4) * 3 - padding
+
+
+def decode_file_content(value: object) -> bytes:
+    text = _require_str(value)
+    if not text:
+        raise ValueError("must not be empty (the file has no bytes)")
+    if len(text) % 4 or _BASE64_RE.fullmatch(text) is None:
+        raise ValueError(
+            "must be standard base64 (A-Z, a-z, 0-9, '+', '/', '=' padding, no whitespace)"
+        )
+    try:
+        data = base64.b64decode(text, validate=True)
+    except binascii.Error:
+        raise ValueError(
+            "must be standard base64 (A-Z, a-z, 0-9, '+', '/', '=' padding, no whitespace)"
+        ) from None
+    # Canonical form only: the unused bits of the last quantum must be zero.
+    tail = text[-4:].encode("ascii")
+    if base64.b64encode(base64.b64decode(tail)) != tail:
+        raise ValueError("must be canonical base64 (the unused bits of the last group are not 0)")
+    if not data:
+        raise ValueError("must not be empty (the file has no bytes)")
+    if len(data) > MAX_FILE_BYTES:  # pragma: no cover - the size check before decoding catches it
+        raise ValueError(f"must decode to at most {MAX_FILE_BYTES} bytes")
+    return data
+
+
+def check_file_name(value: object) -> str | None:
+    if value is None:
+        return None
+    text = _require_str(value)
+    if not 1 <= len(text) <= FILE_NAME_MAX_CHARS:
+        raise ValueError(f"must be 1 to {FILE_NAME_MAX_CHARS} characters long")
+    if "/" in text or "\\" in text:
+        raise ValueError("must not contain '/' or '\\'")
+    _check_text(text)
+    if text in (".", ".."):
+        raise ValueError("must not be '.' or '..'")
+    if text != text.strip(" "):
+        raise ValueError("must not start or end with a space")
+    return text
+
+
+def check_content_type(value: object) -> str | None:
+    if value is None:
+        return None
+    text = _require_str(value)
+    if not is_valid_content_type(text):
+        raise ValueError(
+            "must be a MIME type 'type/subtype' (token characters, at most 127 each, no parameters)"
+        )
+    return text
+
+
+def check_idempotency_key(value: object) -> str | None:
+    if value is None:
+        return None
+    text = _require_str(value)
+    if len(text) > IDEMPOTENCY_KEY_MAX_CHARS or _VISIBLE_ASCII_RE.fullmatch(text) is None:
+        raise ValueError(
+            f"must be 1 to {IDEMPOTENCY_KEY_MAX_CHARS} visible ASCII characters (no spaces)"
+        )
+    return text
+
+
+# --- the client's request body ---
+
+
+class UploadRequest(Struct, frozen=True, kw_only=True):
+    """The client's JSON body after every rule passed. ``fileContent`` holds the decoded bytes."""
+
+    productId: str
+    productName: str
+    price: str
+    fileContent: bytes
+    fileName: str | None = None
+    contentType: str | None = None
+
+
+# Each field's rule, in the order problems are reported. An absent optional field is None.
+REQUEST_FIELD_RULES: Final[dict[str, Callable[[object], object]]] = {
+    "productId": check_product_id,
+    "productName": check_product_name,
+    "price": price_text,
+    "fileContent": decode_file_content,
+    "fileName": check_file_name,
+    "contentType": check_content_type,
+}
+REQUIRED_REQUEST_FIELDS: Final = frozenset({"productId", "productName", "price", "fileContent"})
+_MAX_FIELD_NAME_CHARS: Final = 128
+
+
+def parse_request(body: Mapping[str, object]) -> tuple[UploadRequest | None, list[FieldProblem]]:
+    """Apply every field rule to the client's body: the request if all passed (else None), and
+    each problem (the declared fields in order, then each unknown field as it appears)."""
+    values: dict[str, Any] = {}
+    problems: list[FieldProblem] = []
+    for name, rule in REQUEST_FIELD_RULES.items():
+        if name not in body:
+            if name in REQUIRED_REQUEST_FIELDS:
+                problems.append(FieldProblem(name, "is required"))
+            continue
+        try:
+            values[name] = rule(body[name])
+        except ValueError as exc:
+            problems.append(FieldProblem(name, str(exc)))
+    problems.extend(
+        FieldProblem(_field_label(str(name)), "is not an allowed field")
+        for name in body
+        if name not in REQUEST_FIELD_RULES
+    )
+    if problems:
+        return None, problems
+    return UploadRequest(**values), problems
+
+
+def _field_label(name: str) -> str:
+    """An unknown field's name as reported: cut to a readable length."""
+    if len(name) > _MAX_FIELD_NAME_CHARS:
+        return name[:_MAX_FIELD_NAME_CHARS] + "..."
+    return name
+
 
 INVALID_BODY_MESSAGE: Final = "The request body is invalid."
 NOT_AN_OBJECT_MESSAGE: Final = "The request body must be a JSON object."
@@ -47,10 +288,10 @@ def validate_upload(
     *,
     policy: ContentTypePolicy = ANY_CONTENT_TYPE,
 ) -> UploadMetadata:
-    """Check the body against CONTRACT.md and describe the upload.
+    """Check the body against the API rules (docs/api.md) and describe the upload.
 
     With an Idempotency-Key, the metadata also carries the key scoped to ``caller`` and hashed
-    (``idempotencyId``) and the body's ``fingerprint`` (tasks.core.idempotency).
+    (``idempotencyId``) and the body's ``fingerprint`` (tasks.contract.idempotency).
 
     Raises :class:`PayloadTooLarge` when ``fileContent`` decodes to more than ``MAX_FILE_BYTES``
     bytes (known from its length, before any decoding and before the other rules), else
@@ -106,7 +347,7 @@ def validate_upload(
 def content_type_of(request: UploadRequest, policy: ContentTypePolicy) -> tuple[str, str | None]:
     """The upload's content type (declared, else detected) and the problem with it, if any: the
     declared type contradicts the bytes, or it or the bytes' type is outside ``policy``
-    (rules: tasks.core.content_types)."""
+    (rules: tasks.core.content_detection, tasks.contract.content_types)."""
     data = request.fileContent
     recognition = recognise(data)
     declared = request.contentType

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import TYPE_CHECKING, Final
 
 import botocore.exceptions
 
+from tasks.contract.keys import REQUEST_ID_METADATA
 from tasks.core import aws
-from tasks.core.keys import REQUEST_ID_METADATA
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 CLOCK_SKEW: Final = timedelta(seconds=60)
 _TIMESTAMP_RE: Final = re.compile(
@@ -48,7 +51,7 @@ def cutoff(started_at: str | None) -> datetime | None:
     return since - CLOCK_SKEW if since is not None else None
 
 
-def candidate_versions(s3: Any, *, bucket: str, key: str, since: datetime | None) -> list[str]:
+def candidate_versions(s3: S3Client, *, bucket: str, key: str, since: datetime | None) -> list[str]:
     """Version ids of exactly ``key`` modified since ``since`` (all of them when None), newest
     first: the versions a request that started then may have created. Needs
     s3:ListBucketVersions (prefix ``key``). SDK errors propagate."""
@@ -63,7 +66,7 @@ def candidate_versions(s3: Any, *, bucket: str, key: str, since: datetime | None
     return found
 
 
-def created_by(s3: Any, *, bucket: str, key: str, version_id: str, request_id: str) -> bool:
+def created_by(s3: S3Client, *, bucket: str, key: str, version_id: str, request_id: str) -> bool:
     """True when the version's metadata names ``request_id``; False for another request's version
     or one deleted meanwhile. Needs s3:GetObjectVersion. Other SDK errors propagate."""
     try:
@@ -76,7 +79,7 @@ def created_by(s3: Any, *, bucket: str, key: str, version_id: str, request_id: s
 
 
 def versions_of_request(
-    s3: Any, *, bucket: str, key: str, request_id: str, since: datetime | None
+    s3: S3Client, *, bucket: str, key: str, request_id: str, since: datetime | None
 ) -> list[str]:
     """Version ids of ``key`` (exactly) created by ``request_id``, newest first.
 

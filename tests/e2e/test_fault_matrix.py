@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from bench.load_reconcile import contract_problems
-from tasks.core.errors import INTERNAL_ERROR_MESSAGE, ORPHAN_REPORTED_MESSAGE
+from tasks.contract.errors import INTERNAL_ERROR_MESSAGE, ORPHAN_REPORTED_MESSAGE
 
 from .conftest import make_upload
 

@@ -7,7 +7,7 @@ import threading
 import uuid
 from typing import Any
 
-from tasks.core.idempotency import (
+from tasks.contract.idempotency import (
     DIFFERENT_BODY_MESSAGE,
     IN_PROGRESS_MESSAGE,
     idempotency_id,

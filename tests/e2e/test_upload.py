@@ -10,8 +10,8 @@ from decimal import Decimal
 from typing import Any
 
 from bench.load_reconcile import SUCCESS_FIELDS
-from tasks.core.errors import INTERNAL_ERROR_MESSAGE, ORPHAN_REPORTED_MESSAGE
-from tasks.core.limits import MAX_FILE_BYTES
+from tasks.contract.errors import INTERNAL_ERROR_MESSAGE, ORPHAN_REPORTED_MESSAGE
+from tasks.contract.limits import MAX_FILE_BYTES
 
 from .conftest import make_upload
 

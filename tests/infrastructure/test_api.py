@@ -7,9 +7,9 @@ import json
 import pytest
 from aws_cdk.assertions import Match
 
-from tasks.core.limits import MAX_FILE_BYTES
+from infra.templates import request_template, response_template
+from tasks.contract.limits import MAX_FILE_BYTES
 from tests.conftest import CORS_ORIGINS
-from workflow.templates import request_template, response_template
 
 from .infra_helpers import (
     logical_id_with_prefix,

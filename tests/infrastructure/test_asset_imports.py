@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from workflow import bundling
+from infra import bundling
 
 from .infra_helpers import asset_dir, layer_properties, resources_of_type
 

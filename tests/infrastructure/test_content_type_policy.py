@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.core.content_types import ALLOWED_CONTENT_TYPES_ENV, policy_from_env
-from tasks.core.errors import ValidationError
+from infra.settings import Settings, SettingsError
+from tasks.contract.content_types import policy_from_env
+from tasks.contract.errors import ValidationError
+from tasks.contract.names import ALLOWED_CONTENT_TYPES as ALLOWED_CONTENT_TYPES_ENV
 from tasks.validate import run
-from workflow.settings import Settings, SettingsError
 
 from ..conftest import ALLOWED_CONTENT_TYPES
 from .infra_helpers import resources_of_type

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from workflow import bundling
+from infra import bundling
 
 from .infra_helpers import (
     asset_dir,
@@ -18,7 +18,7 @@ from .infra_helpers import (
 )
 
 TASKS = {"Validate": 2, "Store": 3, "Record": 2, "Compensate": 3}
-# Chosen from the benchmark's warm split (workflow/functions.py explains each).
+# Chosen from the benchmark's warm split (infra/functions.py explains each).
 MEMORY_MB = {"Validate": 1769, "Store": 1024, "Record": 512, "Compensate": 512}
 COMMON_ENV = {
     "POWERTOOLS_SERVICE_NAME": "upload",
@@ -211,7 +211,7 @@ def test_code_asset_is_the_tasks_package_only(default_stack):
     assert [p.name for p in directory.iterdir()] == ["tasks"]
     modules = {p.name for p in (directory / "tasks").glob("*.py")}
     assert {"__init__.py", "validate.py", "store.py", "record.py", "compensate.py"} <= modules
-    # Byte code, if any, only for the runtime's Python (workflow/bundling.py: compile_bytecode).
+    # Byte code, if any, only for the runtime's Python (infra/bundling.py: compile_bytecode).
     compiled = {p.name.split(".")[-2] for p in directory.rglob("__pycache__/*")}
     assert compiled <= {"cpython-313"}
     assert not (directory / "tasks" / "requirements.txt").exists()
@@ -265,8 +265,8 @@ def test_assets_never_use_docker(default_stack):
 def test_record_gives_up_on_dynamodb_strictly_before_its_lambda_timeout():
     """A Record that outlives its SDK budget must fail as a task error, never time out after a
     write that landed (Compensate undoes such a write, but only a clean failure is certain)."""
-    from tasks.core.aws import RECORD_CLIENT_CONFIG, sdk_time_budget_seconds
-    from workflow.functions import RECORD
+    from infra.functions import RECORD
+    from tasks.contract.timing import RECORD_SDK
 
-    assert sdk_time_budget_seconds(RECORD_CLIENT_CONFIG) < RECORD.timeout_seconds
+    assert RECORD_SDK.worst_case_seconds() < RECORD.timeout_seconds
     assert TASKS["Record"] == RECORD.timeout_seconds

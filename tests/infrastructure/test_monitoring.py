@@ -1,4 +1,4 @@
-"""Alarms, the optional alarm topic and the dashboard (workflow/monitoring.py)."""
+"""Alarms, the optional alarm topic and the dashboard (infra/monitoring.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tasks.core.errors import CLIENT_ERROR_NAMES
+from tasks.contract.errors import CLIENT_ERROR_NAMES
 from tests.conftest import ALARM_EMAIL
 
 from .infra_helpers import logical_id_with_prefix, only, render, resources_of_type

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from infra.functions import ALIAS_NAME
+from infra.settings import Settings, SettingsError
 from tests.conftest import PROVISIONED_CONCURRENCY
-from workflow.functions import ALIAS_NAME
-from workflow.settings import Settings, SettingsError
 
 from .infra_helpers import (
     logical_id_with_prefix,

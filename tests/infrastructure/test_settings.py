@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from workflow.app import cdk_json_context, make_app
-from workflow.settings import AuthMode, Settings, SettingsError
+from infra.app import cdk_json_context, make_app
+from infra.settings import AuthMode, Settings, SettingsError
 
 
 def settings(**context):

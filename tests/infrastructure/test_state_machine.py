@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from tasks.core.errors import (
+from tasks.contract.errors import (
     CLIENT_ERROR_NAMES,
     INTERNAL_ERROR_MESSAGE,
     ORPHAN_REPORTED_MESSAGE,
     WORKFLOW_ERRORS,
 )
-from tasks.core.idempotency import CLAIM_SECONDS
+from tasks.contract.idempotency import CLAIM_SECONDS
 
 from .infra_helpers import (
     logical_id_with_prefix,
@@ -313,11 +313,11 @@ def test_state_machine_role_may_invoke_the_four_functions_only(default_stack):
 
 
 def test_compensate_knows_its_retry_from_the_same_constant(states):
-    """Compensate decides "a retry remains" from tasks.core.limits.RETRY_MAX_ATTEMPTS: it must be
+    """Compensate decides "a retry remains" from tasks.contract.timing.TASK_RETRY: it must be
     the Compensate Retry's MaxAttempts, and that Retry must match TransientStorageError."""
-    from tasks.core.errors import TransientStorageError
-    from tasks.core.limits import RETRY_MAX_ATTEMPTS
+    from tasks.contract.errors import TransientStorageError
+    from tasks.contract.timing import TASK_RETRY
 
     [retry] = states["Compensate"]["Retry"]
-    assert retry["MaxAttempts"] == RETRY_MAX_ATTEMPTS
+    assert retry["MaxAttempts"] == TASK_RETRY.max_attempts
     assert TransientStorageError.__name__ in retry["ErrorEquals"]

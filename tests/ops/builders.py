@@ -1,5 +1,5 @@
 """Realistic Express workflow log records (the AWS format: flat ``details``, ``event_timestamp``)
-for the workflow in workflow/state_machine.py, and Powertools task log lines."""
+for the workflow in infra/state_machine.py, and Powertools task log lines."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The real request template (workflow/templates/request.vtl) rendered as API Gateway would."""
+"""The real request template (infra/templates/request.vtl) rendered as API Gateway would."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from infra.templates import STATE_MACHINE_ARN_PLACEHOLDER, request_template
 from local.vtl import render
-from workflow.templates import STATE_MACHINE_ARN_PLACEHOLDER, request_template
 
 ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:Test"
 REQUEST_ID = "c0ffee00-1234-4abc-8def-0123456789ab"

@@ -1,4 +1,4 @@
-"""The real response template (workflow/templates/response.vtl) against every answer
+"""The real response template (infra/templates/response.vtl) against every answer
 StartSyncExecution can give, checked against CONTRACT.md's statuses and bodies."""
 
 from __future__ import annotations
@@ -8,25 +8,23 @@ from typing import Any
 
 import pytest
 
+from infra.templates import response_template
 from local.vtl import Rendered, render
-from tasks.core.errors import (
+from tasks.contract.errors import (
     INTERNAL_ERROR_MESSAGE,
-    WORKFLOW_ERRORS,
-    ClientError,
-    FieldProblem,
-    IdempotencyConflict,
-    PayloadTooLarge,
-    ValidationError,
-)
-from tasks.core.limits import MAX_FILE_BYTES
-from workflow.templates import (
-    CLIENT_ERROR_FALLBACK_MESSAGES,
     INVALID_JSON_MESSAGE,
+    OUTCOMES,
     PAYLOAD_TOO_LARGE_MESSAGE,
     TIMEOUT_MESSAGE,
     UNAVAILABLE_MESSAGE,
-    response_template,
+    WORKFLOW_ERRORS,
+    FieldProblem,
+    IdempotencyConflict,
+    PayloadTooLarge,
+    RequestRejected,
+    ValidationError,
 )
+from tasks.contract.limits import MAX_FILE_BYTES
 
 REQUEST_ID = "c0ffee00-1234-4abc-8def-0123456789ab"
 EXECUTION_ARN = f"arn:aws:states:us-east-1:123456789012:express:Upload:{REQUEST_ID}:e7a1b2c3"
@@ -104,7 +102,7 @@ def test_succeeded_returns_the_output_verbatim_with_200() -> None:
     assert json.loads(rendered.text) == SUCCESS_BODY
 
 
-CLIENT_ERRORS: dict[str, ClientError] = {
+CLIENT_ERRORS: dict[str, RequestRejected] = {
     "ValidationError": ValidationError(
         "The request body is invalid.",
         [
@@ -126,7 +124,7 @@ CLIENT_ERRORS: dict[str, ClientError] = {
 @pytest.mark.parametrize("name", sorted(WORKFLOW_ERRORS))
 def test_failed_maps_every_workflow_error(name: str) -> None:
     facing = WORKFLOW_ERRORS[name]
-    if facing.message is None:
+    if facing.from_task:
         error = CLIENT_ERRORS[name]
         cause = _lambda_cause(error)
         details = [{"field": d.field, "message": d.message} for d in error.details]
@@ -178,7 +176,7 @@ def test_an_unreadable_client_error_cause_falls_back_to_a_fixed_message(cause: s
 
     assert rendered.status_override == 400
     assert json.loads(rendered.text) == _error(
-        "ValidationError", CLIENT_ERROR_FALLBACK_MESSAGES["ValidationError"]
+        "ValidationError", OUTCOMES["ValidationError"].message
     )
 
 

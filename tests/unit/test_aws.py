@@ -5,8 +5,8 @@ from __future__ import annotations
 import botocore.exceptions
 import pytest
 
+from tasks.contract.errors import StorageError, TransientStorageError
 from tasks.core import aws
-from tasks.core.errors import StorageError, TransientStorageError
 
 
 def client_error(code: str, status: int) -> botocore.exceptions.ClientError:

@@ -11,9 +11,9 @@ import pytest
 from botocore.stub import Stubber
 
 from tasks import compensate, store
+from tasks.contract.errors import CompensationFailed, InvalidTaskInput, TransientStorageError
+from tasks.contract.timing import TASK_RETRY
 from tasks.core import aws
-from tasks.core.errors import CompensationFailed, InvalidTaskInput, TransientStorageError
-from tasks.core.limits import RETRY_MAX_ATTEMPTS
 from tasks.core.validation import validate_upload
 from tasks.core.versions import parse_started_at
 
@@ -190,7 +190,7 @@ def test_failure_to_list_reports_the_key_with_unknown_versions(logs, capsys) -> 
         )
         with pytest.raises(CompensationFailed):
             compensate.compensate(
-                "req-1", KEY, None, s3=s3, bucket=BUCKET, env={}, attempt=RETRY_MAX_ATTEMPTS
+                "req-1", KEY, None, s3=s3, bucket=BUCKET, env={}, attempt=TASK_RETRY.max_attempts
             )
     [error] = [line for line in logs() if line["level"] == "ERROR"]
     assert error["orphan"]["s3Key"] == KEY
@@ -291,12 +291,12 @@ def test_a_throttle_on_the_last_attempt_reports_the_orphan(cloud: Cloud, logs, c
     capsys.readouterr()
     try:
         with pytest.raises(CompensationFailed):
-            compensate.run(event(attempt=RETRY_MAX_ATTEMPTS), env=cloud.env)
+            compensate.run(event(attempt=TASK_RETRY.max_attempts), env=cloud.env)
     finally:
         client.meta.events.unregister("before-call.s3.DeleteObject", throttle)
     [error] = [line for line in logs() if line["level"] == "ERROR"]
     assert error["orphan"]["versionIds"] == [own]
-    assert error["attempt"] == RETRY_MAX_ATTEMPTS
+    assert error["attempt"] == TASK_RETRY.max_attempts
     assert metric_values(capsys.readouterr().out) == [
         ("CompensationFailures", {"service": "upload"}, 1.0)
     ]

@@ -15,17 +15,11 @@ from typing import Any
 import pytest
 
 from tasks import validate
-from tasks.core import content_types
-from tasks.core.content_types import (
-    ALLOWED_CONTENT_TYPES_ENV,
-    ContentTypePolicy,
-    contradiction,
-    detect,
-    parse_allowlist,
-    policy_from_env,
-    recognise,
-)
-from tasks.core.errors import ValidationError
+from tasks.contract import content_types
+from tasks.contract.content_types import ContentTypePolicy, parse_allowlist, policy_from_env
+from tasks.contract.errors import ValidationError
+from tasks.contract.names import ALLOWED_CONTENT_TYPES as ALLOWED_CONTENT_TYPES_ENV
+from tasks.core.content_detection import contradiction, detect, recognise
 from tasks.core.validation import validate_upload
 
 REQUEST_ID = "req-1"
@@ -139,7 +133,7 @@ def test_weak_signatures_are_not_recognised() -> None:
 
 def test_puremagic_is_imported_only_when_detecting() -> None:
     probe = (
-        "import sys, tasks.core.content_types as c; assert 'puremagic' not in sys.modules; "
+        "import sys, tasks.core.content_detection as c; assert 'puremagic' not in sys.modules; "
         "c.detect(b'GIF89a'); assert 'puremagic' in sys.modules"
     )
     subprocess.run([sys.executable, "-c", probe], check=True)

@@ -18,14 +18,13 @@ import pytest
 from botocore.stub import Stubber
 
 from tasks import compensate, record, store
-from tasks.core import aws, claims
-from tasks.core.errors import (
+from tasks.contract.errors import (
     CompensationFailed,
     IdempotencyConflict,
     StorageError,
     TransientStorageError,
 )
-from tasks.core.idempotency import (
+from tasks.contract.idempotency import (
     CLAIM_SECONDS,
     DIFFERENT_BODY_MESSAGE,
     IN_PROGRESS_MESSAGE,
@@ -33,7 +32,8 @@ from tasks.core.idempotency import (
     fingerprint,
     idempotency_id,
 )
-from tasks.core.limits import RETRY_MAX_ATTEMPTS
+from tasks.contract.timing import TASK_RETRY
+from tasks.core import aws, claims
 from tasks.core.validation import validate_upload
 
 from .support import BUCKET, CLAIMS_TABLE, REGION, TABLE, Cloud, b64, metric_values
@@ -400,7 +400,7 @@ def test_a_failed_release_is_a_failed_compensation(cloud: Cloud, capsys, logs) -
                 compensate.Claim(
                     dynamodb=failing, table=CLAIMS_TABLE, idempotency_id=idempotency_id(CALLER, KEY)
                 ),
-                attempt=RETRY_MAX_ATTEMPTS,  # the last attempt: no retry left
+                attempt=TASK_RETRY.max_attempts,  # the last attempt: no retry left
             )
     assert version_ids(cloud) == []  # the versions are deleted all the same
     assert ("CompensationFailures", {"service": "upload"}, 1.0) in metric_values(

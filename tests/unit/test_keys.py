@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.core import content_types, keys
+from tasks.contract import content_types, keys
+from tasks.core import content_detection
 
 
 def test_object_key_layout() -> None:
@@ -53,7 +54,7 @@ def test_key_length_is_counted_in_utf8_bytes() -> None:
     ],
 )
 def test_detect(data: bytes, expected: str) -> None:
-    assert content_types.detect(data) == expected
+    assert content_detection.detect(data) == expected
 
 
 def test_extension_for() -> None:

@@ -23,10 +23,11 @@ from typing import Any
 import msgspec
 import pytest
 
+from infra.templates import request_template
 from local.vtl import render
-from tasks.core.errors import PayloadTooLarge
-from tasks.core.keys import S3_KEY_MAX_BYTES, UPLOAD_PREFIX
-from tasks.core.limits import (
+from tasks.contract.errors import PayloadTooLarge
+from tasks.contract.keys import S3_KEY_MAX_BYTES, UPLOAD_PREFIX
+from tasks.contract.limits import (
     CALLER_MAX_CHARS,
     CONTENT_TYPE_MAX_CHARS,
     FILE_NAME_MAX_CHARS,
@@ -37,10 +38,9 @@ from tasks.core.limits import (
     S3_VERSION_ID_MAX_BYTES,
     STATE_PAYLOAD_LIMIT_BYTES,
 )
-from tasks.core.models import StoreReceipt, price_text
-from tasks.core.validation import validate_upload
+from tasks.core.models import StoreReceipt
+from tasks.core.validation import price_text, validate_upload
 from tasks.record import success_body
-from workflow.templates import request_template
 
 STATE_MACHINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:Test"
 REQUEST_ID = "c0ffee00-1234-4abc-8def-0123456789ab"  # API Gateway request ids are UUIDs

@@ -6,15 +6,15 @@ import hashlib
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import pytest
 from botocore.stub import Stubber
 
 from tasks import record
+from tasks.contract.errors import InvalidTaskInput, StorageError, TransientStorageError
 from tasks.core import rollback
-from tasks.core.errors import InvalidTaskInput, StorageError, TransientStorageError
 from tasks.core.models import StoreReceipt, UploadMetadata, parse_payload
 
 from .support import BUCKET, REGION, TABLE, Cloud, metric_values
@@ -128,7 +128,7 @@ def test_timestamp_is_read_once_and_formatted_in_utc_with_milliseconds() -> None
         "req-1",
         parse_payload(UploadMetadata, upload()),
         parse_payload(StoreReceipt, STORED),
-        dynamodb=table,
+        dynamodb=cast(Any, table),
         table_name=TABLE,
         clock=clock,
     )

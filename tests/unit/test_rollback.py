@@ -15,9 +15,9 @@ import boto3
 import pytest
 
 from tasks import compensate, record
+from tasks.contract.errors import CompensationFailed
+from tasks.contract.timing import TASK_RETRY
 from tasks.core import rollback
-from tasks.core.errors import CompensationFailed
-from tasks.core.limits import RETRY_MAX_ATTEMPTS
 
 from .support import BUCKET, REGION, TABLE, Cloud
 
@@ -99,7 +99,7 @@ def test_compensate_restores_the_earlier_item_exactly(cloud: Cloud) -> None:
     assert visible(after) == before
     assert set(after or {}) == VISIBLE  # the internal prev* attributes are gone
     # Idempotent: a retry of the compensation changes nothing more.
-    compensate.run(compensate_event("req-2", attempt=RETRY_MAX_ATTEMPTS), env=cloud.env)
+    compensate.run(compensate_event("req-2", attempt=TASK_RETRY.max_attempts), env=cloud.env)
     assert raw_item(cloud) == after
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import botocore.exceptions
@@ -13,9 +13,9 @@ import pytest
 from botocore.stub import Stubber
 
 from tasks import store
-from tasks.core.errors import InvalidTaskInput, StorageError, TransientStorageError
-from tasks.core.keys import S3_KEY_MAX_BYTES
-from tasks.core.limits import (
+from tasks.contract.errors import InvalidTaskInput, StorageError, TransientStorageError
+from tasks.contract.keys import S3_KEY_MAX_BYTES
+from tasks.contract.limits import (
     FILE_NAME_MAX_CHARS,
     PRODUCT_NAME_MAX_CHARS,
     S3_USER_METADATA_MAX_BYTES,
@@ -185,7 +185,7 @@ def test_timeout_is_transient() -> None:
 
     upload, content = _upload()
     with pytest.raises(TransientStorageError):
-        store.store("req-1", upload, content, s3=TimingOut(), bucket=BUCKET, key_arn="k")
+        store.store("req-1", upload, content, s3=cast(Any, TimingOut()), bucket=BUCKET, key_arn="k")
 
 
 def test_unversioned_bucket_is_a_storage_error() -> None:
@@ -195,7 +195,9 @@ def test_unversioned_bucket_is_a_storage_error() -> None:
 
     upload, content = _upload()
     with pytest.raises(StorageError, match=r"^Storing the file failed\.$"):
-        store.store("req-1", upload, content, s3=Unversioned(), bucket=BUCKET, key_arn="k")
+        store.store(
+            "req-1", upload, content, s3=cast(Any, Unversioned()), bucket=BUCKET, key_arn="k"
+        )
 
 
 # --- a retried Store removes the versions its earlier attempts left behind ---

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from tasks import validate
-from tasks.core.errors import InvalidTaskInput, PayloadTooLarge, ValidationError
-from tasks.core.limits import MAX_FILE_BYTES
+from tasks.contract.errors import InvalidTaskInput, PayloadTooLarge, ValidationError
+from tasks.contract.limits import MAX_FILE_BYTES
 
 from .support import b64, metric_values
 

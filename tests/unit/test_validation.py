@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from boto3.dynamodb.types import TypeSerializer
 
-from tasks.core.errors import FieldProblem, PayloadTooLarge, ValidationError
-from tasks.core.limits import MAX_FILE_BYTES
+from tasks.contract.errors import FieldProblem, PayloadTooLarge, ValidationError
+from tasks.contract.limits import MAX_FILE_BYTES
 from tasks.core.validation import validate_upload
 from tasks.record import attribute_value
 

@@ -8,12 +8,12 @@ from typing import Any
 from aws_cdk import CfnOutput, RemovalPolicy, Stack
 from constructs import Construct
 
-from workflow.api import UploadApi
-from workflow.functions import TaskFunctions
-from workflow.monitoring import Monitoring
-from workflow.settings import Settings
-from workflow.state_machine import UploadWorkflow
-from workflow.storage import Storage
+from infra.api import UploadApi
+from infra.functions import TaskFunctions
+from infra.monitoring import Monitoring
+from infra.settings import Settings
+from infra.state_machine import UploadWorkflow
+from infra.storage import Storage
 
 STACK_ID = "UploadService"
 

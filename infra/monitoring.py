@@ -30,22 +30,23 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from tasks.core.errors import CLIENT_ERROR_NAMES
-from tasks.core.observability import (
+from infra.compliance import acknowledge
+from infra.functions import TaskFunctions
+from infra.settings import Settings
+from tasks.contract.errors import CLIENT_ERROR_NAMES
+from tasks.contract.names import (
     BYTES_STORED,
     COMPENSATION_FAILURES,
     COMPENSATIONS,
+    NAMESPACE,
     REASON_DIMENSION,
     REJECTIONS,
+    SERVICE,
+    SERVICE_DIMENSION,
     UPLOADS_STORED,
 )
-from workflow.compliance import acknowledge
-from workflow.functions import COMMON_ENVIRONMENT, TaskFunctions
-from workflow.settings import Settings
 
 PERIOD = Duration.minutes(5)
-METRICS_NAMESPACE = COMMON_ENVIRONMENT["POWERTOOLS_METRICS_NAMESPACE"]
-SERVICE = COMMON_ENVIRONMENT["POWERTOOLS_SERVICE_NAME"]
 API_TIMEOUT_MS = 29_000  # API Gateway's integration timeout: the whole request's budget
 LATENCY_P99_THRESHOLD_MS = 20_000  # alarm well before clients start getting 504s
 
@@ -72,8 +73,9 @@ class Monitoring(Construct):
         compensation_failures = self._task_metric(COMPENSATION_FAILURES, "Compensation failures")
         rejections_by_reason = cloudwatch.MathExpression(
             expression=(
-                f"SEARCH('{{{METRICS_NAMESPACE},{REASON_DIMENSION},service}} "
-                f'MetricName="{REJECTIONS}" service="{SERVICE}"\', \'Sum\', {PERIOD.to_seconds()})'
+                f"SEARCH('{{{NAMESPACE},{REASON_DIMENSION},{SERVICE_DIMENSION}}} "
+                f'MetricName="{REJECTIONS}" {SERVICE_DIMENSION}="{SERVICE}"\', '
+                f"'Sum', {PERIOD.to_seconds()})"
             ),
             using_metrics={},
             label="",  # each series is labelled by its reason
@@ -222,9 +224,9 @@ class Monitoring(Construct):
     ) -> cloudwatch.Metric:
         """A metric the tasks emit (EMF, tasks/core/observability.py), summed per period."""
         return cloudwatch.Metric(
-            namespace=METRICS_NAMESPACE,
+            namespace=NAMESPACE,
             metric_name=name,
-            dimensions_map={"service": SERVICE, **(dimensions or {})},
+            dimensions_map={SERVICE_DIMENSION: SERVICE, **(dimensions or {})},
             statistic="Sum",
             period=PERIOD,
             label=label,

@@ -16,7 +16,7 @@ Step Functions TimeoutSeconds equals its Lambda timeout, so a task takes at most
 A Store failure goes to Compensate directly (5 + 7 + 7 = 19 s), so the longest path is the one
 through Record. tests/infrastructure recomputes this from the synthesized definition.
 
-Idempotency-Key (tasks.core.idempotency): Store claims the key (one conditional PutItem,
+Idempotency-Key (tasks.contract.idempotency): Store claims the key (one conditional PutItem,
 milliseconds) before its PUT, within the same 3 s timeout, so the budget above is unchanged; the
 claim's lease (60 s) outlives the state machine's timeout. A replay of a completed request
 (``$.stored.replay``) skips Record: Validate, Store, Replayed = 5 + 7 = 12 s at most. A conflict
@@ -41,28 +41,26 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from tasks.core.errors import (
+from infra.compliance import acknowledge
+from infra.functions import TaskFunction, TaskFunctions, logical_id
+from infra.log_groups import encrypted_log_group
+from tasks.contract.errors import (
     CLIENT_ERROR_NAMES,
+    INTERNAL_ERROR,
     INTERNAL_ERROR_MESSAGE,
     ORPHAN_REPORTED_MESSAGE,
     CompensationFailed,
     TransientStorageError,
 )
-from tasks.core.limits import RETRY_MAX_ATTEMPTS  # shared with compensate (a retry remains?)
-from workflow.compliance import acknowledge
-from workflow.functions import TaskFunction, TaskFunctions, logical_id
-from workflow.log_groups import encrypted_log_group
+from tasks.contract.timing import TASK_RETRY  # shared with compensate (a retry remains?)
 
 STATE_MACHINE_TIMEOUT_SECONDS = 25
-RETRY_INTERVAL_SECONDS = 1
-RETRY_BACKOFF_RATE = 2.0
 LAMBDA_SERVICE_ERRORS: tuple[str, ...] = (
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
 )
-INTERNAL_ERROR = "InternalError"  # the Error of the UploadFailed state (see WORKFLOW_ERRORS)
 
 
 class UploadWorkflow(Construct):
@@ -259,8 +257,8 @@ def _invoke(
     )
     invoke.add_retry(
         errors=[*LAMBDA_SERVICE_ERRORS, *transient_errors],
-        max_attempts=RETRY_MAX_ATTEMPTS,
-        interval=Duration.seconds(RETRY_INTERVAL_SECONDS),
-        backoff_rate=RETRY_BACKOFF_RATE,
+        max_attempts=TASK_RETRY.max_attempts,
+        interval=Duration.seconds(TASK_RETRY.interval_seconds),
+        backoff_rate=TASK_RETRY.backoff_rate,
     )
     return invoke

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from constructs import Node
 
-from tasks.core.content_types import parse_allowlist
+from tasks.contract.content_types import parse_allowlist
 
 T = TypeVar("T")
 
@@ -62,7 +62,7 @@ class Settings:
     # None: alarms without actions. Otherwise every alarm notifies an SNS topic emailing this.
     alarm_email: str | None = None
     # None: any content type. Otherwise the MIME types (``type/subtype`` or ``type/*``, lower
-    # case) the validate task accepts, declared and detected (tasks.core.content_types).
+    # case) the validate task accepts, declared and detected (tasks.contract.content_types).
     allowed_content_types: tuple[str, ...] | None = None
     # Cold-start options (README "Performance"); both off by default. Either one publishes a
     # version of every task function behind an alias "live", which the state machine invokes.

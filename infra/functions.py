@@ -10,13 +10,12 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct, IConstruct
 
-from tasks.core.content_types import ALLOWED_CONTENT_TYPES_ENV
-from tasks.core.keys import UPLOAD_PREFIX
-from tasks.core.observability import DEFAULT_NAMESPACE, DEFAULT_SERVICE
-from workflow import bundling
-from workflow.compliance import acknowledge, skip_checkov
-from workflow.log_groups import encrypted_log_group
-from workflow.storage import Storage
+from infra import bundling
+from infra.compliance import acknowledge, skip_checkov
+from infra.log_groups import encrypted_log_group
+from infra.storage import Storage
+from tasks.contract import names
+from tasks.contract.keys import UPLOAD_PREFIX
 
 # Memory (and with it CPU: one full vCPU at 1,769 MB) per task, from `python -m bench`'s warm
 # split (README "Performance"). Lambda bills GB-seconds, so for CPU-bound work more memory costs
@@ -37,9 +36,9 @@ ALIAS_NAME = "live"  # what the state machine invokes when versions are publishe
 
 # Every task's environment (bench/cold.py measures cold init with this same mapping).
 COMMON_ENVIRONMENT: dict[str, str] = {
-    "POWERTOOLS_SERVICE_NAME": DEFAULT_SERVICE,
-    "POWERTOOLS_METRICS_NAMESPACE": DEFAULT_NAMESPACE,
-    "POWERTOOLS_LOG_LEVEL": "INFO",
+    names.POWERTOOLS_SERVICE_NAME: names.SERVICE,
+    names.POWERTOOLS_METRICS_NAMESPACE: names.NAMESPACE,
+    names.POWERTOOLS_LOG_LEVEL: "INFO",
 }
 
 
@@ -58,7 +57,7 @@ class TaskSpec:
         return f"tasks.{self.name}.handler"
 
 
-# The time budget these numbers belong to is written out in workflow/state_machine.py.
+# The time budget these numbers belong to is written out in infra/state_machine.py.
 VALIDATE = TaskSpec("validate", 2, VALIDATE_MEMORY_MB)
 STORE = TaskSpec("store", 3, STORE_MEMORY_MB)
 RECORD = TaskSpec("record", 2, RECORD_MEMORY_MB)
@@ -233,14 +232,14 @@ class TaskFunctions(Construct):
         # variable is absent (any content type).
         validate_env: dict[str, str] = {}
         if allowed_content_types:
-            validate_env[ALLOWED_CONTENT_TYPES_ENV] = ",".join(allowed_content_types)
+            validate_env[names.ALLOWED_CONTENT_TYPES] = ",".join(allowed_content_types)
         self.validate = task(VALIDATE, validate_env)
         self.store = task(
             STORE,
             {
-                "UPLOAD_BUCKET_NAME": bucket.bucket_name,
-                "UPLOAD_KEY_ARN": storage.bucket_key.key_arn,
-                "IDEMPOTENCY_TABLE_NAME": claims.table_name,
+                names.UPLOAD_BUCKET_NAME: bucket.bucket_name,
+                names.UPLOAD_KEY_ARN: storage.bucket_key.key_arn,
+                names.IDEMPOTENCY_TABLE_NAME: claims.table_name,
             },
         )
         # Claim the Idempotency-Key before the PUT (a conditional PutItem returning the held
@@ -262,8 +261,8 @@ class TaskFunctions(Construct):
         self.record = task(
             RECORD,
             {
-                "METADATA_TABLE_NAME": storage.table.table_name,
-                "IDEMPOTENCY_TABLE_NAME": claims.table_name,
+                names.METADATA_TABLE_NAME: storage.table.table_name,
+                names.IDEMPOTENCY_TABLE_NAME: claims.table_name,
             },
         )
         # The metadata item is written with a reversible UpdateItem (tasks.core.rollback).
@@ -280,9 +279,9 @@ class TaskFunctions(Construct):
         self.compensate = task(
             COMPENSATE,
             {
-                "UPLOAD_BUCKET_NAME": bucket.bucket_name,
-                "METADATA_TABLE_NAME": storage.table.table_name,
-                "IDEMPOTENCY_TABLE_NAME": claims.table_name,
+                names.UPLOAD_BUCKET_NAME: bucket.bucket_name,
+                names.METADATA_TABLE_NAME: storage.table.table_name,
+                names.IDEMPOTENCY_TABLE_NAME: claims.table_name,
             },
         )
         # Undo Record's write if it landed: read the item, then restore the attributes it

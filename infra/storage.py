@@ -9,9 +9,9 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from tasks.core import idempotency
-from tasks.core.keys import UPLOAD_PREFIX
-from workflow.compliance import acknowledge, skip_checkov
+from infra.compliance import acknowledge, skip_checkov
+from tasks.contract import idempotency
+from tasks.contract.keys import UPLOAD_PREFIX
 
 NONCURRENT_VERSION_DAYS = 90
 ACCESS_LOG_RETENTION_DAYS = 365
@@ -116,7 +116,7 @@ class Storage(Construct):
             removal_policy=removal,
         )
 
-        # Idempotency-Key claims (tasks.core.idempotency has the protocol and why it is not
+        # Idempotency-Key claims (tasks.contract.idempotency has the protocol and why it is not
         # Powertools' @idempotent): one item per (caller, key), hashed; expired items are
         # ignored by every condition and deleted by TTL eventually.
         self.idempotency_table = dynamodb.Table(

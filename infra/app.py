@@ -17,8 +17,8 @@ from typing import Any
 
 from aws_cdk import App
 
-from workflow.settings import Settings
-from workflow.stack import STACK_ID, UploadServiceStack
+from infra.settings import Settings
+from infra.stack import STACK_ID, UploadServiceStack
 
 CDK_CONTEXT_ENV = "CDK_CONTEXT_JSON"
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"

@@ -1,4 +1,4 @@
-"""The Idempotency-Key guarantee (CONTRACT.md, Guarantees): names, numbers and pure functions.
+"""The Idempotency-Key guarantee (docs/api.md, "Guarantees"): names, numbers and pure functions.
 
 Design. A request with an ``Idempotency-Key`` header claims the key in the idempotency table
 before anything is stored, and the claim lives from Store to Record:
@@ -46,7 +46,7 @@ STATUS_COMPLETED: Final = "COMPLETED"
 # clock skew, so a live execution never loses its claim; an execution that died without
 # releasing it (e.g. timed out) blocks its key for at most this long.
 CLAIM_SECONDS: Final = 60
-# How long a completed request is replayed (CONTRACT.md: 24 hours).
+# How long a completed request is replayed (docs/api.md: 24 hours).
 REPLAY_SECONDS: Final = 24 * 60 * 60
 
 DIFFERENT_BODY_MESSAGE: Final = "The Idempotency-Key was used before with a different body."

@@ -11,17 +11,16 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from tasks.core import limits
-from workflow.compliance import acknowledge, skip_checkov
-from workflow.log_groups import encrypted_log_group
-from workflow.settings import AuthMode, Settings
-from workflow.templates import request_template, response_template
+from infra.compliance import acknowledge, skip_checkov
+from infra.log_groups import encrypted_log_group
+from infra.settings import AuthMode, Settings
+from infra.templates import request_template, response_template
+from tasks.contract.errors import GATEWAY_PREFIX, OUTCOMES
 
 STAGE_NAME = "prod"
 RESOURCE_PATH = "upload"
 THROTTLE_RATE_LIMIT = 1000  # requests per second, steady
 THROTTLE_BURST_LIMIT = 2000
-API_GATEWAY_PAYLOAD_LIMIT_BYTES = 10 * 1024 * 1024
 JSON = "application/json"
 IDEMPOTENCY_HEADER = "method.request.header.Idempotency-Key"
 CORS_ALLOW_HEADERS = [
@@ -65,66 +64,42 @@ def _text(message: str) -> str:
     return json.dumps(message)
 
 
-# Response type -> (status code or None to keep API Gateway's, client code, message as JSON).
-GATEWAY_RESPONSES: dict[apigw.ResponseType, tuple[str | None, str, str]] = {
-    apigw.ResponseType.BAD_REQUEST_BODY: (
-        "400",
-        "ValidationError",
-        # Not $context.error.validationErrorString: gateway responses substitute it unescaped,
-        # and its quotes would break the JSON. The validate task reports per-field details.
-        _text("The request body must be a JSON object."),
-    ),
-    apigw.ResponseType.BAD_REQUEST_PARAMETERS: (
-        "400",
-        "ValidationError",
-        _text("A request header or parameter is invalid."),
-    ),
-    apigw.ResponseType.ACCESS_DENIED: ("403", "Forbidden", _text("Access denied.")),
-    apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN: (
-        "403",
-        "Forbidden",
-        _text("Missing authentication token (or no such resource)."),
-    ),
-    apigw.ResponseType.INVALID_SIGNATURE: ("403", "Forbidden", _text("Invalid signature.")),
-    apigw.ResponseType.EXPIRED_TOKEN: ("403", "Forbidden", _text("Expired credentials.")),
-    apigw.ResponseType.INVALID_API_KEY: ("403", "Forbidden", _text("Missing or invalid API key.")),
-    apigw.ResponseType.THROTTLED: ("429", "TooManyRequests", _text("Too many requests.")),
-    apigw.ResponseType.QUOTA_EXCEEDED: (
-        "429",
-        "TooManyRequests",
-        _text("The daily request quota is exhausted."),
-    ),
-    apigw.ResponseType.UNSUPPORTED_MEDIA_TYPE: (
-        "415",
-        "UnsupportedMediaType",
-        _text("Content-Type must be application/json."),
-    ),
-    apigw.ResponseType.REQUEST_TOO_LARGE: (
-        "413",
-        "PayloadTooLarge",
-        _text(
-            f"The request exceeds {API_GATEWAY_PAYLOAD_LIMIT_BYTES} bytes; the decoded file "
-            f"may be at most {limits.MAX_FILE_BYTES} bytes."
-        ),
-    ),
-    apigw.ResponseType.INTEGRATION_TIMEOUT: (
-        "504",
-        "Timeout",
-        _text("The upload did not finish in time."),
-    ),
-    # API Gateway could not reach Step Functions at all: nothing started, nothing stored.
-    apigw.ResponseType.INTEGRATION_FAILURE: (
-        "503",
-        "ServiceUnavailable",
-        _text("The upload could not be started. Nothing was stored; retry later."),
-    ),
-    apigw.ResponseType.DEFAULT_4_XX: (None, "BadRequest", "$context.error.messageString"),
-    apigw.ResponseType.DEFAULT_5_XX: (
+# Response types answered with the contract's outcome of the same name (status, code, message).
+CONTRACT_GATEWAY_RESPONSES: tuple[apigw.ResponseType, ...] = (
+    apigw.ResponseType.BAD_REQUEST_BODY,
+    apigw.ResponseType.BAD_REQUEST_PARAMETERS,
+    apigw.ResponseType.ACCESS_DENIED,
+    apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN,
+    apigw.ResponseType.INVALID_SIGNATURE,
+    apigw.ResponseType.EXPIRED_TOKEN,
+    apigw.ResponseType.INVALID_API_KEY,
+    apigw.ResponseType.THROTTLED,
+    apigw.ResponseType.QUOTA_EXCEEDED,
+    apigw.ResponseType.UNSUPPORTED_MEDIA_TYPE,
+    apigw.ResponseType.REQUEST_TOO_LARGE,
+    apigw.ResponseType.INTEGRATION_TIMEOUT,
+    apigw.ResponseType.INTEGRATION_FAILURE,
+)
+
+
+def gateway_responses() -> dict[apigw.ResponseType, tuple[str | None, str, str]]:
+    """Response type -> (status code or None to keep API Gateway's, client code, message as
+    JSON): the contract's outcomes (``Gateway.<TYPE>``), then the two catch-alls."""
+    responses: dict[apigw.ResponseType, tuple[str | None, str, str]] = {}
+    for response_type in CONTRACT_GATEWAY_RESPONSES:
+        outcome = OUTCOMES[GATEWAY_PREFIX + response_type.response_type]
+        responses[response_type] = (str(outcome.status), outcome.code, _text(outcome.message))
+    responses[apigw.ResponseType.DEFAULT_4_XX] = (
+        None,
+        "BadRequest",
+        "$context.error.messageString",
+    )
+    responses[apigw.ResponseType.DEFAULT_5_XX] = (
         None,
         "InternalError",
         _text("The request could not be processed. Nothing was stored."),
-    ),
-}
+    )
+    return responses
 
 
 def request_model_schema() -> apigw.JsonSchema:
@@ -159,7 +134,7 @@ class UploadApi(Construct):
             self,
             "Api",
             # REST API metrics are keyed by ApiName (not id): a name unique to this stack keeps
-            # the alarms and dashboard (workflow/monitoring.py) off other APIs' metrics.
+            # the alarms and dashboard (infra/monitoring.py) off other APIs' metrics.
             rest_api_name=f"{Stack.of(self).stack_name}-UploadApi",
             description="Upload service: POST /upload runs the upload workflow synchronously",
             endpoint_types=[apigw.EndpointType.REGIONAL],
@@ -288,7 +263,7 @@ class UploadApi(Construct):
         if cors_origins and len(cors_origins) == 1:
             # Gateway responses can only carry a static value: one origin (or *) only.
             headers["Access-Control-Allow-Origin"] = f"'{cors_origins[0]}'"
-        for response_type, (status, code, message) in GATEWAY_RESPONSES.items():
+        for response_type, (status, code, message) in gateway_responses().items():
             self.api.add_gateway_response(
                 f"{response_type.response_type}Response",
                 type=response_type,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from tasks.core.limits import PRODUCT_ID_PATTERN
+from tasks.contract.limits import PRODUCT_ID_PATTERN
 
 UPLOAD_PREFIX: Final = "uploads/"
 # Object metadata naming the request that wrote a version (S3 returns names lower-case); store

@@ -1,9 +1,13 @@
-"""Size and shape limits of a request, shared by the edge model, the tasks and the tests."""
+"""Sizes and shapes: the limits of a request, shared by the edge, the tasks and the tests.
+
+(Time limits and retries are in :mod:`tasks.contract.timing`.)"""
 
 from __future__ import annotations
 
 # Step Functions' hard limit on an execution's input and on every state's payload.
 STATE_PAYLOAD_LIMIT_BYTES = 262_144
+# API Gateway's limit on a REST request's payload.
+API_GATEWAY_PAYLOAD_LIMIT_BYTES = 10 * 1024 * 1024
 
 PRODUCT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 PRODUCT_NAME_MAX_CHARS = 256
@@ -11,6 +15,14 @@ FILE_NAME_MAX_CHARS = 255
 # RFC 6838: type and subtype names are at most 127 characters each.
 CONTENT_TYPE_MAX_CHARS = 255
 PRICE_UPPER_BOUND = 10**12  # exclusive
+# DynamoDB numbers: at most 38 significant digits, a non-zero magnitude from 1E-130 up (the upper
+# end, 9.99...E+125, is far above PRICE_UPPER_BOUND).
+PRICE_MAX_DIGITS = 38
+PRICE_SMALLEST_NONZERO = "1E-130"
+# boto3's serializer context (boto3.dynamodb.types.DYNAMODB_CONTEXT) refuses any number it would
+# round or clamp: its smallest exponent is Emin - prec + 1 = -165, so the last digit of a stored
+# price is at most 165 places after the point.
+PRICE_MAX_FRACTION_DIGITS = 165
 IDEMPOTENCY_KEY_MAX_CHARS = 128
 # The API caller's id in the execution input ($context.identity.caller, an IAM principal id such
 # as "AROA...:session" of at most ~90 characters, or the API key id): a bound for the state size.
@@ -21,10 +33,6 @@ S3_VERSION_ID_MAX_BYTES = 1_024
 # the UTF-8 encoding of each key and value (store keeps its object metadata well under it).
 S3_USER_METADATA_MAX_BYTES = 2_048
 
-# The Retry every task state has (MaxAttempts; workflow/state_machine.py builds its retriers from
-# this number and writes down the time budget it implies). Compensate reads it too: an attempt
-# below it still has a retry coming, so a transient failure is left to that retry, unreported.
-RETRY_MAX_ATTEMPTS = 1
 
 # The largest decoded file whose request still fits the workflow: its largest state (Validate's
 # output: the execution input, with an Idempotency-Key and a caller id at their longest, plus the

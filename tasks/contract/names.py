@@ -1,0 +1,53 @@
+"""Names shared by the tasks, the CDK app, local mode and the operators' CLI."""
+
+from __future__ import annotations
+
+from typing import Final
+
+# -- the tasks' environment (set by infra/functions.py, read by the tasks) ----------------------
+UPLOAD_BUCKET_NAME: Final = "UPLOAD_BUCKET_NAME"
+UPLOAD_KEY_ARN: Final = "UPLOAD_KEY_ARN"  # the bucket's KMS key (SSE-KMS with this key)
+METADATA_TABLE_NAME: Final = "METADATA_TABLE_NAME"
+IDEMPOTENCY_TABLE_NAME: Final = "IDEMPOTENCY_TABLE_NAME"
+ALLOWED_CONTENT_TYPES: Final = "ALLOWED_CONTENT_TYPES"  # validate's allowlist; absent: any
+# Powertools' own settings.
+POWERTOOLS_SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
+POWERTOOLS_METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
+POWERTOOLS_LOG_LEVEL: Final = "POWERTOOLS_LOG_LEVEL"
+
+# -- logs and metrics --------------------------------------------------------------------------
+SERVICE: Final = "upload"  # POWERTOOLS_SERVICE_NAME, the metrics' "service" dimension
+NAMESPACE: Final = "UploadService"  # POWERTOOLS_METRICS_NAMESPACE
+UPLOADS_STORED: Final = "UploadsStored"  # Count, by record when an upload completed
+BYTES_STORED: Final = "BytesStored"  # Bytes, by record when an upload completed
+REJECTIONS: Final = "Rejections"  # Count, by validate and store, extra dimension reason=<error>
+COMPENSATIONS: Final = "Compensations"  # Count, by compensate when it completed
+COMPENSATION_FAILURES: Final = "CompensationFailures"  # Count, by compensate when it failed
+SERVICE_DIMENSION: Final = "service"
+REASON_DIMENSION: Final = "reason"
+
+# -- the tasks: module names under tasks/ ------------------------------------------------------
+VALIDATE: Final = "validate"
+STORE: Final = "store"
+RECORD: Final = "record"
+COMPENSATE: Final = "compensate"
+TASKS: Final = (VALIDATE, STORE, RECORD, COMPENSATE)
+
+
+def task_title(task: str) -> str:
+    """A task's name as its state id, construct id and stack outputs spell it (``Store``)."""
+    return task.capitalize()
+
+
+# -- the workflow's state ids (infra/state_machine.py) ---------------------------------------
+VALIDATE_STATE: Final = task_title(VALIDATE)
+STORE_STATE: Final = task_title(STORE)
+RECORD_STATE: Final = task_title(RECORD)
+COMPENSATE_STATE: Final = task_title(COMPENSATE)
+DISCARD_FILE_CONTENT_STATE: Final = "DiscardFileContent"
+ALREADY_UPLOADED_STATE: Final = "AlreadyUploaded"
+UPLOADED_STATE: Final = "Uploaded"
+REPLAYED_STATE: Final = "Replayed"
+REJECTED_STATE: Final = "Rejected"
+UPLOAD_FAILED_STATE: Final = "UploadFailed"
+COMPENSATION_FAILED_STATE: Final = "CompensationFailed"
