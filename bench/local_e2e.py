@@ -1,6 +1,6 @@
 """Local-mode benchmark (not a test): startup time, then end-to-end latency of 100 uploads.
 
-    .venv/bin/python bench/local_e2e.py [--uploads 100] [--size 102400]
+    .venv/bin/python -m bench.local_e2e [--uploads 100] [--size 102400]
 
 Starts the emulator in-process on free ports (reusing an up-to-date cdk.out), uploads a file of
 ``--size`` bytes ``--uploads`` times through the local API, one at a time, and prints p50/p95.
@@ -12,14 +12,10 @@ import argparse
 import base64
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import requests
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.local_mode import percentile
 from local.emulator import Emulator

@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from bench.load_reconcile import contract_problems
 from tasks.contract.errors import INTERNAL_ERROR_MESSAGE, ORPHAN_REPORTED_MESSAGE
+from tests.oracle import contract_problems
 
 from .conftest import make_upload
 

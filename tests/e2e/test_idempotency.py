@@ -1,4 +1,4 @@
-"""CONTRACT.md's Idempotency-Key guarantee, end to end through local mode: replay, conflict,
+"""The Idempotency-Key guarantee (docs/api.md), end to end through local mode: replay, conflict,
 concurrency, retry after a failure, and no header."""
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
-"""Concurrent load with nothing lost: the reconciliation of ``bench/load_reconcile.py`` (one code
-path), on a CI-sized run: 8 clients, 60 requests mixing valid and invalid bodies, re-uploads and
-repeated Idempotency-Keys. Every 200 must be in S3 and DynamoDB exactly as reported, and nothing
-else may exist under the run's product-id prefix."""
+"""Concurrent load with nothing lost (tests/load.py), on a CI-sized run: 8 clients, 60 requests
+mixing valid and invalid bodies, re-uploads and repeated Idempotency-Keys. Every 200 must be in
+S3 and DynamoDB exactly as reported, and nothing else may exist under the run's product-id
+prefix."""
 
 from __future__ import annotations
 
-from bench.load_reconcile import Target, run_load
+from tests.load import Target, run_load
 
 
 def test_concurrent_uploads_reconcile_exactly(emulator):

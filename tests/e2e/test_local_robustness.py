@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import requests
 
-from bench.load_reconcile import contract_problems
 from local.emulator import Emulator
 from local.saturation import Saturation
 from tests.e2e.conftest import make_upload
+from tests.oracle import contract_problems
 
 THREADS = 16
 TRANSACTIONS_PER_THREAD = 12

@@ -1,4 +1,4 @@
-"""Property-based tests through local mode: whatever the body, the response has a CONTRACT.md
+"""Property-based tests through local mode: whatever the body, the response has a contract
 status and body shape, no 5xx happens without an injected fault, and the stored state matches the
 status (200: exactly the one reported version and item; anything else: nothing new at all).
 
@@ -19,14 +19,8 @@ from typing import Any
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from bench.load_reconcile import (
-    Target,
-    contract_problems,
-    echo_problems,
-    exact_price,
-    stored_items,
-    stored_versions,
-)
+from tests.load import Target, stored_items, stored_versions
+from tests.oracle import contract_problems, echo_problems, exact_price
 
 ARBITRARY_EXAMPLES, MUTATED_EXAMPLES, VALID_EXAMPLES = 40, 60, 50
 FIELDS = ("productId", "productName", "price", "fileContent", "fileName", "contentType")
@@ -154,7 +148,7 @@ name_chars = st.characters(
 
 @st.composite
 def valid_bodies(draw: st.DrawFn) -> tuple[dict[str, Any], bytes]:
-    """Bodies CONTRACT.md accepts (kept within S3's 1,024-byte key, which the contract does not
+    """Bodies the contract accepts (kept within S3's 1,024-byte key, which the contract does not
     state; see the report)."""
     data = draw(st.binary(min_size=1, max_size=3000))
     product_id = _unique_id() + draw(st.from_regex(r"[A-Za-z0-9._:-]{0,40}", fullmatch=True))

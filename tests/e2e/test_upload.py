@@ -1,5 +1,5 @@
-"""Every CONTRACT.md outcome that can occur locally, checked end to end: status, body, then the
-S3 object versions and DynamoDB items the request left behind."""
+"""Every outcome of the contract (docs/api.md) that can occur locally, checked end to end:
+status, body, then the S3 object versions and DynamoDB items the request left behind."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from bench.load_reconcile import SUCCESS_FIELDS
 from tasks.contract.errors import INTERNAL_ERROR_MESSAGE, ORPHAN_REPORTED_MESSAGE
 from tasks.contract.limits import MAX_FILE_BYTES
+from tests.oracle import SUCCESS_FIELDS
 
 from .conftest import make_upload
 

@@ -1,5 +1,5 @@
 """The real response template (infra/templates/response.vtl) against every answer
-StartSyncExecution can give, checked against CONTRACT.md's statuses and bodies."""
+StartSyncExecution can give, checked against the contract's statuses and bodies (docs/api.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Every request rule of CONTRACT.md, with its edges, through the validate task's plain function."""
+"""Every request rule of the contract (docs/api.md), with its edges, through the validate task's
+plain function."""
 
 from __future__ import annotations
 

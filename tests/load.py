@@ -1,196 +1,39 @@
 """Load with nothing lost: concurrent clients against local mode, then a full reconciliation.
 
-    .venv/bin/python bench/load_reconcile.py [--clients 16] [--uploads 500] [--seed 1]
-    .venv/bin/python bench/load_reconcile.py --url http://127.0.0.1:3000/upload \\
-        --aws-url http://127.0.0.1:5000
+:func:`run_load` sends a mix of requests from several threads, each with its own HTTP session:
+valid uploads, invalid bodies, re-uploads of the same key, and requests that repeat an
+``Idempotency-Key`` (same body, then a different body). Whether the service honours idempotency
+keys is probed first (a repeated key with the same body returns the same ``versionId``); the
+reconciliation then expects replays and 409s, or independent uploads.
 
-Without ``--url`` the emulator is started in-process on free ports; with ``--url``/``--aws-url``
-a running ``python -m local`` is driven (bucket and table names are read from the emulated
-functions' environment). ``--clients`` threads, each with its own HTTP session, send ``--uploads``
-requests in total: valid uploads, invalid bodies, re-uploads of the same key, and requests that
-repeat an ``Idempotency-Key`` (same body, then a different body). Whether the service honours
-idempotency keys is probed first (a repeated key with the same body returns the same
-``versionId``); the reconciliation then expects replays and 409s, or independent uploads.
-
-Reconciliation (:func:`reconcile`), the one code path shared with ``tests/e2e/test_load.py``:
-every response has a CONTRACT.md status and body shape; no 5xx (no faults are injected); every
-200 is in S3 (that version, those bytes, KMS-encrypted) and in DynamoDB (the item points at the
-newest 200 of its product, with its sha256, size and exact price); nothing else exists under the
-run's product-id prefix: no extra version, no delete marker, no extra item. Prints throughput and
-latency percentiles; exits 1 when anything does not reconcile.
+Reconciliation (:func:`reconcile`): every response passes the contract oracle
+(tests/oracle.py); no 5xx (no faults are injected); every 200 is in S3 (that version, those
+bytes, KMS-encrypted) and in DynamoDB (the item points at the newest 200 of its product, with its
+sha256, size and exact price); nothing else exists under the run's product-id prefix: no extra
+version, no delete marker, no extra item.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
 import json
-import math
-import os
 import queue
 import random
-import re
-import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from decimal import Decimal
-from pathlib import Path
 from typing import Any, Final
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.oracle import contract_problems, echo_problems, exact_price
 
 REGION: Final = "us-east-1"
 IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
-SUCCESS_MESSAGE: Final = "File uploaded successfully"
-
-# CONTRACT.md, "Responses": the 200 body's keys and the error code each status carries.
-SUCCESS_FIELDS: Final = frozenset(
-    {
-        "message",
-        "requestId",
-        "productId",
-        "productName",
-        "price",
-        "fileName",
-        "contentType",
-        "size",
-        "sha256",
-        "s3Key",
-        "versionId",
-        "timestamp",
-    }
-)
-ERROR_CODE_BY_STATUS: Final = {
-    400: "ValidationError",
-    403: "Forbidden",
-    409: "IdempotencyConflict",
-    413: "PayloadTooLarge",
-    415: "UnsupportedMediaType",
-    429: "TooManyRequests",
-    500: "InternalError",
-    503: "ServiceUnavailable",
-    504: "Timeout",
-}
-CONTRACT_STATUSES: Final = frozenset({200, *ERROR_CODE_BY_STATUS})
-# What a response must never contain (CONTRACT.md: no stack trace, SDK text, cause, ARN).
-LEAK_MARKERS: Final = ("Traceback", 'File "', "arn:aws", "botocore", "Injected fault")
-_SHA256_RE: Final = re.compile(r"^[0-9a-f]{64}$")
-_TIMESTAMP_RE: Final = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
-
-
-# --- the contract's response shape ------------------------------------------------------------
-
-
-def contract_problems(response: requests.Response, *, replay: bool = False) -> list[str]:
-    """Everything about one response that CONTRACT.md does not allow (empty: conforms).
-
-    ``replay``: the response repeats an earlier request's result (same Idempotency-Key and body),
-    whose ``requestId`` may be the first request's rather than this one's.
-    """
-    status = response.status_code
-    problems: list[str] = []
-    if status not in CONTRACT_STATUSES:
-        problems.append(f"status {status} is not a contract status")
-    if not response.headers.get("Content-Type", "").startswith("application/json"):
-        problems.append(f"Content-Type is {response.headers.get('Content-Type')!r}")
-    problems.extend(f"leaks {marker!r}" for marker in LEAK_MARKERS if marker in response.text)
-    try:
-        body = response.json()
-    except ValueError:
-        return [*problems, "body is not JSON"]
-    if not isinstance(body, dict):
-        return [*problems, "body is not a JSON object"]
-    request_id = body.get("requestId")
-    if not isinstance(request_id, str) or not request_id:
-        problems.append("requestId missing")
-    elif not replay and response.headers.get("x-amzn-RequestId", request_id) != request_id:
-        problems.append("requestId differs from the x-amzn-RequestId header")
-    if status == 200:
-        problems.extend(_success_problems(body))
-    else:
-        problems.extend(_error_problems(status, body))
-    return problems
-
-
-def _success_problems(body: dict[str, Any]) -> list[str]:
-    if set(body) != SUCCESS_FIELDS:
-        return [f"200 body keys {sorted(body)} != {sorted(SUCCESS_FIELDS)}"]
-    problems = []
-    if body["message"] != SUCCESS_MESSAGE:
-        problems.append(f"message {body['message']!r}")
-    for name in ("productId", "productName", "fileName", "contentType", "s3Key", "versionId"):
-        if not isinstance(body[name], str) or not body[name]:
-            problems.append(f"{name} is not a non-empty string")
-    price = body["price"]
-    if isinstance(price, bool) or not isinstance(price, int | float) or not math.isfinite(price):
-        problems.append(f"price {price!r} is not a finite JSON number")
-    size = body["size"]
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        problems.append(f"size {size!r}")
-    if not isinstance(body["sha256"], str) or not _SHA256_RE.match(body["sha256"]):
-        problems.append(f"sha256 {body['sha256']!r}")
-    if body["s3Key"] != f"uploads/{body['productId']}/{body['fileName']}":
-        problems.append(f"s3Key {body['s3Key']!r} is not uploads/<productId>/<fileName>")
-    if not isinstance(body["timestamp"], str) or not _TIMESTAMP_RE.match(body["timestamp"]):
-        problems.append(f"timestamp {body['timestamp']!r}")
-    return problems
-
-
-def _error_problems(status: int, body: dict[str, Any]) -> list[str]:
-    if set(body) != {"error", "requestId"}:
-        return [f"error body keys {sorted(body)} != ['error', 'requestId']"]
-    error = body["error"]
-    allowed = {"code", "message", "details"}
-    if not isinstance(error, dict) or not {"code", "message"} <= set(error) <= allowed:
-        return [f"error object {error!r} is not {{code, message[, details]}}"]
-    problems = []
-    expected = ERROR_CODE_BY_STATUS.get(status)
-    if error["code"] != expected:
-        problems.append(f"status {status} carries code {error['code']!r}, not {expected!r}")
-    if not isinstance(error["message"], str) or not error["message"]:
-        problems.append("error.message is not a non-empty string")
-    details = error.get("details")
-    if "details" in error and (
-        not isinstance(details, list)
-        or not all(
-            isinstance(d, dict)
-            and set(d) == {"field", "message"}
-            and all(isinstance(v, str) for v in d.values())
-            for d in details
-        )
-    ):
-        problems.append(f"details {details!r} is not a list of {{field, message}}")
-    return problems
-
-
-def echo_problems(sent: dict[str, Any], data: bytes, body: dict[str, Any]) -> list[str]:
-    """A 200 body against the request that produced it."""
-    problems = []
-    for name in ("productId", "productName", "price", "fileName", "contentType"):
-        # An optional field sent as null counts as absent: the service fills in its default.
-        if sent.get(name) is not None and body.get(name) != sent[name]:
-            problems.append(f"{name} {body.get(name)!r} != sent {sent[name]!r}")
-    if body.get("size") != len(data):
-        problems.append(f"size {body.get('size')!r} != {len(data)}")
-    if body.get("sha256") != hashlib.sha256(data).hexdigest():
-        problems.append("sha256 is not the hash of the sent bytes")
-    return problems
-
-
-def exact_price(sent_price: Any) -> Decimal:
-    """The number as the client wrote it in JSON (what DynamoDB must hold)."""
-    return Decimal(json.dumps(sent_price))
-
-
-# --- targets and stored state ---------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -206,18 +49,6 @@ class Target:
             emulator.api_url, emulator.aws_endpoint, emulator.bucket_name, emulator.table_name
         )
 
-    @classmethod
-    def discover(cls, api_url: str, aws_endpoint: str) -> Target:
-        """Bucket and table from the emulated functions' environment (a running local mode)."""
-        bucket = table = None
-        for function in aws_client("lambda", aws_endpoint).list_functions()["Functions"]:
-            variables = function.get("Environment", {}).get("Variables", {})
-            bucket = bucket or variables.get("UPLOAD_BUCKET_NAME")
-            table = table or variables.get("METADATA_TABLE_NAME")
-        if not bucket or not table:
-            raise SystemExit(f"could not find the upload bucket and table at {aws_endpoint}")
-        return cls(api_url, aws_endpoint, bucket, table)
-
 
 def aws_client(service: str, endpoint: str) -> Any:
     import boto3
@@ -227,7 +58,7 @@ def aws_client(service: str, endpoint: str) -> Any:
         endpoint_url=endpoint,
         region_name=REGION,
         aws_access_key_id="local",
-        aws_secret_access_key="local",  # noqa: S106 - local mode accepts any credentials
+        aws_secret_access_key="local",
     )
 
 
@@ -239,7 +70,7 @@ def metadata_table(target: Target) -> Any:
         endpoint_url=target.aws_endpoint,
         region_name=REGION,
         aws_access_key_id="local",
-        aws_secret_access_key="local",  # noqa: S106 - local mode accepts any credentials
+        aws_secret_access_key="local",
     ).Table(target.table)
 
 
@@ -305,21 +136,6 @@ class Report:
     def statuses(self) -> Counter[int]:
         return Counter(step.status for step in self.steps)
 
-    @property
-    def throughput(self) -> float:
-        return len(self.steps) / self.seconds if self.seconds else 0.0
-
-    def percentile_ms(self, fraction: float) -> float:
-        return percentile([s.seconds * 1000 for s in self.steps], fraction)
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    """Nearest-rank percentile."""
-    if not samples:
-        return 0.0
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
-
 
 _PRICES: Final = (0, 1, 99.99, 12.34, 0.01, 1e-05, 123456789.5, 999999999999.99, 42)
 _NAMES: Final = ("Widget", "Gadget ✓", "Ünïcode 名前", "Plain", "Emoji 📦")
@@ -342,7 +158,7 @@ class Plan:
 
     def __init__(self, run_id: str, seed: int) -> None:
         self.run_id = run_id
-        self.random = random.Random(seed)  # noqa: S311 - test data, not security
+        self.random = random.Random(seed)
         self._count = 0
 
     def product_id(self) -> str:
@@ -587,65 +403,3 @@ def _reconcile_dynamodb(
                 got = found[0].get(name)
                 problems.append(f"DynamoDB: {product_id}.{name} = {got!r}, not {value!r}")
     return problems
-
-
-# --- command line ---------------------------------------------------------------------------
-
-
-@contextmanager
-def _target(args: argparse.Namespace) -> Iterator[Target]:
-    if args.url:
-        yield Target.discover(args.url, args.aws_url)
-        return
-    # The tasks' INFO lines would drown the report; errors still show.
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
-    from local.emulator import Emulator
-
-    with Emulator(port=0, aws_port=0) as emulator:
-        yield Target.from_emulator(emulator)
-
-
-def print_report(report: Report) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="local-mode load, reconciled")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    table.add_row("clients", str(report.clients))
-    table.add_row("requests", str(len(report.steps)))
-    table.add_row("idempotency keys honoured", "yes" if report.idempotency else "no")
-    for status, count in sorted(report.statuses.items()):
-        table.add_row(f"status {status}", str(count))
-    table.add_row("wall time", f"{report.seconds:.2f} s")
-    table.add_row("throughput", f"{report.throughput:.1f} req/s")
-    table.add_row("p50 latency", f"{report.percentile_ms(0.50):.1f} ms")
-    table.add_row("p95 latency", f"{report.percentile_ms(0.95):.1f} ms")
-    table.add_row("max latency", f"{report.percentile_ms(1.0):.1f} ms")
-    verdict = "OK" if not report.problems else f"{len(report.problems)} problems"
-    table.add_row("reconciliation", verdict)
-    console = Console()
-    console.print(table)
-    for problem in report.problems[:50]:
-        console.print(problem, style="red", highlight=False, markup=False)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=(__doc__ or "").split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--uploads", type=int, default=500)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--url", help="a running local API, e.g. http://127.0.0.1:3000/upload")
-    parser.add_argument("--aws-url", default="http://127.0.0.1:5000", help="its emulated AWS")
-    args = parser.parse_args(argv)
-    with _target(args) as target:
-        report = run_load(target, clients=args.clients, uploads=args.uploads, seed=args.seed)
-    print_report(report)
-    return 1 if report.problems else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
