@@ -10,22 +10,25 @@ Used by ``python -m local`` and, in-process, by the end-to-end tests::
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import socket
 import threading
 from collections.abc import Callable
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from local import assembly as assembly_module
-from local import services
+from local import moto_patches, provisioning
 from local import template as tpl
 from local.faults import Faults
 from local.gateway import MAX_PAYLOAD_BYTES, Gateway, Request, Response
 from local.lambda_runtime import LambdaRuntime
 from local.saturation import Saturation
+from local.step_functions import SyncExecutor
 
 LOG = logging.getLogger("local")
 HOST = "127.0.0.1"
@@ -37,6 +40,46 @@ class _ApiServer(ThreadingHTTPServer):
     request_queue_size = 128
 
 
+def _read_body(headers: Message, stream: io.BufferedIOBase) -> tuple[bytes, bool]:
+    """The request body and whether it was over :data:`MAX_PAYLOAD_BYTES` (then it is read and
+    dropped, so the connection stays usable, and the body is empty)."""
+    if "chunked" in (headers.get("Transfer-Encoding") or "").lower():
+        return _read_chunked(stream)
+    length = int(headers.get("Content-Length") or 0)
+    if length > MAX_PAYLOAD_BYTES:
+        _discard(stream, length)
+        return b"", True
+    if length:
+        return stream.read(length), False
+    return b"", False
+
+
+def _discard(stream: io.BufferedIOBase, length: int) -> None:
+    while length > 0:
+        chunk = stream.read(min(length, 1 << 16))
+        if not chunk:
+            break
+        length -= len(chunk)
+
+
+def _read_chunked(stream: io.BufferedIOBase) -> tuple[bytes, bool]:
+    """A ``Transfer-Encoding: chunked`` body, read to its end; only kept within the limit."""
+    parts: list[bytes] = []
+    total = 0
+    while True:
+        size = int(stream.readline().split(b";", 1)[0].strip() or b"0", 16)
+        if size == 0:
+            while stream.readline().strip():
+                pass  # trailers
+            break
+        chunk = stream.read(size)
+        stream.readline()
+        total += len(chunk)
+        if total <= MAX_PAYLOAD_BYTES:
+            parts.append(chunk)
+    return (b"".join(parts), False) if total <= MAX_PAYLOAD_BYTES else (b"", True)
+
+
 def _handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -44,17 +87,7 @@ def _handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
         sys_version = ""
 
         def _serve(self) -> None:
-            too_large = False
-            body = b""
-            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-                body, too_large = self._read_chunked()
-            else:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length > MAX_PAYLOAD_BYTES:
-                    too_large = True
-                    self._discard(length)
-                elif length:
-                    body = self.rfile.read(length)
+            body, too_large = _read_body(self.headers, self.rfile)
             request = Request(
                 method=self.command,
                 target=self.path,
@@ -71,29 +104,6 @@ def _handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
                     "API_CONFIGURATION_ERROR", {"requestId": request.request_id, "error": {}}
                 )
             self._send(response)
-
-        def _discard(self, length: int) -> None:
-            while length > 0:
-                chunk = self.rfile.read(min(length, 1 << 16))
-                if not chunk:
-                    break
-                length -= len(chunk)
-
-        def _read_chunked(self) -> tuple[bytes, bool]:
-            parts: list[bytes] = []
-            total = 0
-            while True:
-                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline().strip():
-                        pass  # trailers
-                    break
-                chunk = self.rfile.read(size)
-                self.rfile.readline()
-                total += len(chunk)
-                if total <= MAX_PAYLOAD_BYTES:
-                    parts.append(chunk)
-            return (b"".join(parts), False) if total <= MAX_PAYLOAD_BYTES else (b"", True)
 
         def _send(self, response: Response) -> None:
             self.send_response(response.status)
@@ -145,7 +155,7 @@ class Emulator:
         self.outputs: dict[str, str] = {}
         self.functions: list[tpl.FunctionSpec] = []
         self.state_machines: list[tpl.StateMachineSpec] = []
-        self.provisioned = services.Provisioned()
+        self.provisioned = provisioning.Provisioned()
         self.runtime: LambdaRuntime | None = None
         self.saturation = Saturation()  # stretches task timeouts under load: local.saturation
         self.gateway: Gateway | None = None
@@ -167,7 +177,7 @@ class Emulator:
 
     def client(self, service: str) -> Any:
         """A boto3 client for the emulated services (no fault injection applies to it)."""
-        return services.client(service, self.aws_endpoint)
+        return provisioning.client(service, self.aws_endpoint)
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> Emulator:
@@ -184,41 +194,39 @@ class Emulator:
 
         from moto.server import ThreadedMotoServer
 
-        services.configure_moto(self.aws_port)
-        self._stack.enter_context(services.cached_moto_module_list())
+        moto_patches.configure_moto(self.aws_port)
+        self._stack.enter_context(moto_patches.cached_moto_module_list())
         self._moto = ThreadedMotoServer(ip_address=HOST, port=self.aws_port, verbose=False)
         self._moto.start()
         self._stack.callback(self._stop_moto)
         self.aws_port = int(self._moto.get_host_and_port()[1])
-        services.configure_moto(self.aws_port)
+        moto_patches.configure_moto(self.aws_port)
         endpoint = self.aws_endpoint
 
-        services.create_keys(resolver, endpoint, self.provisioned)
-        services.create_storage(resolver, endpoint, self.provisioned)
-        services.create_log_groups(resolver, endpoint, self.provisioned)
+        provisioning.create_keys(resolver, endpoint, self.provisioned)
+        provisioning.create_storage(resolver, endpoint, self.provisioned)
+        provisioning.create_log_groups(resolver, endpoint, self.provisioned)
         self.functions = tpl.functions(resolver)
         self.state_machines = tpl.state_machines(resolver)
 
         self.runtime = LambdaRuntime(
             self.functions, aws_endpoint=endpoint, saturation=self.saturation
         )
-        self._stack.enter_context(services.cached_jsonpath())
-        self._stack.enter_context(services.cached_state_machine_programs())
-        self._stack.enter_context(services.cached_interpreter_clients())
-        self._stack.enter_context(services.serialized_dynamodb())
-        self._stack.enter_context(services.stretched_task_timeouts(self.saturation))
+        self._stack.enter_context(moto_patches.cached_jsonpath())
+        self._stack.enter_context(moto_patches.cached_state_machine_programs())
+        self._stack.enter_context(moto_patches.cached_interpreter_clients())
+        self._stack.enter_context(moto_patches.serialized_dynamodb())
+        self._stack.enter_context(moto_patches.stretched_task_timeouts(self.saturation))
         self._stack.enter_context(self.faults.installed())
         self._stack.enter_context(self.runtime.installed())
-        services.create_functions(self.functions, endpoint, self.provisioned)
-        services.create_state_machines(self.state_machines, endpoint, self.provisioned)
+        provisioning.create_functions(self.functions, endpoint, self.provisioned)
+        provisioning.create_state_machines(self.state_machines, endpoint, self.provisioned)
         self.runtime.preload()
 
         apis = tpl.apis(resolver)
         if len(apis) != 1:
             raise tpl.TemplateError(f"expected one REST API in the template, found {len(apis)}")
-        executor = services.SyncExecutor(
-            _logging_configs(self.state_machines), saturation=self.saturation
-        )
+        executor = SyncExecutor(_logging_configs(self.state_machines), saturation=self.saturation)
         self.gateway = Gateway(apis[0], executor, on_response=self._on_response)
         self.outputs = _outputs(resolver)
 

@@ -7,8 +7,12 @@ against the integration's request templates and passthrough behaviour (-> 415
 validates bodies (JSON Schema draft-04 -> 400 ``BAD_REQUEST_BODY``), then the integration: the
 method's real request template rendered with :func:`local.vtl.render`, ``StartSyncExecution``,
 the integration response selected by status regex, its real response template rendered, and the
-``$context.responseOverride`` applied. Error responses use the template's gateway responses.
-Authorization is not checked locally.
+``$context.responseOverride`` applied (a template that fails to render, or no integration
+response for the status -> 500 ``API_CONFIGURATION_ERROR``; an integration over 29 s -> 504
+``INTEGRATION_TIMEOUT``).
+
+Each step refuses a request by raising :class:`GatewayRejection`; :meth:`Gateway._handle` turns it
+into the template's gateway response for that type. Authorization is not checked locally.
 """
 
 from __future__ import annotations
@@ -26,8 +30,15 @@ from urllib.parse import parse_qsl, urlsplit
 import jsonschema
 
 from local import vtl
-from local.services import SfnApiError, SyncExecutor
-from local.template import ACCOUNT_ID, REGION, ApiSpec, GatewayResponseSpec, MethodSpec
+from local.step_functions import SfnApiError, SyncExecutor
+from local.template import (
+    ACCOUNT_ID,
+    REGION,
+    ApiSpec,
+    GatewayResponseSpec,
+    IntegrationResponse,
+    MethodSpec,
+)
 from tasks.contract.limits import API_GATEWAY_PAYLOAD_LIMIT_BYTES
 
 MAX_PAYLOAD_BYTES = API_GATEWAY_PAYLOAD_LIMIT_BYTES
@@ -44,6 +55,16 @@ _DEFAULTS: dict[str, tuple[int, str]] = {
     "INTEGRATION_TIMEOUT": (504, "Endpoint request timed out"),
     "API_CONFIGURATION_ERROR": (500, "Internal server error"),
 }
+
+
+class GatewayRejection(Exception):
+    """A step of the request path refuses the request: API Gateway answers with the gateway
+    response of ``response_type`` (a key of :data:`_DEFAULTS`)."""
+
+    def __init__(self, response_type: str, *, validation_error: str | None = None) -> None:
+        super().__init__(response_type)
+        self.response_type = response_type
+        self.validation_error = validation_error  # $context.error.validationErrorString
 
 
 @dataclass
@@ -115,57 +136,52 @@ class Gateway:
         query = dict(parse_qsl(split.query, keep_blank_values=True))
         method = self._method(resource_path, request.method.upper())
         context = self._context(request, stage, resource_path, split.path, method)
-        if method is None:
-            return self.gateway_response("MISSING_AUTHENTICATION_TOKEN", context)
-        if request.too_large or len(request.body) > MAX_PAYLOAD_BYTES:
-            return self.gateway_response("REQUEST_TOO_LARGE", context)
-
-        content_type = request.header("Content-Type")
-        media_type = (content_type or "application/json").split(";", 1)[0].strip().lower()
-        template = method.request_templates.get(media_type)
-        if template is None:
-            behaviour = method.passthrough_behavior.upper()
-            if behaviour == "NEVER" or (
-                behaviour == "WHEN_NO_TEMPLATES" and method.request_templates
-            ):
-                return self.gateway_response("UNSUPPORTED_MEDIA_TYPE", context)
-
         try:
-            text = request.body.decode()
-        except UnicodeDecodeError:
-            text = request.body.decode("latin-1")
+            return self._process(request, method, query, context)
+        except GatewayRejection as rejection:  # the one place a refusal becomes a response
+            if rejection.validation_error is not None:
+                context["error"]["validationErrorString"] = rejection.validation_error
+            return self.gateway_response(rejection.response_type, context)
+
+    def _process(
+        self,
+        request: Request,
+        method: MethodSpec | None,
+        query: dict[str, str],
+        context: dict[str, Any],
+    ) -> Response:
+        """The request path, one step per check in API Gateway's order; a step that refuses the
+        request raises :class:`GatewayRejection`."""
+        method = _routed(method)
+        _check_size(request)
+        media_type, template = _request_template(method, request)
+        text = _body_text(request.body)
+        self._check_body(method, media_type, text)
+        headers = dict(request.headers)
+        integration_request = _integration_request(template, text, headers, query, context)
+        status, integration_body = self._timed_integration(method, integration_request, context)
+        return self._integration_response(method, status, integration_body, headers, query, context)
+
+    def _check_body(self, method: MethodSpec, media_type: str, text: str) -> None:
+        """The body against the method's model, when the request validator validates bodies."""
         model = method.request_models.get(media_type)
         if method.validate_body and model is not None:
             problems = self._validate(model, text)
             if problems is not None:
-                context["error"]["validationErrorString"] = problems
-                return self.gateway_response("BAD_REQUEST_BODY", context)
+                raise GatewayRejection("BAD_REQUEST_BODY", validation_error=problems)
 
-        headers = dict(request.headers)
-        if template is None:
-            integration_request = text  # passthrough
-        else:
-            try:
-                integration_request = vtl.render(
-                    template,
-                    body=text,
-                    headers=headers,
-                    query=query,
-                    path_params={},
-                    context=context,
-                    stage_variables={},
-                ).text
-            except vtl.TemplateRenderError:
-                return self.gateway_response("API_CONFIGURATION_ERROR", context)
-
-        integration_started = time.monotonic()
-        status, integration_body = self._integrate(method, integration_request)
-        integration_latency = time.monotonic() - integration_started
-        context["integrationLatency"] = int(integration_latency * 1000)
+    def _timed_integration(
+        self, method: MethodSpec, integration_request: str, context: dict[str, Any]
+    ) -> tuple[int, str]:
+        """The integration's status and body; its latency goes into ``$context``."""
+        started = time.monotonic()
+        status, body = self._integrate(method, integration_request)
+        latency = time.monotonic() - started
+        context["integrationLatency"] = int(latency * 1000)
         context["integration"] = {"status": status, "latency": context["integrationLatency"]}
-        if integration_latency > INTEGRATION_TIMEOUT_SECONDS:
-            return self.gateway_response("INTEGRATION_TIMEOUT", context)
-        return self._integration_response(method, status, integration_body, headers, query, context)
+        if latency > INTEGRATION_TIMEOUT_SECONDS:
+            raise GatewayRejection("INTEGRATION_TIMEOUT")
+        return status, body
 
     def _integrate(self, method: MethodSpec, integration_request: str) -> tuple[int, str]:
         if method.integration_type.upper() == "AWS" and method.integration_uri.endswith(
@@ -196,42 +212,18 @@ class Gateway:
         query: dict[str, str],
         context: dict[str, Any],
     ) -> Response:
-        chosen = None
-        default = None
-        for candidate in method.integration_responses:
-            pattern = candidate.selection_pattern
-            if not pattern:
-                default = default or candidate
-            elif re.fullmatch(pattern, str(status), flags=re.DOTALL):
-                chosen = candidate
-                break
-        chosen = chosen or default
-        if chosen is None:
-            return self.gateway_response("API_CONFIGURATION_ERROR", context)
+        chosen = _selected_response(method, status)
         response_status = int(chosen.status_code)
         response_headers = {"Content-Type": "application/json"}
         response_headers.update(_static_headers(chosen.parameters, "method.response.header."))
         template = chosen.templates.get("application/json")
         if template is None:
-            response_body = body
-        else:
-            try:
-                rendered = vtl.render(
-                    template,
-                    body=body,
-                    headers=headers,
-                    query=query,
-                    path_params={},
-                    context=context,
-                    stage_variables={},
-                )
-            except vtl.TemplateRenderError:
-                return self.gateway_response("API_CONFIGURATION_ERROR", context)
-            response_body = rendered.text
-            if rendered.status_override is not None:
-                response_status = rendered.status_override
-            response_headers.update(rendered.header_overrides)
-        return Response(response_status, response_headers, response_body.encode())
+            return Response(response_status, response_headers, body.encode())
+        rendered = _render(template, body, headers, query, context)
+        if rendered.status_override is not None:
+            response_status = rendered.status_override
+        response_headers.update(rendered.header_overrides)
+        return Response(response_status, response_headers, rendered.text.encode())
 
     # -- validation -----------------------------------------------------------------------
     def _validate(self, schema: dict[str, Any], text: str) -> str | None:
@@ -324,6 +316,88 @@ class Gateway:
             "error": {},
             "region": REGION,
         }
+
+
+# -- steps of the request path ------------------------------------------------------------
+def _routed(method: MethodSpec | None) -> MethodSpec:
+    if method is None:  # API Gateway answers an unknown path or method as if unauthenticated
+        raise GatewayRejection("MISSING_AUTHENTICATION_TOKEN")
+    return method
+
+
+def _check_size(request: Request) -> None:
+    if request.too_large or len(request.body) > MAX_PAYLOAD_BYTES:
+        raise GatewayRejection("REQUEST_TOO_LARGE")
+
+
+def _request_template(method: MethodSpec, request: Request) -> tuple[str, str | None]:
+    """The request's media type and the integration's request template for it (None: the body
+    passes through, when the passthrough behaviour allows it)."""
+    content_type = request.header("Content-Type")
+    media_type = (content_type or "application/json").split(";", 1)[0].strip().lower()
+    template = method.request_templates.get(media_type)
+    if template is None:
+        behaviour = method.passthrough_behavior.upper()
+        if behaviour == "NEVER" or (behaviour == "WHEN_NO_TEMPLATES" and method.request_templates):
+            raise GatewayRejection("UNSUPPORTED_MEDIA_TYPE")
+    return media_type, template
+
+
+def _body_text(body: bytes) -> str:
+    try:
+        return body.decode()
+    except UnicodeDecodeError:
+        return body.decode("latin-1")
+
+
+def _render(
+    template: str,
+    body: str,
+    headers: dict[str, str],
+    query: dict[str, str],
+    context: dict[str, Any],
+) -> vtl.Rendered:
+    """A request or response mapping template; one that fails is the API's configuration error."""
+    try:
+        return vtl.render(
+            template,
+            body=body,
+            headers=headers,
+            query=query,
+            path_params={},
+            context=context,
+            stage_variables={},
+        )
+    except vtl.TemplateRenderError:
+        raise GatewayRejection("API_CONFIGURATION_ERROR") from None
+
+
+def _integration_request(
+    template: str | None,
+    text: str,
+    headers: dict[str, str],
+    query: dict[str, str],
+    context: dict[str, Any],
+) -> str:
+    """The request template rendered, or the body itself when it passes through."""
+    if template is None:
+        return text
+    return _render(template, text, headers, query, context).text
+
+
+def _selected_response(method: MethodSpec, status: int) -> IntegrationResponse:
+    """The first integration response whose selection pattern matches the status, else the
+    first without a pattern (the default)."""
+    default = None
+    for candidate in method.integration_responses:
+        pattern = candidate.selection_pattern
+        if not pattern:
+            default = default or candidate
+        elif re.fullmatch(pattern, str(status), flags=re.DOTALL):
+            return candidate
+    if default is None:
+        raise GatewayRejection("API_CONFIGURATION_ERROR")
+    return default
 
 
 _VARIABLE = re.compile(r"\$(?:\{)?(context|stageVariables)((?:\.[A-Za-z0-9_-]+)+)\}?")

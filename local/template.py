@@ -392,107 +392,144 @@ def _resource_paths(resolver: Resolver, api_id: str) -> dict[str, str]:
 
 
 def apis(resolver: Resolver) -> list[ApiSpec]:
-    specs = []
-    models = {
-        (json.dumps(r.get("Properties", {}).get("RestApiId")), resolver.physical_id(lid)): r.get(
-            "Properties", {}
-        )
-        for lid, r in resolver.resources_of("AWS::ApiGateway::Model").items()
-    }
     validators = resolver.resources_of("AWS::ApiGateway::RequestValidator")
-    for api_id in resolver.resources_of("AWS::ApiGateway::RestApi"):
-        api_ref = {"Ref": api_id}
-        paths = _resource_paths(resolver, api_id)
-        methods = []
-        for resource in resolver.resources_of("AWS::ApiGateway::Method").values():
-            props = resource.get("Properties", {})
-            if props.get("RestApiId") != api_ref:
-                continue
-            resource_ref = props.get("ResourceId")
-            path = "/"
-            if isinstance(resource_ref, dict) and resource_ref.get("Ref") in paths:
-                path = paths[resource_ref["Ref"]]
-            integration = props.get("Integration", {})
-            request_models: dict[str, dict[str, Any]] = {}
-            for content_type, model_ref in props.get("RequestModels", {}).items():
-                model_name = resolver.resolve_str(model_ref)
-                model = models.get((json.dumps(api_ref), model_name))
-                if model is not None:
-                    schema = resolver.resolve(model.get("Schema", {}))
-                    request_models[content_type.lower()] = (
-                        json.loads(schema) if isinstance(schema, str) else schema
-                    )
-            validate_body = False
-            validator_ref = props.get("RequestValidatorId")
-            if isinstance(validator_ref, dict) and validator_ref.get("Ref") in validators:
-                validator = validators[validator_ref["Ref"]].get("Properties", {})
-                validate_body = bool(validator.get("ValidateRequestBody", False))
-            methods.append(
-                MethodSpec(
-                    path=path,
-                    http_method=str(props.get("HttpMethod", "ANY")).upper(),
-                    authorization_type=str(props.get("AuthorizationType", "NONE")),
-                    integration_type=str(integration.get("Type", "MOCK")),
-                    integration_uri=str(resolver.resolve(integration.get("Uri", ""))),
-                    passthrough_behavior=str(
-                        integration.get("PassthroughBehavior", "WHEN_NO_MATCH")
-                    ),
-                    request_templates={
-                        k.lower(): resolver.resolve_str(v)
-                        for k, v in integration.get("RequestTemplates", {}).items()
-                    },
-                    integration_responses=[
-                        IntegrationResponse(
-                            status_code=str(r.get("StatusCode", "200")),
-                            selection_pattern=r.get("SelectionPattern"),
-                            templates={
-                                k.lower(): resolver.resolve_str(v)
-                                for k, v in r.get("ResponseTemplates", {}).items()
-                            },
-                            parameters={
-                                str(k): str(resolver.resolve(v))
-                                for k, v in r.get("ResponseParameters", {}).items()
-                            },
-                        )
-                        for r in integration.get("IntegrationResponses", [])
-                    ],
-                    request_models=request_models,
-                    validate_body=validate_body,
-                    api_key_required=bool(props.get("ApiKeyRequired", False)),
-                )
+    return [
+        _api_spec(resolver, api_id, validators)
+        for api_id in resolver.resources_of("AWS::ApiGateway::RestApi")
+    ]
+
+
+def _api_spec(resolver: Resolver, api_id: str, validators: dict[str, dict[str, Any]]) -> ApiSpec:
+    api_ref = {"Ref": api_id}
+    models = _models(resolver, api_ref)
+    paths = _resource_paths(resolver, api_id)
+    methods = [
+        _method_spec(resolver, props, paths, models, validators)
+        for props in _properties_of_api(resolver, "AWS::ApiGateway::Method", api_ref)
+    ]
+    gateway_responses = _gateway_responses(resolver, api_ref)
+    stage_names = [
+        str(props.get("StageName"))
+        for props in _properties_of_api(resolver, "AWS::ApiGateway::Stage", api_ref)
+    ]
+    api_props = resolver.properties(api_id)
+    return ApiSpec(
+        logical_id=api_id,
+        stage_names=stage_names,
+        methods=methods,
+        gateway_responses=gateway_responses,
+        binary_media_types=list(api_props.get("BinaryMediaTypes", [])),
+    )
+
+
+def _properties_of_api(
+    resolver: Resolver, resource_type: str, api_ref: dict[str, str]
+) -> list[dict[str, Any]]:
+    """The properties of each resource of the type that belongs to the API."""
+    return [
+        r.get("Properties", {})
+        for r in resolver.resources_of(resource_type).values()
+        if r.get("Properties", {}).get("RestApiId") == api_ref
+    ]
+
+
+def _models(resolver: Resolver, api_ref: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Name -> properties of each of the API's models."""
+    return {
+        resolver.physical_id(lid): r.get("Properties", {})
+        for lid, r in resolver.resources_of("AWS::ApiGateway::Model").items()
+        if r.get("Properties", {}).get("RestApiId") == api_ref
+    }
+
+
+def _method_spec(
+    resolver: Resolver,
+    props: dict[str, Any],
+    paths: dict[str, str],
+    models: dict[str, dict[str, Any]],
+    validators: dict[str, dict[str, Any]],
+) -> MethodSpec:
+    resource_ref = props.get("ResourceId")
+    path = "/"
+    if isinstance(resource_ref, dict) and resource_ref.get("Ref") in paths:
+        path = paths[resource_ref["Ref"]]
+    integration = props.get("Integration", {})
+    request_models = _request_models(resolver, props, models)
+    validate_body = _validates_body(props, validators)
+    return MethodSpec(
+        path=path,
+        http_method=str(props.get("HttpMethod", "ANY")).upper(),
+        authorization_type=str(props.get("AuthorizationType", "NONE")),
+        integration_type=str(integration.get("Type", "MOCK")),
+        integration_uri=str(resolver.resolve(integration.get("Uri", ""))),
+        passthrough_behavior=str(integration.get("PassthroughBehavior", "WHEN_NO_MATCH")),
+        request_templates=_templates(resolver, integration.get("RequestTemplates", {})),
+        integration_responses=_integration_responses(resolver, integration),
+        request_models=request_models,
+        validate_body=validate_body,
+        api_key_required=bool(props.get("ApiKeyRequired", False)),
+    )
+
+
+def _request_models(
+    resolver: Resolver, props: dict[str, Any], models: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Content type -> JSON schema of the method's request models."""
+    request_models: dict[str, dict[str, Any]] = {}
+    for content_type, model_ref in props.get("RequestModels", {}).items():
+        model = models.get(resolver.resolve_str(model_ref))
+        if model is not None:
+            schema = resolver.resolve(model.get("Schema", {}))
+            request_models[content_type.lower()] = (
+                json.loads(schema) if isinstance(schema, str) else schema
             )
-        gateway_responses = {}
-        for resource in resolver.resources_of("AWS::ApiGateway::GatewayResponse").values():
-            props = resource.get("Properties", {})
-            if props.get("RestApiId") != api_ref:
-                continue
-            response_type = str(props["ResponseType"])
-            status = props.get("StatusCode")
-            gateway_responses[response_type] = GatewayResponseSpec(
-                response_type=response_type,
-                status_code=str(status) if status is not None else None,
-                templates={
-                    k.lower(): resolver.resolve_str(v)
-                    for k, v in props.get("ResponseTemplates", {}).items()
-                },
-                parameters={
-                    str(k): str(resolver.resolve(v))
-                    for k, v in props.get("ResponseParameters", {}).items()
-                },
-            )
-        stage_names = [
-            str(r.get("Properties", {}).get("StageName"))
-            for r in resolver.resources_of("AWS::ApiGateway::Stage").values()
-            if r.get("Properties", {}).get("RestApiId") == api_ref
-        ]
-        api_props = resolver.properties(api_id)
-        specs.append(
-            ApiSpec(
-                logical_id=api_id,
-                stage_names=stage_names,
-                methods=methods,
-                gateway_responses=gateway_responses,
-                binary_media_types=list(api_props.get("BinaryMediaTypes", [])),
-            )
+    return request_models
+
+
+def _validates_body(props: dict[str, Any], validators: dict[str, dict[str, Any]]) -> bool:
+    """Whether the method's request validator validates request bodies."""
+    validator_ref = props.get("RequestValidatorId")
+    if isinstance(validator_ref, dict) and validator_ref.get("Ref") in validators:
+        validator = validators[validator_ref["Ref"]].get("Properties", {})
+        return bool(validator.get("ValidateRequestBody", False))
+    return False
+
+
+def _integration_responses(
+    resolver: Resolver, integration: dict[str, Any]
+) -> list[IntegrationResponse]:
+    return [
+        IntegrationResponse(
+            status_code=str(r.get("StatusCode", "200")),
+            selection_pattern=r.get("SelectionPattern"),
+            templates=_templates(resolver, r.get("ResponseTemplates", {})),
+            parameters=_parameters(resolver, r.get("ResponseParameters", {})),
         )
-    return specs
+        for r in integration.get("IntegrationResponses", [])
+    ]
+
+
+def _gateway_responses(
+    resolver: Resolver, api_ref: dict[str, str]
+) -> dict[str, GatewayResponseSpec]:
+    """Response type -> the API's gateway response for it."""
+    responses = {}
+    for props in _properties_of_api(resolver, "AWS::ApiGateway::GatewayResponse", api_ref):
+        response_type = str(props["ResponseType"])
+        status = props.get("StatusCode")
+        responses[response_type] = GatewayResponseSpec(
+            response_type=response_type,
+            status_code=str(status) if status is not None else None,
+            templates=_templates(resolver, props.get("ResponseTemplates", {})),
+            parameters=_parameters(resolver, props.get("ResponseParameters", {})),
+        )
+    return responses
+
+
+def _templates(resolver: Resolver, templates: Mapping[str, Any]) -> dict[str, str]:
+    """Mapping templates by content type (lower case: content types match case-insensitively)."""
+    return {k.lower(): resolver.resolve_str(v) for k, v in templates.items()}
+
+
+def _parameters(resolver: Resolver, parameters: Mapping[str, Any]) -> dict[str, str]:
+    return {str(k): str(resolver.resolve(v)) for k, v in parameters.items()}

@@ -19,7 +19,8 @@ Known differences from API Gateway's Java Velocity, inherited from airspeed: a n
 run on both should test ``"$!x" == ""`` instead of null-ness.
 
 Thread-safe: compiled templates are cached (keyed by their text) and shared; every render gets
-its own variables. Part D's local API calls :func:`render` for every request and response.
+its own variables. The local API (:mod:`local.gateway`) calls :func:`render` for every request
+and response.
 """
 
 from __future__ import annotations

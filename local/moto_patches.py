@@ -1,0 +1,253 @@
+"""moto, set up and patched for the emulator's lifetime: speed and thread-safety fixes.
+
+:func:`configure_moto` sets moto's options; each context manager replaces one moto function or
+method and restores it on exit. :class:`local.emulator.Emulator` applies them all before it
+serves requests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import math
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from local.saturation import Saturation
+
+# Connections the interpreter's shared Lambda client keeps open (one per concurrent task).
+MAX_CONCURRENT_TASKS = 64
+
+
+def configure_moto(port: int) -> None:
+    """Apply what the emulator needs before any state machine exists."""
+    from moto.core.config import default_user_config
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per AWS request
+    os.environ["MOTO_PORT"] = str(port)  # the ASL interpreter calls Lambda at localhost:$MOTO_PORT
+    default_user_config.update(
+        {
+            "stepfunctions": {"execute_state_machine": True},
+            "lambda": {"use_docker": False},
+        }
+    )
+
+
+@contextlib.contextmanager
+def cached_jsonpath() -> Iterator[None]:
+    """moto's ASL interpreter builds a new JSONPath parser (PLY lex + yacc) for every path it
+    evaluates, which costs ~100 ms per execution; parsed expressions are immutable, so cache them
+    for the emulator's lifetime."""
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    modules: list[Any] = [json_path, result_path]
+    originals = [module.parse for module in modules]
+    for module, parse in zip(modules, originals, strict=True):
+        module.parse = functools.lru_cache(maxsize=1024)(parse)
+    try:
+        yield
+    finally:
+        for module, parse in zip(modules, originals, strict=True):
+            module.parse = parse
+
+
+@contextlib.contextmanager
+def cached_moto_module_list() -> Iterator[None]:
+    """moto's server routes every request through ``backends.list_of_moto_modules()``, which
+    lists moto's package directory and stats each of its ~150 entries, under the server's global
+    lock. The installed package does not change while the emulator runs: list it once."""
+    from moto import backends
+
+    module: Any = backends
+    original = module.list_of_moto_modules
+    listed = tuple(original())
+    module.list_of_moto_modules = lambda: listed
+    try:
+        yield
+    finally:
+        module.list_of_moto_modules = original
+
+
+@contextlib.contextmanager
+def serialized_dynamodb() -> Iterator[None]:
+    """moto's DynamoDB is not safe under concurrent requests: ``transact_write_items`` deep-copies
+    every table it touches (its rollback snapshot) while other requests insert into the same
+    table's item dict (``RuntimeError: dictionary changed size during iteration`` -> HTTP 500),
+    and its rollback would even drop writes that other requests made meanwhile; ``UpdateItem``,
+    ``Query`` and ``Scan`` deep-copy live items that a concurrent update mutates. DynamoDB itself
+    isolates every request (and every transaction), so for the emulator's lifetime each DynamoDB
+    request runs alone: one lock around the handler's ``call_action`` (the whole operation,
+    including the deep copies made outside the backend). DynamoDB calls take ~1 ms here."""
+    from moto.dynamodb import responses
+
+    handler_class: Any = responses.DynamoHandler
+    original = handler_class.call_action
+    lock = threading.RLock()
+
+    def call_action(handler: Any) -> Any:
+        with lock:
+            return original(handler)
+
+    handler_class.call_action = call_action
+    try:
+        yield
+    finally:
+        handler_class.call_action = original
+
+
+# Component modules whose objects keep per-execution state (Map's run records and job pools,
+# Parallel's worker pools): a program that contains them is parsed per execution, as moto does.
+_STATEFUL_COMPONENT_MODULES = (".state_map.", ".state_parallel.")
+
+
+def _components(root: Any) -> Iterator[Any]:
+    """Every object reachable from a parsed program through attributes, lists, tuples, dicts."""
+    from moto.stepfunctions.parser.asl.component.component import Component
+
+    seen: set[int] = set()
+    pending = [root]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, dict):
+            pending.extend(current.values())
+        elif isinstance(current, list | tuple | set | frozenset):
+            pending.extend(current)
+        elif isinstance(current, Component):
+            yield current
+            pending.extend(vars(current).values())
+
+
+def _shareable(program: Any) -> bool:
+    """True when ``program`` may serve many executions, concurrently: no component holds
+    per-execution state. Checked in moto 5.2.1 for what Task (Lambda), Pass, Choice, Fail and
+    Succeed states build: their evaluation keeps everything in the execution's ``Environment``
+    (stack, heap, states, frames); the components only hold the definition. Retry counters live in
+    ``env.heap`` under the component's ``heap_key``, a uid each component draws lazily on first use
+    -- two executions drawing it at once could each see a different key, so draw every key now,
+    before the program is shared."""
+    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+
+    for component in _components(program):
+        if any(part in type(component).__module__ for part in _STATEFUL_COMPONENT_MODULES):
+            return False
+        if isinstance(component, EvalComponent):
+            _ = component.heap_key
+    return True
+
+
+@contextlib.contextmanager
+def cached_state_machine_programs() -> Iterator[None]:
+    """moto's interpreter re-parses the definition with ANTLR for every execution (~40% of the
+    emulator's CPU under load). A parsed program that holds no per-execution state
+    (:func:`_shareable`) is kept by definition text for the emulator's lifetime and shared by
+    every execution; any other program is parsed per execution, as moto does."""
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    from moto.stepfunctions.parser.backend import execution_worker
+
+    worker_class: Any = execution_worker.ExecutionWorker
+    original = worker_class._get_evaluation_entrypoint
+    programs: dict[str, Any] = {}
+    unshareable: set[str] = set()
+    lock = threading.Lock()
+
+    def entrypoint(worker: Any) -> Any:
+        definition = worker._evaluation_details.state_machine_details.definition
+        with lock:
+            program = programs.get(definition)
+            parse_each_time = definition in unshareable
+        if program is not None:
+            return program
+        if parse_each_time:
+            return original(worker)
+        program = AmazonStateLanguageParser.parse(definition)[0]
+        with lock:
+            if not _shareable(program):
+                unshareable.add(definition)
+                return program  # this execution's own; later ones parse their own
+            return programs.setdefault(definition, program)
+
+    worker_class._get_evaluation_entrypoint = entrypoint
+    try:
+        yield
+    finally:
+        worker_class._get_evaluation_entrypoint = original
+
+
+@contextlib.contextmanager
+def cached_interpreter_clients() -> Iterator[None]:
+    """The interpreter creates a new boto3 client for every Lambda task it runs (~15 ms of CPU
+    and a new connection each); botocore clients are thread-safe, so one per service and region
+    serves every task, with a connection pool large enough for many concurrent executions. Fault
+    injection wraps ``BaseClient._make_api_call`` for every client, so it still applies (and
+    still only to the tasks' own calls)."""
+    from moto.core.models import botocore_stubber
+    from moto.settings import moto_server_port
+    from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+
+    invoker: Any = lambda_eval_utils  # the module that calls boto_client_for per task
+    original = invoker.boto_client_for
+    clients: dict[tuple[str, str], Any] = {}
+    lock = threading.Lock()
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        if botocore_stubber.enabled:  # in-process mock_aws, not the server: moto's own way
+            return original(region, service, state_credentials)
+        with lock:
+            found = clients.get((region, service))
+            if found is None:
+                found = boto3.session.Session().client(
+                    service,
+                    region_name=region,
+                    endpoint_url=f"http://localhost:{moto_server_port()}",
+                    aws_access_key_id="ak",
+                    aws_secret_access_key="sk",  # noqa: S106 - dummy credentials for moto
+                    config=Config(
+                        parameter_validation=False,
+                        retries={"max_attempts": 0, "total_max_attempts": 1},
+                        connect_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+                        read_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+                        max_pool_connections=MAX_CONCURRENT_TASKS,
+                    ),
+                )
+                clients[(region, service)] = found
+            return found
+
+    invoker.boto_client_for = boto_client_for
+    try:
+        yield
+    finally:
+        invoker.boto_client_for = original
+
+
+@contextlib.contextmanager
+def stretched_task_timeouts(saturation: Saturation) -> Iterator[None]:
+    """A Task state's ``TimeoutSeconds``, stretched while the emulator is saturated (see
+    :mod:`local.saturation`): the interpreter reads it when the task starts. Unset (default)
+    timeouts and the state machine's own ``TimeoutSeconds`` are left alone."""
+    from moto.stepfunctions.parser.asl.component.common.timeouts import timeout as timeouts
+
+    timeout_class: Any = timeouts.TimeoutSeconds
+    original = timeout_class._eval_seconds
+
+    def eval_seconds(timeout: Any, env: Any) -> int:
+        seconds: int = original(timeout, env)
+        if timeout.is_default_value():
+            return seconds
+        return math.ceil(seconds * saturation.factor())
+
+    timeout_class._eval_seconds = eval_seconds
+    try:
+        yield
+    finally:
+        timeout_class._eval_seconds = original
