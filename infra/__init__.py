@@ -1,1 +1,1 @@
-"""CDK side of the upload service: one construct per concern (see DESIGN.md)."""
+"""CDK side of the upload service: one construct per concern, composed in infra/stack.py."""

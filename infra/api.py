@@ -121,16 +121,26 @@ class UploadApi(Construct):
         construct_id: str,
         *,
         state_machine: sfn.IStateMachine,
-        settings: Settings,
         logs_key: kms.IKey,
-        removal_policy: RemovalPolicy,
+        settings: Settings,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.api_key: apigw.IApiKey | None = None
         self.access_log_group = encrypted_log_group(
-            self, "AccessLogs", key=logs_key, removal_policy=removal_policy
+            self, "AccessLogs", key=logs_key, removal_policy=settings.removal_policy
         )
-        self.api = apigw.RestApi(
+        self.api = self._build_rest_api()
+        self.stage = self.api.deployment_stage
+        # API Gateway's own errors (auth, throttling, a bad body) in the contract's error shape.
+        self._add_gateway_responses(settings.cors_origins)
+        self.role = self._build_start_execution_role(state_machine)
+        api_key_mode = settings.auth is AuthMode.API_KEY
+        self.method = self._add_upload_method(state_machine, settings.cors_origins, api_key_mode)
+        self.api_key = self._add_usage_plan(settings.daily_quota) if api_key_mode else None
+        self._add_acknowledgements(api_key_mode)
+        self.url = self.api.url_for_path(f"/{RESOURCE_PATH}")
+
+    def _build_rest_api(self) -> apigw.RestApi:
+        return apigw.RestApi(
             self,
             "Api",
             # REST API metrics are keyed by ApiName (not id): a name unique to this stack keeps
@@ -154,32 +164,43 @@ class UploadApi(Construct):
                 access_log_format=apigw.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FORMAT)),
             ),
         )
-        self.stage = self.api.deployment_stage
-        cloud_watch_role = self.api.node.find_child("CloudWatchRole")
-        acknowledge(
-            cloud_watch_role,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-            "AmazonAPIGatewayPushToCloudWatchLogs]",
-            "the account-level API Gateway logging role; AWS documents this managed policy "
-            "for it and keeps it current.",
-        )
-        self._add_gateway_responses(settings.cors_origins)
 
-        self.role = iam.Role(
+    def _add_gateway_responses(self, cors_origins: tuple[str, ...] | None) -> None:
+        headers: dict[str, str] = {"Content-Type": f"'{JSON}'"}
+        if cors_origins and len(cors_origins) == 1:
+            # Gateway responses can only carry a static value: one origin (or *) only.
+            headers["Access-Control-Allow-Origin"] = f"'{cors_origins[0]}'"
+        for response_type, (status, code, message) in gateway_responses().items():
+            self.api.add_gateway_response(
+                f"{response_type.response_type}Response",
+                type=response_type,
+                status_code=status,
+                response_headers=headers,
+                templates={JSON: _error_body(code, message)},
+            )
+
+    def _build_start_execution_role(self, state_machine: sfn.IStateMachine) -> iam.Role:
+        """What the integration runs as: it may start this one workflow and do nothing else."""
+        role = iam.Role(
             self,
             "StartExecutionRole",
             assumed_by=iam.ServicePrincipal("apigateway.amazonaws.com"),
             description="API Gateway: start sync executions of the upload workflow",
         )
-        self.role.add_to_policy(
+        role.add_to_policy(
             iam.PolicyStatement(
                 actions=["states:StartSyncExecution"],
                 resources=[state_machine.state_machine_arn],
             )
         )
+        return role
 
-        response = _with_cors_origin(response_template(), settings.cors_origins)
-        integration = apigw.AwsIntegration(
+    def _build_integration(
+        self, state_machine: sfn.IStateMachine, cors_origins: tuple[str, ...] | None
+    ) -> apigw.AwsIntegration:
+        """StartSyncExecution, its output mapped to the contract's responses by status class."""
+        response = _with_cors_origin(response_template(), cors_origins)
+        return apigw.AwsIntegration(
             service="states",
             action="StartSyncExecution",
             integration_http_method="POST",
@@ -198,6 +219,14 @@ class UploadApi(Construct):
             ),
         )
 
+    def _add_upload_method(
+        self,
+        state_machine: sfn.IStateMachine,
+        cors_origins: tuple[str, ...] | None,
+        api_key_mode: bool,
+    ) -> apigw.Method:
+        """POST /upload: the body checked against the model before the workflow starts."""
+        integration = self._build_integration(state_machine, cors_origins)
         model = self.api.add_model(
             "UploadRequestModel", content_type=JSON, schema=request_model_schema()
         )
@@ -205,15 +234,13 @@ class UploadApi(Construct):
             "BodyAndHeaders", validate_request_body=True, validate_request_parameters=True
         )
         resource = self.api.root.add_resource(RESOURCE_PATH)
-        if settings.cors_origins:
+        if cors_origins:
             resource.add_cors_preflight(
-                allow_origins=list(settings.cors_origins),
+                allow_origins=list(cors_origins),
                 allow_methods=["POST", "OPTIONS"],
                 allow_headers=CORS_ALLOW_HEADERS,
             )
-
-        api_key_mode = settings.auth is AuthMode.API_KEY
-        self.method = resource.add_method(
+        return resource.add_method(
             "POST",
             integration,
             authorization_type=(
@@ -230,8 +257,32 @@ class UploadApi(Construct):
                 for status in ("200", "400", "500")
             ],
         )
+
+    def _add_usage_plan(self, daily_quota: int) -> apigw.IApiKey:
+        """auth=apiKey: one client key, bound to a plan with the stage throttle and a quota."""
+        key = self.api.add_api_key("ApiKey", description="Upload service client key")
+        plan = self.api.add_usage_plan(
+            "UsagePlan",
+            description="Upload service: stage throttle and daily quota",
+            throttle=apigw.ThrottleSettings(
+                rate_limit=THROTTLE_RATE_LIMIT, burst_limit=THROTTLE_BURST_LIMIT
+            ),
+            quota=apigw.QuotaSettings(limit=daily_quota, period=apigw.Period.DAY),
+        )
+        plan.add_api_stage(stage=self.stage)
+        plan.add_api_key(key)
+        return key
+
+    def _add_acknowledgements(self, api_key_mode: bool) -> None:
+        """cdk-nag and checkov findings that do not apply to this API, each with its reason."""
+        acknowledge(
+            self.api.node.find_child("CloudWatchRole"),
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AmazonAPIGatewayPushToCloudWatchLogs]",
+            "the account-level API Gateway logging role; AWS documents this managed policy "
+            "for it and keeps it current.",
+        )
         if api_key_mode:
-            self._add_usage_plan(settings.daily_quota)
             acknowledge(
                 self.method,
                 "AwsSolutions-APIG4",
@@ -256,35 +307,6 @@ class UploadApi(Construct):
             "No cache: the only method is POST /upload, whose every request stores a new file; "
             "a cached response would skip the upload.",
         )
-        self.url = self.api.url_for_path(f"/{RESOURCE_PATH}")
-
-    def _add_gateway_responses(self, cors_origins: tuple[str, ...] | None) -> None:
-        headers: dict[str, str] = {"Content-Type": f"'{JSON}'"}
-        if cors_origins and len(cors_origins) == 1:
-            # Gateway responses can only carry a static value: one origin (or *) only.
-            headers["Access-Control-Allow-Origin"] = f"'{cors_origins[0]}'"
-        for response_type, (status, code, message) in gateway_responses().items():
-            self.api.add_gateway_response(
-                f"{response_type.response_type}Response",
-                type=response_type,
-                status_code=status,
-                response_headers=headers,
-                templates={JSON: _error_body(code, message)},
-            )
-
-    def _add_usage_plan(self, daily_quota: int) -> None:
-        key = self.api.add_api_key("ApiKey", description="Upload service client key")
-        plan = self.api.add_usage_plan(
-            "UsagePlan",
-            description="Upload service: stage throttle and daily quota",
-            throttle=apigw.ThrottleSettings(
-                rate_limit=THROTTLE_RATE_LIMIT, burst_limit=THROTTLE_BURST_LIMIT
-            ),
-            quota=apigw.QuotaSettings(limit=daily_quota, period=apigw.Period.DAY),
-        )
-        plan.add_api_stage(stage=self.stage)
-        plan.add_api_key(key)
-        self.api_key = key
 
 
 def _with_cors_origin(template: str, origins: tuple[str, ...] | None) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Acknowledgment, CfnElement, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import Acknowledgment, CfnElement, Duration, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -13,6 +13,7 @@ from constructs import Construct, IConstruct
 from infra import bundling
 from infra.compliance import acknowledge, skip_checkov
 from infra.log_groups import encrypted_log_group
+from infra.settings import Settings
 from infra.storage import Storage
 from tasks.contract import names
 from tasks.contract.keys import UPLOAD_PREFIX
@@ -44,13 +45,13 @@ COMMON_ENVIRONMENT: dict[str, str] = {
 
 @dataclass(frozen=True)
 class TaskSpec:
-    name: str  # module name under tasks/
+    name: str  # module name under tasks/ (tasks.contract.names)
     timeout_seconds: int  # the Lambda timeout, also the state's TimeoutSeconds
     memory_mb: int
 
     @property
     def title(self) -> str:
-        return self.name.capitalize()
+        return names.task_title(self.name)
 
     @property
     def handler(self) -> str:
@@ -58,11 +59,17 @@ class TaskSpec:
 
 
 # The time budget these numbers belong to is written out in infra/state_machine.py.
-VALIDATE = TaskSpec("validate", 2, VALIDATE_MEMORY_MB)
-STORE = TaskSpec("store", 3, STORE_MEMORY_MB)
-RECORD = TaskSpec("record", 2, RECORD_MEMORY_MB)
-COMPENSATE = TaskSpec("compensate", 3, COMPENSATE_MEMORY_MB)
+VALIDATE = TaskSpec(names.VALIDATE, 2, VALIDATE_MEMORY_MB)
+STORE = TaskSpec(names.STORE, 3, STORE_MEMORY_MB)
+RECORD = TaskSpec(names.RECORD, 2, RECORD_MEMORY_MB)
+COMPENSATE = TaskSpec(names.COMPENSATE, 3, COMPENSATE_MEMORY_MB)
 TASKS: tuple[TaskSpec, ...] = (VALIDATE, STORE, RECORD, COMPENSATE)
+
+# What every task function's acknowledgements of the runtime findings say.
+_RUNTIME_REASON = (
+    "python3.13 is the runtime the project targets and tests; "
+    "a runtime upgrade is a deliberate, tested change."
+)
 
 
 class TaskFunction(Construct):
@@ -78,61 +85,78 @@ class TaskFunction(Construct):
         layer: lambda_.ILayerVersion,
         logs_key: kms.IKey,
         environment: dict[str, str],
-        removal_policy: RemovalPolicy,
-        snap_start: bool = False,
-        provisioned_concurrency: int = 0,
+        settings: Settings,
     ) -> None:
         super().__init__(scope, construct_id)
         self.spec = spec
         self.log_group = encrypted_log_group(
-            self, "LogGroup", key=logs_key, removal_policy=removal_policy
+            self, "LogGroup", key=logs_key, removal_policy=settings.removal_policy
         )
-        self.role = iam.Role(
+        self.role = self._build_role()
+        self.function = self._build_function(code, layer, environment, settings)
+        # What the state machine invokes: the function itself by default; with SnapStart or
+        # provisioned concurrency (both act on published versions only) an alias on the current
+        # version, which carries the provisioned concurrency.
+        self.alias = self._build_alias(settings)
+        self.invocable: lambda_.IFunction = self.function if self.alias is None else self.alias
+        self._add_acknowledgements()
+        self._add_checkov_skips()
+
+    def _build_role(self) -> iam.Role:
+        """A role of this task's own: the grants name this task's log group, nothing shared."""
+        role = iam.Role(
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"Upload service {spec.name} task",
+            description=f"Upload service {self.spec.name} task",
         )
-        self.role.add_to_policy(
+        role.add_to_policy(
             iam.PolicyStatement(
                 actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                 resources=[self.log_group.log_group_arn],
             )
         )
-        self.function = lambda_.Function(
+        return role
+
+    def _build_function(
+        self,
+        code: lambda_.Code,
+        layer: lambda_.ILayerVersion,
+        environment: dict[str, str],
+        settings: Settings,
+    ) -> lambda_.Function:
+        return lambda_.Function(
             self,
             "Function",
             runtime=lambda_.Runtime.PYTHON_3_13,
             architecture=lambda_.Architecture.ARM_64,
-            handler=spec.handler,
+            handler=self.spec.handler,
             code=code,
             layers=[layer],
             role=self.role,
-            timeout=Duration.seconds(spec.timeout_seconds),
-            memory_size=spec.memory_mb,
-            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snap_start else None,
+            timeout=Duration.seconds(self.spec.timeout_seconds),
+            memory_size=self.spec.memory_mb,
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if settings.snap_start else None,
             tracing=lambda_.Tracing.ACTIVE,
             log_group=self.log_group,
             environment={**COMMON_ENVIRONMENT, **environment},
-            description=f"Upload service: {spec.name} task",
+            description=f"Upload service: {self.spec.name} task",
         )
-        # What the state machine invokes: the function itself by default; with SnapStart or
-        # provisioned concurrency (both act on published versions only) an alias on the current
-        # version, which carries the provisioned concurrency.
-        self.alias: lambda_.Alias | None = None
-        self.invocable: lambda_.IFunction = self.function
-        if snap_start or provisioned_concurrency:
-            self.alias = lambda_.Alias(
-                self,
-                "Alias",
-                alias_name=ALIAS_NAME,
-                version=self.function.current_version,
-                provisioned_concurrent_executions=provisioned_concurrency or None,
-            )
-            self.invocable = self.alias
-        if snap_start:
-            # CDK warns at the function that SnapStart needs a published version: the alias
-            # above publishes it (and the state machine invokes only that alias).
+
+    def _build_alias(self, settings: Settings) -> lambda_.Alias | None:
+        """The alias ``live`` on the current version, when a cold-start option is on."""
+        if not (settings.snap_start or settings.provisioned_concurrency):
+            return None
+        alias = lambda_.Alias(
+            self,
+            "Alias",
+            alias_name=ALIAS_NAME,
+            version=self.function.current_version,
+            provisioned_concurrent_executions=settings.provisioned_concurrency or None,
+        )
+        if settings.snap_start:
+            # CDK warns at the function that SnapStart needs a published version: this alias
+            # publishes it (and the state machine invokes only this alias).
             Validations.of(self.function).acknowledge(
                 Acknowledgment(
                     id="Annotation::@aws-cdk/aws-lambda:snapStartRequirePublish",
@@ -140,18 +164,27 @@ class TaskFunction(Construct):
                     "machine invokes",
                 )
             )
+        return alias
+
+    def _add_acknowledgements(self) -> None:
+        """cdk-nag findings that do not apply to a task function, each with its reason."""
         acknowledge(
             self.role,
             "AwsSolutions-IAM5[Resource::*]",
             "only xray:PutTraceSegments and xray:PutTelemetryRecords (active tracing), "
             "which support no resource-level permissions.",
         )
-        runtime_reason = (
-            "python3.13 is the runtime the project targets and tests (INTERFACES.md); "
-            "a runtime upgrade is a deliberate, tested change."
+        acknowledge(self.function, "AwsSolutions-L1", _RUNTIME_REASON)
+        acknowledge(self.function, "Serverless-LambdaLatestVersion", _RUNTIME_REASON)
+        acknowledge(
+            self.function,
+            "Serverless-LambdaDLQ",
+            "invoked synchronously by Step Functions only; every failure is caught by the "
+            "state machine (compensated or reported), never queued for a retry.",
         )
-        acknowledge(self.function, "AwsSolutions-L1", runtime_reason)
-        acknowledge(self.function, "Serverless-LambdaLatestVersion", runtime_reason)
+
+    def _add_checkov_skips(self) -> None:
+        """checkov checks that do not apply to a task function, each with its reason."""
         skip_checkov(
             self.function,
             "CKV_AWS_116",
@@ -178,32 +211,37 @@ class TaskFunction(Construct):
             "The environment holds no secrets (resource names, a key ARN, Powertools and policy "
             "settings); Lambda encrypts it at rest with its AWS managed key.",
         )
-        acknowledge(
-            self.function,
-            "Serverless-LambdaDLQ",
-            "invoked synchronously by Step Functions only; every failure is caught by the "
-            "state machine (compensated or reported), never queued for a retry.",
-        )
 
 
 class TaskFunctions(Construct):
     """The four task functions sharing one code asset and one dependencies layer."""
 
     def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        storage: Storage,
-        destroy_on_delete: bool,
-        allowed_content_types: tuple[str, ...] | None = None,
-        snap_start: bool = False,
-        provisioned_concurrency: int = 0,
+        self, scope: Construct, construct_id: str, *, storage: Storage, settings: Settings
     ) -> None:
         super().__init__(scope, construct_id)
-        removal = RemovalPolicy.DESTROY if destroy_on_delete else RemovalPolicy.RETAIN
-        code = bundling.tasks_code()
-        self.layer = lambda_.LayerVersion(
+        self._storage = storage
+        self._settings = settings
+        # One code asset for all four: each handler imports from the same tasks/ package.
+        self._code = bundling.tasks_code()
+        self.layer = self._build_layer()
+        self.validate = self._build_task(VALIDATE)
+        self.store = self._build_task(STORE)
+        self.record = self._build_task(RECORD)
+        self.compensate = self._build_task(COMPENSATE)
+        self.all: tuple[TaskFunction, ...] = (
+            self.validate,
+            self.store,
+            self.record,
+            self.compensate,
+        )
+        # validate gets no AWS permission: it checks the request in memory (logs and X-Ray only).
+        self._grant_store()
+        self._grant_record()
+        self._grant_compensate()
+
+    def _build_layer(self) -> lambda_.LayerVersion:
+        return lambda_.LayerVersion(
             self,
             "Dependencies",
             code=bundling.dependencies_code(),
@@ -212,128 +250,130 @@ class TaskFunctions(Construct):
             description="Upload task dependencies (tasks/requirements.txt)",
         )
 
-        def task(spec: TaskSpec, environment: dict[str, str]) -> TaskFunction:
-            return TaskFunction(
-                self,
-                spec.title,
-                spec=spec,
-                code=code,
-                layer=self.layer,
-                logs_key=storage.logs_key,
-                environment=environment,
-                removal_policy=removal,
-                snap_start=snap_start,
-                provisioned_concurrency=provisioned_concurrency,
-            )
-
-        bucket = storage.bucket
-        claims = storage.idempotency_table
-        # validate: no AWS permission beyond its own logs and X-Ray. Without an allowlist the
-        # variable is absent (any content type).
-        validate_env: dict[str, str] = {}
-        if allowed_content_types:
-            validate_env[names.ALLOWED_CONTENT_TYPES] = ",".join(allowed_content_types)
-        self.validate = task(VALIDATE, validate_env)
-        self.store = task(
-            STORE,
-            {
-                names.UPLOAD_BUCKET_NAME: bucket.bucket_name,
-                names.UPLOAD_KEY_ARN: storage.bucket_key.key_arn,
-                names.IDEMPOTENCY_TABLE_NAME: claims.table_name,
-            },
+    def _build_task(self, spec: TaskSpec) -> TaskFunction:
+        return TaskFunction(
+            self,
+            spec.title,
+            spec=spec,
+            code=self._code,
+            layer=self.layer,
+            logs_key=self._storage.logs_key,
+            environment=self._environment(spec),
+            settings=self._settings,
         )
+
+    def _environment(self, spec: TaskSpec) -> dict[str, str]:
+        """The names of the resources a task reads (tasks.contract.names), and nothing else."""
+        storage = self._storage
+        bucket = {names.UPLOAD_BUCKET_NAME: storage.bucket.bucket_name}
+        bucket_key = {names.UPLOAD_KEY_ARN: storage.bucket_key.key_arn}
+        metadata = {names.METADATA_TABLE_NAME: storage.table.table_name}
+        claims = {names.IDEMPOTENCY_TABLE_NAME: storage.idempotency_table.table_name}
+        # Without an allowlist the variable is absent: validate accepts any content type.
+        allowed = self._settings.allowed_content_types
+        allowlist = {names.ALLOWED_CONTENT_TYPES: ",".join(allowed)} if allowed else {}
+        environments = {
+            VALIDATE: allowlist,
+            STORE: {**bucket, **bucket_key, **claims},
+            RECORD: {**metadata, **claims},
+            COMPENSATE: {**bucket, **metadata, **claims},
+        }
+        return environments[spec]
+
+    def _grant_store(self) -> None:
+        storage = self._storage
+        role = self.store.role
         # Claim the Idempotency-Key before the PUT (a conditional PutItem returning the held
         # claim; GetItem only if a service does not return it).
-        self.store.role.add_to_policy(
+        role.add_to_policy(
             iam.PolicyStatement(
-                actions=["dynamodb:PutItem", "dynamodb:GetItem"], resources=[claims.table_arn]
+                actions=["dynamodb:PutItem", "dynamodb:GetItem"],
+                resources=[storage.idempotency_table.table_arn],
             )
         )
-        self.store.role.add_to_policy(
+        role.add_to_policy(
             iam.PolicyStatement(actions=["s3:PutObject"], resources=[storage.uploads_arn()])
         )
-        self.store.role.add_to_policy(
+        role.add_to_policy(
             iam.PolicyStatement(
                 actions=["kms:GenerateDataKey", "kms:Decrypt"],
                 resources=[storage.bucket_key.key_arn],
             )
         )
-        self.record = task(
-            RECORD,
-            {
-                names.METADATA_TABLE_NAME: storage.table.table_name,
-                names.IDEMPOTENCY_TABLE_NAME: claims.table_name,
-            },
-        )
+        self._grant_table_key(role)
+        # A retried Store deletes the versions its earlier attempt left.
+        self._grant_finding_uploads(role)
+
+    def _grant_record(self) -> None:
+        storage = self._storage
+        role = self.record.role
         # The metadata item is written with a reversible UpdateItem (tasks.core.rollback).
-        self.record.role.add_to_policy(
+        role.add_to_policy(
             iam.PolicyStatement(
                 actions=["dynamodb:UpdateItem"], resources=[storage.table.table_arn]
             )
         )
         # The metadata item and the claim's completion are one TransactWriteItems, which IAM
         # authorizes item by item (UpdateItem on each table).
-        self.record.role.add_to_policy(
-            iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[claims.table_arn])
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:UpdateItem"], resources=[storage.idempotency_table.table_arn]
+            )
         )
-        self.compensate = task(
-            COMPENSATE,
-            {
-                names.UPLOAD_BUCKET_NAME: bucket.bucket_name,
-                names.METADATA_TABLE_NAME: storage.table.table_name,
-                names.IDEMPOTENCY_TABLE_NAME: claims.table_name,
-            },
-        )
+        self._grant_table_key(role)
+
+    def _grant_compensate(self) -> None:
+        storage = self._storage
+        role = self.compensate.role
         # Undo Record's write if it landed: read the item, then restore the attributes it
         # replaced (UpdateItem) or delete a first-time item (DeleteItem), both conditional.
-        self.compensate.role.add_to_policy(
+        role.add_to_policy(
             iam.PolicyStatement(
                 actions=["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
                 resources=[storage.table.table_arn],
             )
         )
         # Release this request's claim (conditional DeleteItem).
-        self.compensate.role.add_to_policy(
-            iam.PolicyStatement(actions=["dynamodb:DeleteItem"], resources=[claims.table_arn])
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:DeleteItem"], resources=[storage.idempotency_table.table_arn]
+            )
         )
-        # Both tables share the table key (store and compensate use it for the claims only).
-        for writer in (self.store, self.record, self.compensate):
-            writer.role.add_to_policy(
-                iam.PolicyStatement(
-                    actions=["kms:GenerateDataKey", "kms:Decrypt"],
-                    resources=[storage.table_key.key_arn],
-                )
+        self._grant_table_key(role)
+        # Delete the versions the failed request stored.
+        self._grant_finding_uploads(role)
+
+    def _grant_table_key(self, role: iam.Role) -> None:
+        """Both tables share the table key (store and compensate use it for the claims only)."""
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                resources=[self._storage.table_key.key_arn],
             )
-        # Compensate, and a retried Store, find this request's versions of the key and delete
-        # them by VersionId (tasks.core.versions).
-        uploads_finding = (
-            f"AwsSolutions-IAM5[Resource::<{logical_id(bucket)}.Arn>/{UPLOAD_PREFIX}*]"
         )
-        for role in (self.store.role, self.compensate.role):
-            role.add_to_policy(
-                iam.PolicyStatement(
-                    actions=["s3:DeleteObjectVersion", "s3:GetObjectVersion"],
-                    resources=[storage.uploads_arn()],
-                )
+
+    def _grant_finding_uploads(self, role: iam.Role) -> None:
+        """Find one request's versions of its key under uploads/ and delete them by VersionId
+        (tasks.core.versions)."""
+        bucket = self._storage.bucket
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:DeleteObjectVersion", "s3:GetObjectVersion"],
+                resources=[self._storage.uploads_arn()],
             )
-            role.add_to_policy(
-                iam.PolicyStatement(
-                    actions=["s3:ListBucketVersions"],
-                    resources=[bucket.bucket_arn],
-                    conditions={"StringLike": {"s3:prefix": f"{UPLOAD_PREFIX}*"}},
-                )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucketVersions"],
+                resources=[bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": f"{UPLOAD_PREFIX}*"}},
             )
-            acknowledge(
-                role,
-                uploads_finding,
-                "object actions are limited to the uploads/ prefix, where every key is "
-                "uploads/<productId>/<fileName>.",
-            )
-        self.all: tuple[TaskFunction, ...] = (
-            self.validate,
-            self.store,
-            self.record,
-            self.compensate,
+        )
+        acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::<{logical_id(bucket)}.Arn>/{UPLOAD_PREFIX}*]",
+            "object actions are limited to the uploads/ prefix, where every key is "
+            "uploads/<productId>/<fileName>.",
         )
 
 

@@ -9,7 +9,8 @@ service is a healthy one):
   Express workflows publish the same execution metrics as Standard ones (``AWS/States``, dimension
   ``StateMachineArn``) but have no execution history API: the history is in the state machine's
   log group (``StateMachineLogGroupName``).
-- ``CompensationFailures``: an orphaned S3 version (CONTRACT.md "Guarantees").
+- ``CompensationFailures``: an orphaned S3 version, stored without metadata because compensate
+  could not delete it (its log names the key and version).
 - ``Api5xx`` and ``ApiLatencyP99`` on the ``prod`` stage.
 - ``<Task>Throttles``: the functions have no reserved concurrency, so the account's pool can
   run dry. (No per-function ``Errors`` alarm: validate raises on every rejected request and store
@@ -18,6 +19,8 @@ service is a healthy one):
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
@@ -51,6 +54,29 @@ API_TIMEOUT_MS = 29_000  # API Gateway's integration timeout: the whole request'
 LATENCY_P99_THRESHOLD_MS = 20_000  # alarm well before clients start getting 504s
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Metrics:
+    """Every metric the alarms and the dashboard show, each defined once."""
+
+    # What the tasks emit (EMF).
+    uploads: cloudwatch.Metric
+    bytes_stored: cloudwatch.Metric
+    rejections_by_reason: cloudwatch.MathExpression
+    compensations: cloudwatch.Metric
+    compensation_failures: cloudwatch.Metric
+    # The workflow's executions.
+    executions_succeeded: cloudwatch.Metric
+    executions_failed: cloudwatch.Metric
+    executions_timed_out: cloudwatch.Metric
+    workflow_failures: cloudwatch.MathExpression
+    # The API stage.
+    api_count: cloudwatch.Metric
+    api_4xx: cloudwatch.Metric
+    api_5xx: cloudwatch.Metric
+    latency_p50: cloudwatch.Metric
+    latency_p99: cloudwatch.Metric
+
+
 class Monitoring(Construct):
     def __init__(
         self,
@@ -63,69 +89,24 @@ class Monitoring(Construct):
         settings: Settings,
     ) -> None:
         super().__init__(scope, construct_id)
+        metrics = _build_metrics(state_machine, stage)
         self.alarms: dict[str, cloudwatch.Alarm] = {}
-        self.topic: sns.Topic | None = None
+        # Alarms first: the notifications and the dashboard's alarm widget cover every one.
+        self._add_alarms(metrics, functions)
+        self.topic = self._add_alarm_notifications(settings)
+        self.dashboard = self._build_dashboard(metrics, functions)
 
-        # --- metrics -----------------------------------------------------------------------
-        uploads = self._task_metric(UPLOADS_STORED, "Uploads stored")
-        bytes_stored = self._task_metric(BYTES_STORED, "Bytes stored")
-        compensations = self._task_metric(COMPENSATIONS, "Compensations")
-        compensation_failures = self._task_metric(COMPENSATION_FAILURES, "Compensation failures")
-        rejections_by_reason = cloudwatch.MathExpression(
-            expression=(
-                f"SEARCH('{{{NAMESPACE},{REASON_DIMENSION},{SERVICE_DIMENSION}}} "
-                f'MetricName="{REJECTIONS}" {SERVICE_DIMENSION}="{SERVICE}"\', '
-                f"'Sum', {PERIOD.to_seconds()})"
-            ),
-            using_metrics={},
-            label="",  # each series is labelled by its reason
-            period=PERIOD,
-        )
-        executions_failed = state_machine.metric_failed(
-            period=PERIOD, statistic="Sum", label="Failed"
-        )
-        executions_timed_out = state_machine.metric_timed_out(
-            period=PERIOD, statistic="Sum", label="Timed out"
-        )
-        executions_succeeded = state_machine.metric_succeeded(
-            period=PERIOD, statistic="Sum", label="Succeeded"
-        )
-        # A search expression cannot drive an alarm: the client reasons are named one by one.
-        client_rejections = {
-            f"rejected{index}": self._task_metric(
-                REJECTIONS, reason, dimensions={REASON_DIMENSION: reason}
-            )
-            for index, reason in enumerate(CLIENT_ERROR_NAMES)
-        }
-        workflow_failures = cloudwatch.MathExpression(
-            expression="FILL(failed, 0) + FILL(timedOut, 0) - ("
-            + " + ".join(f"FILL({name}, 0)" for name in client_rejections)
-            + ")",
-            using_metrics={
-                "failed": executions_failed,
-                "timedOut": executions_timed_out,
-                **client_rejections,
-            },
-            label="Failed or timed out, not rejected",
-            period=PERIOD,
-        )
-        api_count = stage.metric_count(period=PERIOD, statistic="Sum", label="Requests")
-        api_4xx = stage.metric_client_error(period=PERIOD, statistic="Sum", label="4xx")
-        api_5xx = stage.metric_server_error(period=PERIOD, statistic="Sum", label="5xx")
-        latency_p50 = stage.metric_latency(period=PERIOD, statistic="p50", label="p50")
-        latency_p99 = stage.metric_latency(period=PERIOD, statistic="p99", label="p99")
-
-        # --- alarms ------------------------------------------------------------------------
+    def _add_alarms(self, metrics: _Metrics, functions: TaskFunctions) -> None:
         self._alarm(
             "WorkflowFailures",
-            workflow_failures,
+            metrics.workflow_failures,
             "Upload executions failed or timed out for a reason other than the request "
             "(client rejections are subtracted). Find them in the state machine log group "
             "(output StateMachineLogGroupName): type ExecutionFailed / ExecutionTimedOut.",
         )
         self._alarm(
             "CompensationFailures",
-            compensation_failures,
+            metrics.compensation_failures,
             "A compensation failed: an uploaded S3 object version was left behind without "
             "metadata. The compensate task's log (CompensateLogGroupName) names the key and "
             "version to delete.",
@@ -135,13 +116,13 @@ class Monitoring(Construct):
         # yet swing to 50% on one error out of two requests. Client errors are 4xx, not here.
         self._alarm(
             "Api5xx",
-            api_5xx,
+            metrics.api_5xx,
             "The upload API answered 5xx (500 InternalError, 503 ServiceUnavailable, "
             "504 Timeout). The response's requestId is the execution name.",
         )
         self._alarm(
             "ApiLatencyP99",
-            latency_p99,
+            metrics.latency_p99,
             f"Upload API p99 latency is at least {LATENCY_P99_THRESHOLD_MS} ms, approaching "
             f"API Gateway's {API_TIMEOUT_MS} ms limit (504 Timeout beyond it).",
             threshold=LATENCY_P99_THRESHOLD_MS,
@@ -153,84 +134,6 @@ class Monitoring(Construct):
                 f"The {task.spec.name} task function was throttled (account concurrency "
                 "exhausted?); Step Functions retries once, then the upload fails.",
             )
-
-        if settings.alarm_email is not None:
-            removal = RemovalPolicy.DESTROY if settings.destroy_on_delete else RemovalPolicy.RETAIN
-            self.topic = self._alarm_topic(settings.alarm_email, removal)
-            action = cw_actions.SnsAction(self.topic)
-            for alarm in self.alarms.values():
-                alarm.add_alarm_action(action)
-
-        # --- dashboard ---------------------------------------------------------------------
-        budget = [
-            cloudwatch.HorizontalAnnotation(value=API_TIMEOUT_MS, label="29 s API budget"),
-            cloudwatch.HorizontalAnnotation(
-                value=LATENCY_P99_THRESHOLD_MS, label="p99 alarm", color="#ff7f0e"
-            ),
-        ]
-        self.dashboard = cloudwatch.Dashboard(self, "Dashboard")
-        self.dashboard.add_widgets(
-            cloudwatch.GraphWidget(title="Uploads stored", left=[uploads], width=6),
-            cloudwatch.GraphWidget(title="Bytes stored", left=[bytes_stored], width=6),
-            cloudwatch.GraphWidget(
-                title="Rejections by reason", left=[rejections_by_reason], width=6
-            ),
-            cloudwatch.GraphWidget(
-                title="Compensations", left=[compensations, compensation_failures], width=6
-            ),
-        )
-        self.dashboard.add_widgets(
-            cloudwatch.GraphWidget(
-                title="API requests", left=[api_count], right=[api_4xx, api_5xx], width=8
-            ),
-            cloudwatch.GraphWidget(
-                title="API latency (ms)",
-                left=[latency_p50, latency_p99],
-                left_annotations=budget,
-                left_y_axis=cloudwatch.YAxisProps(min=0, max=API_TIMEOUT_MS + 1_000),
-                width=8,
-            ),
-            cloudwatch.GraphWidget(
-                title="Executions",
-                left=[executions_succeeded, executions_failed, executions_timed_out],
-                width=8,
-            ),
-        )
-        self.dashboard.add_widgets(
-            cloudwatch.GraphWidget(
-                title="Task errors and throttles",
-                left=[
-                    task.function.metric_errors(
-                        period=PERIOD, statistic="Sum", label=f"{task.spec.title} errors"
-                    )
-                    for task in functions.all
-                ],
-                right=[
-                    task.function.metric_throttles(
-                        period=PERIOD, statistic="Sum", label=f"{task.spec.title} throttles"
-                    )
-                    for task in functions.all
-                ],
-                width=12,
-            ),
-            cloudwatch.AlarmStatusWidget(
-                title="Alarms", alarms=list(self.alarms.values()), width=12
-            ),
-        )
-
-    @staticmethod
-    def _task_metric(
-        name: str, label: str, *, dimensions: dict[str, str] | None = None
-    ) -> cloudwatch.Metric:
-        """A metric the tasks emit (EMF, tasks/core/observability.py), summed per period."""
-        return cloudwatch.Metric(
-            namespace=NAMESPACE,
-            metric_name=name,
-            dimensions_map={SERVICE_DIMENSION: SERVICE, **(dimensions or {})},
-            statistic="Sum",
-            period=PERIOD,
-            label=label,
-        )
 
     def _alarm(
         self, name: str, metric: cloudwatch.IMetric, description: str, *, threshold: float = 1
@@ -246,7 +149,17 @@ class Monitoring(Construct):
             alarm_description=description,
         )
 
-    def _alarm_topic(self, email: str, removal_policy: RemovalPolicy) -> sns.Topic:
+    def _add_alarm_notifications(self, settings: Settings) -> sns.Topic | None:
+        """Without alarmEmail the alarms have no action; with it each notifies one SNS topic."""
+        if settings.alarm_email is None:
+            return None
+        topic = self._build_alarm_topic(settings.alarm_email, settings.removal_policy)
+        action = cw_actions.SnsAction(topic)
+        for alarm in self.alarms.values():
+            alarm.add_alarm_action(action)
+        return topic
+
+    def _build_alarm_topic(self, email: str, removal_policy: RemovalPolicy) -> sns.Topic:
         # CloudWatch cannot publish to a topic under the AWS-managed SNS key: its own key, whose
         # policy lets CloudWatch (alarm actions) use it.
         key = kms.Key(
@@ -279,3 +192,157 @@ class Monitoring(Construct):
             "dead-letter queue of alarm emails would need an alarm of its own.",
         )
         return topic
+
+    def _build_dashboard(self, metrics: _Metrics, functions: TaskFunctions) -> cloudwatch.Dashboard:
+        """Three rows: what the service did, how the API and the workflow fared, the tasks."""
+        dashboard = cloudwatch.Dashboard(self, "Dashboard")
+        dashboard.add_widgets(*_service_row(metrics))
+        dashboard.add_widgets(*_api_and_execution_row(metrics))
+        dashboard.add_widgets(*_task_and_alarm_row(functions, list(self.alarms.values())))
+        return dashboard
+
+
+def _build_metrics(state_machine: sfn.IStateMachine, stage: apigw.Stage) -> _Metrics:
+    executions_failed = state_machine.metric_failed(period=PERIOD, statistic="Sum", label="Failed")
+    executions_timed_out = state_machine.metric_timed_out(
+        period=PERIOD, statistic="Sum", label="Timed out"
+    )
+    return _Metrics(
+        uploads=_task_metric(UPLOADS_STORED, "Uploads stored"),
+        bytes_stored=_task_metric(BYTES_STORED, "Bytes stored"),
+        rejections_by_reason=_rejections_by_reason(),
+        compensations=_task_metric(COMPENSATIONS, "Compensations"),
+        compensation_failures=_task_metric(COMPENSATION_FAILURES, "Compensation failures"),
+        executions_succeeded=state_machine.metric_succeeded(
+            period=PERIOD, statistic="Sum", label="Succeeded"
+        ),
+        executions_failed=executions_failed,
+        executions_timed_out=executions_timed_out,
+        workflow_failures=_workflow_failures(executions_failed, executions_timed_out),
+        api_count=stage.metric_count(period=PERIOD, statistic="Sum", label="Requests"),
+        api_4xx=stage.metric_client_error(period=PERIOD, statistic="Sum", label="4xx"),
+        api_5xx=stage.metric_server_error(period=PERIOD, statistic="Sum", label="5xx"),
+        latency_p50=stage.metric_latency(period=PERIOD, statistic="p50", label="p50"),
+        latency_p99=stage.metric_latency(period=PERIOD, statistic="p99", label="p99"),
+    )
+
+
+def _task_metric(
+    name: str, label: str, *, dimensions: dict[str, str] | None = None
+) -> cloudwatch.Metric:
+    """A metric the tasks emit (EMF, tasks/core/observability.py), summed per period."""
+    return cloudwatch.Metric(
+        namespace=NAMESPACE,
+        metric_name=name,
+        dimensions_map={SERVICE_DIMENSION: SERVICE, **(dimensions or {})},
+        statistic="Sum",
+        period=PERIOD,
+        label=label,
+    )
+
+
+def _rejections_by_reason() -> cloudwatch.MathExpression:
+    """One series per rejection reason, whatever reasons the tasks report."""
+    return cloudwatch.MathExpression(
+        expression=(
+            f"SEARCH('{{{NAMESPACE},{REASON_DIMENSION},{SERVICE_DIMENSION}}} "
+            f'MetricName="{REJECTIONS}" {SERVICE_DIMENSION}="{SERVICE}"\', '
+            f"'Sum', {PERIOD.to_seconds()})"
+        ),
+        using_metrics={},
+        label="",  # each series is labelled by its reason
+        period=PERIOD,
+    )
+
+
+def _workflow_failures(
+    failed: cloudwatch.Metric, timed_out: cloudwatch.Metric
+) -> cloudwatch.MathExpression:
+    """Failed or timed-out executions minus the client rejections, which end in a Fail state
+    too (Rejected) but are the request's fault, not the service's."""
+    # A search expression cannot drive an alarm: the client reasons are named one by one.
+    client_rejections = {
+        f"rejected{index}": _task_metric(REJECTIONS, reason, dimensions={REASON_DIMENSION: reason})
+        for index, reason in enumerate(CLIENT_ERROR_NAMES)
+    }
+    return cloudwatch.MathExpression(
+        expression="FILL(failed, 0) + FILL(timedOut, 0) - ("
+        + " + ".join(f"FILL({name}, 0)" for name in client_rejections)
+        + ")",
+        using_metrics={"failed": failed, "timedOut": timed_out, **client_rejections},
+        label="Failed or timed out, not rejected",
+        period=PERIOD,
+    )
+
+
+def _service_row(metrics: _Metrics) -> list[cloudwatch.IWidget]:
+    return [
+        cloudwatch.GraphWidget(title="Uploads stored", left=[metrics.uploads], width=6),
+        cloudwatch.GraphWidget(title="Bytes stored", left=[metrics.bytes_stored], width=6),
+        cloudwatch.GraphWidget(
+            title="Rejections by reason", left=[metrics.rejections_by_reason], width=6
+        ),
+        cloudwatch.GraphWidget(
+            title="Compensations",
+            left=[metrics.compensations, metrics.compensation_failures],
+            width=6,
+        ),
+    ]
+
+
+def _api_and_execution_row(metrics: _Metrics) -> list[cloudwatch.IWidget]:
+    budget = [
+        cloudwatch.HorizontalAnnotation(value=API_TIMEOUT_MS, label="29 s API budget"),
+        cloudwatch.HorizontalAnnotation(
+            value=LATENCY_P99_THRESHOLD_MS, label="p99 alarm", color="#ff7f0e"
+        ),
+    ]
+    return [
+        cloudwatch.GraphWidget(
+            title="API requests",
+            left=[metrics.api_count],
+            right=[metrics.api_4xx, metrics.api_5xx],
+            width=8,
+        ),
+        cloudwatch.GraphWidget(
+            title="API latency (ms)",
+            left=[metrics.latency_p50, metrics.latency_p99],
+            left_annotations=budget,
+            left_y_axis=cloudwatch.YAxisProps(min=0, max=API_TIMEOUT_MS + 1_000),
+            width=8,
+        ),
+        cloudwatch.GraphWidget(
+            title="Executions",
+            left=[
+                metrics.executions_succeeded,
+                metrics.executions_failed,
+                metrics.executions_timed_out,
+            ],
+            width=8,
+        ),
+    ]
+
+
+def _task_and_alarm_row(
+    functions: TaskFunctions, alarms: list[cloudwatch.Alarm]
+) -> list[cloudwatch.IWidget]:
+    # Lambda Errors gets no alarm (see the module docstring) but is worth seeing.
+    return [
+        cloudwatch.GraphWidget(
+            title="Task errors and throttles",
+            left=[
+                task.function.metric_errors(
+                    period=PERIOD, statistic="Sum", label=f"{task.spec.title} errors"
+                )
+                for task in functions.all
+            ],
+            right=[
+                task.function.metric_throttles(
+                    period=PERIOD, statistic="Sum", label=f"{task.spec.title} throttles"
+                )
+                for task in functions.all
+            ],
+            width=12,
+        ),
+        cloudwatch.AlarmStatusWidget(title="Alarms", alarms=alarms, width=12),
+    ]

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from aws_cdk import RemovalPolicy
 from constructs import Node
 
 from tasks.contract.content_types import parse_allowlist
@@ -71,6 +72,11 @@ class Settings:
     # per task on the alias, billed while idle. Lambda does not combine the two.
     snap_start: bool = False
     provisioned_concurrency: int = 0
+
+    @property
+    def removal_policy(self) -> RemovalPolicy:
+        """What stack deletion does to the data resources (bucket, table, keys, log groups)."""
+        return RemovalPolicy.DESTROY if self.destroy_on_delete else RemovalPolicy.RETAIN
 
     @classmethod
     def from_context(cls, get: Callable[[str], Any]) -> Settings:

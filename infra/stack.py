@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, RemovalPolicy, Stack
+from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from infra.api import UploadApi
@@ -24,33 +24,17 @@ class UploadServiceStack(Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.settings = settings
-        removal = RemovalPolicy.DESTROY if settings.destroy_on_delete else RemovalPolicy.RETAIN
-
-        storage = Storage(self, "Storage", destroy_on_delete=settings.destroy_on_delete)
-        functions = TaskFunctions(
-            self,
-            "Tasks",
-            storage=storage,
-            destroy_on_delete=settings.destroy_on_delete,
-            allowed_content_types=settings.allowed_content_types,
-            snap_start=settings.snap_start,
-            provisioned_concurrency=settings.provisioned_concurrency,
-        )
+        storage = Storage(self, "Storage", settings=settings)
+        functions = TaskFunctions(self, "Tasks", storage=storage, settings=settings)
         workflow = UploadWorkflow(
-            self,
-            "Workflow",
-            functions=functions,
-            logs_key=storage.logs_key,
-            include_execution_data=settings.log_execution_data,
-            removal_policy=removal,
+            self, "Workflow", functions=functions, logs_key=storage.logs_key, settings=settings
         )
         api = UploadApi(
             self,
             "Edge",
             state_machine=workflow.state_machine,
-            settings=settings,
             logs_key=storage.logs_key,
-            removal_policy=removal,
+            settings=settings,
         )
         monitoring = Monitoring(
             self,
@@ -60,7 +44,17 @@ class UploadServiceStack(Stack):
             functions=functions,
             settings=settings,
         )
+        self._add_outputs(storage, functions, workflow, api, monitoring)
 
+    def _add_outputs(
+        self,
+        storage: Storage,
+        functions: TaskFunctions,
+        workflow: UploadWorkflow,
+        api: UploadApi,
+        monitoring: Monitoring,
+    ) -> None:
+        """What operators and the CLI look up after a deploy: endpoints, names, ARNs."""
         outputs: dict[str, str] = {
             "ApiUrl": api.url,
             "StateMachineArn": workflow.state_machine.state_machine_arn,

@@ -28,14 +28,16 @@ into Compensate like any other Store failure.
 Compensate gets ``attempt`` too: a transient failure on its first attempt raises
 TransientStorageError (its Retry, counted above as 3 + 1 + 3 s, runs it again: every step is
 idempotent); only the last attempt reports an orphan and fails with CompensationFailed.
-Record's SDK budget (one attempt, connect + read timeouts: tasks.core.aws.RECORD_CLIENT_CONFIG)
-is strictly below its 2 s timeout, so a slow DynamoDB makes Record fail as a task error, not a
+Record's SDK budget (one attempt, connect + read timeouts: tasks.contract.timing.RECORD_SDK) is
+strictly below its 2 s timeout, so a slow DynamoDB makes Record fail as a task error, not a
 Lambda timeout, and a write that landed anyway is undone by Compensate (tasks/record.py).
 """
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from dataclasses import dataclass
+
+from aws_cdk import Duration
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
@@ -44,6 +46,7 @@ from constructs import Construct
 from infra.compliance import acknowledge
 from infra.functions import TaskFunction, TaskFunctions, logical_id
 from infra.log_groups import encrypted_log_group
+from infra.settings import Settings
 from tasks.contract.errors import (
     CLIENT_ERROR_NAMES,
     INTERNAL_ERROR,
@@ -51,6 +54,19 @@ from tasks.contract.errors import (
     ORPHAN_REPORTED_MESSAGE,
     CompensationFailed,
     TransientStorageError,
+)
+from tasks.contract.names import (
+    ALREADY_UPLOADED_STATE,
+    COMPENSATE_STATE,
+    COMPENSATION_FAILED_STATE,
+    DISCARD_FILE_CONTENT_STATE,
+    RECORD_STATE,
+    REJECTED_STATE,
+    REPLAYED_STATE,
+    STORE_STATE,
+    UPLOAD_FAILED_STATE,
+    UPLOADED_STATE,
+    VALIDATE_STATE,
 )
 from tasks.contract.timing import TASK_RETRY  # shared with compensate (a retry remains?)
 
@@ -63,6 +79,15 @@ LAMBDA_SERVICE_ERRORS: tuple[str, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class _FailStates:
+    """Where a failed upload ends: the states several tasks' catches lead to."""
+
+    rejected: sfn.Fail  # a client error (4xx); nothing was stored
+    upload_failed: sfn.Fail  # any other failure; anything stored has been compensated
+    compensation_failed: sfn.Fail  # compensation failed too; the orphan has been reported
+
+
 class UploadWorkflow(Construct):
     def __init__(
         self,
@@ -71,28 +96,48 @@ class UploadWorkflow(Construct):
         *,
         functions: TaskFunctions,
         logs_key: kms.IKey,
-        include_execution_data: bool,
-        removal_policy: RemovalPolicy,
+        settings: Settings,
     ) -> None:
         super().__init__(scope, construct_id)
-
-        # A client error replaces the request body (``ResultPath: $.body``): nothing more is done
-        # with the body, and an error cause beside a large file could exceed the 256 KiB state.
-        rejected = sfn.Fail(self, "Rejected", error_path="$.body.Error", cause_path="$.body.Cause")
-        upload_failed = sfn.Fail(
-            self, "UploadFailed", error=INTERNAL_ERROR, cause=INTERNAL_ERROR_MESSAGE
+        fail = self._build_fail_states()
+        # Built before the happy path: Store's and Record's catches lead to it.
+        compensate = self._build_compensate(functions.compensate, fail)
+        definition = (
+            self._build_validate(functions.validate, fail)
+            .next(self._build_store(functions.store, fail, compensate))
+            .next(self._build_discard_file_content())
+            .next(self._build_already_uploaded(self._build_record(functions.record, compensate)))
         )
-        compensation_failed = sfn.Fail(
-            self,
-            "CompensationFailed",
-            error=CompensationFailed.__name__,
-            cause=ORPHAN_REPORTED_MESSAGE,
+        self.log_group = encrypted_log_group(
+            self, "LogGroup", key=logs_key, removal_policy=settings.removal_policy
+        )
+        self.state_machine = self._build_state_machine(definition, settings)
+        self._add_acknowledgements(functions)
+
+    def _build_fail_states(self) -> _FailStates:
+        return _FailStates(
+            # A client error replaces the request body (``ResultPath: $.body``): nothing more is
+            # done with the body, and an error cause beside a large file could exceed the 256 KiB
+            # state.
+            rejected=sfn.Fail(
+                self, REJECTED_STATE, error_path="$.body.Error", cause_path="$.body.Cause"
+            ),
+            upload_failed=sfn.Fail(
+                self, UPLOAD_FAILED_STATE, error=INTERNAL_ERROR, cause=INTERNAL_ERROR_MESSAGE
+            ),
+            compensation_failed=sfn.Fail(
+                self,
+                COMPENSATION_FAILED_STATE,
+                error=CompensationFailed.__name__,
+                cause=ORPHAN_REPORTED_MESSAGE,
+            ),
         )
 
+    def _build_validate(self, task: TaskFunction, fail: _FailStates) -> tasks.LambdaInvoke:
         validate = _invoke(
             self,
-            "Validate",
-            functions.validate,
+            VALIDATE_STATE,
+            task,
             payload={
                 "requestId": sfn.JsonPath.string_at("$.requestId"),
                 "idempotencyKey": sfn.JsonPath.string_at("$.idempotencyKey"),
@@ -102,13 +147,17 @@ class UploadWorkflow(Construct):
             result_path="$.upload",
             transient_errors=(),
         )
-        validate.add_catch(rejected, errors=list(CLIENT_ERROR_NAMES), result_path="$.body")
-        validate.add_catch(upload_failed, errors=[sfn.Errors.ALL], result_path="$.error")
+        validate.add_catch(fail.rejected, errors=list(CLIENT_ERROR_NAMES), result_path="$.body")
+        validate.add_catch(fail.upload_failed, errors=[sfn.Errors.ALL], result_path="$.error")
+        return validate
 
+    def _build_store(
+        self, task: TaskFunction, fail: _FailStates, compensate: tasks.LambdaInvoke
+    ) -> tasks.LambdaInvoke:
         store = _invoke(
             self,
-            "Store",
-            functions.store,
+            STORE_STATE,
+            task,
             payload={
                 "requestId": sfn.JsonPath.string_at("$.requestId"),
                 "upload": sfn.JsonPath.object_at("$.upload"),
@@ -123,14 +172,23 @@ class UploadWorkflow(Construct):
             # body replayed for an idempotent repeat, never sits beside the file.
             result_path="$.body",
         )
+        # A failed Store's error replaces the request body: the file is no longer needed, and a
+        # long error cause beside it could push the state over 256 KiB, which no Catch handles
+        # (States.DataLimitExceeded) — Compensate would never run.
+        # An IdempotencyConflict comes from the claim, before the PUT: nothing to undo, so it ends
+        # in Rejected (409) without Compensate.
+        store.add_catch(fail.rejected, errors=list(CLIENT_ERROR_NAMES), result_path="$.body")
+        store.add_catch(compensate, errors=[sfn.Errors.ALL], result_path="$.body")
+        return store
 
-        # From here on the file's bytes are gone from the state: Record and Compensate never
-        # carry them (two copies of a large file would break the 256 KiB state limit). Store's
-        # result moves to $.stored; the raw Idempotency-Key and caller stay behind (the upload
-        # carries their hash).
-        discard = sfn.Pass(
+    def _build_discard_file_content(self) -> sfn.Pass:
+        """From here on the file's bytes are gone from the state: Record and Compensate never
+        carry them (two copies of a large file would break the 256 KiB state limit). Store's
+        result moves to $.stored; the raw Idempotency-Key and caller stay behind (the upload
+        carries their hash)."""
+        return sfn.Pass(
             self,
-            "DiscardFileContent",
+            DISCARD_FILE_CONTENT_STATE,
             parameters={
                 "requestId": sfn.JsonPath.string_at("$.requestId"),
                 "upload": sfn.JsonPath.object_at("$.upload"),
@@ -138,15 +196,24 @@ class UploadWorkflow(Construct):
             },
         )
 
-        # Store found this Idempotency-Key completed with the same body: its result is the first
-        # request's success body, and nothing was stored.
-        replayed = sfn.Succeed(self, "Replayed", output_path="$.stored.receipt")
-        already_uploaded = sfn.Choice(self, "AlreadyUploaded")
+    def _build_already_uploaded(self, record: tasks.LambdaInvoke) -> sfn.Choice:
+        """Record, unless Store found this Idempotency-Key completed with the same body: then
+        Store's result is the first request's success body (Replayed), and nothing was stored."""
+        already_uploaded = sfn.Choice(self, ALREADY_UPLOADED_STATE)
+        replay = sfn.Condition.and_(
+            sfn.Condition.is_present("$.stored.replay"),
+            sfn.Condition.boolean_equals("$.stored.replay", True),
+        )
+        replayed = sfn.Succeed(self, REPLAYED_STATE, output_path="$.stored.receipt")
+        return already_uploaded.when(replay, replayed).otherwise(record)
 
+    def _build_record(
+        self, task: TaskFunction, compensate: tasks.LambdaInvoke
+    ) -> tasks.LambdaInvoke:
         record = _invoke(
             self,
-            "Record",
-            functions.record,
+            RECORD_STATE,
+            task,
             payload={
                 "requestId": sfn.JsonPath.string_at("$.requestId"),
                 "upload": sfn.JsonPath.object_at("$.upload"),
@@ -154,12 +221,15 @@ class UploadWorkflow(Construct):
             },
             result_path="$.receipt",
         )
-        uploaded = sfn.Succeed(self, "Uploaded", output_path="$.receipt")
+        record.add_catch(compensate, errors=[sfn.Errors.ALL], result_path="$.error")
+        record.next(sfn.Succeed(self, UPLOADED_STATE, output_path="$.receipt"))
+        return record
 
+    def _build_compensate(self, task: TaskFunction, fail: _FailStates) -> tasks.LambdaInvoke:
         compensate = _invoke(
             self,
-            "Compensate",
-            functions.compensate,
+            COMPENSATE_STATE,
+            task,
             payload={
                 "requestId": sfn.JsonPath.string_at("$.requestId"),
                 # A transient failure with a retry still to come is left to that retry; the
@@ -176,33 +246,15 @@ class UploadWorkflow(Construct):
             result_path="$.compensation",
         )
         compensate.add_catch(
-            compensation_failed, errors=[sfn.Errors.ALL], result_path="$.compensationError"
+            fail.compensation_failed, errors=[sfn.Errors.ALL], result_path="$.compensationError"
         )
-        compensate.next(upload_failed)
+        compensate.next(fail.upload_failed)
+        return compensate
 
-        # A failed Store's error replaces the request body: the file is no longer needed, and a
-        # long error cause beside it could push the state over 256 KiB, which no Catch handles
-        # (States.DataLimitExceeded) — Compensate would never run.
-        # An IdempotencyConflict comes from the claim, before the PUT: nothing to undo, so it ends
-        # in Rejected (409) without Compensate.
-        store.add_catch(rejected, errors=list(CLIENT_ERROR_NAMES), result_path="$.body")
-        store.add_catch(compensate, errors=[sfn.Errors.ALL], result_path="$.body")
-        record.add_catch(compensate, errors=[sfn.Errors.ALL], result_path="$.error")
-
-        record.next(uploaded)
-        already_uploaded.when(
-            sfn.Condition.and_(
-                sfn.Condition.is_present("$.stored.replay"),
-                sfn.Condition.boolean_equals("$.stored.replay", True),
-            ),
-            replayed,
-        ).otherwise(record)
-        definition = validate.next(store).next(discard).next(already_uploaded)
-
-        self.log_group = encrypted_log_group(
-            self, "LogGroup", key=logs_key, removal_policy=removal_policy
-        )
-        self.state_machine = sfn.StateMachine(
+    def _build_state_machine(
+        self, definition: sfn.IChainable, settings: Settings
+    ) -> sfn.StateMachine:
+        return sfn.StateMachine(
             self,
             "StateMachine",
             state_machine_type=sfn.StateMachineType.EXPRESS,
@@ -212,10 +264,14 @@ class UploadWorkflow(Construct):
             logs=sfn.LogOptions(
                 destination=self.log_group,
                 level=sfn.LogLevel.ALL,
-                include_execution_data=include_execution_data,
+                # Copies execution input (the file!) into every log event: debugging only.
+                include_execution_data=settings.log_execution_data,
             ),
             comment="Upload: validate, store, record; compensate a stored file on failure",
         )
+
+    def _add_acknowledgements(self, functions: TaskFunctions) -> None:
+        """cdk-nag's wildcard findings on the state machine's role, each with its reason."""
         role = self.state_machine.role
         for task in functions.all:
             if task.alias is not None:

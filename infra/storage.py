@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -10,6 +10,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.compliance import acknowledge, skip_checkov
+from infra.settings import Settings
 from tasks.contract import idempotency
 from tasks.contract.keys import UPLOAD_PREFIX
 
@@ -20,27 +21,71 @@ ACCESS_LOG_RETENTION_DAYS = 365
 class Storage(Construct):
     """Where uploads and their metadata live, each encrypted with its own rotating CMK."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, destroy_on_delete: bool) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, settings: Settings) -> None:
         super().__init__(scope, construct_id)
-        removal = RemovalPolicy.DESTROY if destroy_on_delete else RemovalPolicy.RETAIN
-
-        self.bucket_key = kms.Key(
-            self,
-            "UploadBucketKey",
-            description="Upload bucket objects (SSE-KMS with S3 Bucket Keys)",
-            enable_key_rotation=True,
-            removal_policy=removal,
+        self._settings = settings
+        # One key per kind of data, so each key's policy and grants name only that data's users.
+        self.bucket_key = self._build_key(
+            "UploadBucketKey", "Upload bucket objects (SSE-KMS with S3 Bucket Keys)"
         )
-        self.table_key = kms.Key(
-            self,
-            "MetadataTableKey",
-            description="Upload metadata and idempotency tables",
-            enable_key_rotation=True,
-            removal_policy=removal,
+        self.table_key = self._build_key(
+            "MetadataTableKey", "Upload metadata and idempotency tables"
         )
-        self.logs_key = _logs_key(self, "LogsKey", removal=removal)
+        self.logs_key = self._build_logs_key()
+        self.access_log_bucket = self._build_access_log_bucket()
+        self.bucket = self._build_upload_bucket()
+        if settings.destroy_on_delete:
+            # auto_delete_objects (above) added CDK's provider function: answer checkov for it.
+            _skip_checkov_on_auto_delete_provider(Stack.of(self))
+        self.table = self._build_metadata_table()
+        self.idempotency_table = self._build_idempotency_table()
 
-        self.access_log_bucket = s3.Bucket(
+    def uploads_arn(self) -> str:
+        """ARN pattern of every object under the uploads prefix."""
+        return self.bucket.arn_for_objects(f"{UPLOAD_PREFIX}*")
+
+    def _build_key(self, construct_id: str, description: str) -> kms.Key:
+        return kms.Key(
+            self,
+            construct_id,
+            description=description,
+            enable_key_rotation=True,
+            removal_policy=self._settings.removal_policy,
+        )
+
+    def _build_logs_key(self) -> kms.Key:
+        """A CMK CloudWatch Logs may use for this account's and region's log groups only."""
+        stack = Stack.of(self)
+        key = self._build_key("LogsKey", "CloudWatch Logs log groups of the upload service")
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchLogs",
+                principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
+                actions=[
+                    "kms:Encrypt*",
+                    "kms:Decrypt*",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:Describe*",
+                ],
+                resources=["*"],
+                conditions={
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
+                            service="logs",
+                            resource="log-group",
+                            resource_name="*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    }
+                },
+            )
+        )
+        return key
+
+    def _build_access_log_bucket(self) -> s3.Bucket:
+        """The upload bucket's server access log destination, not logged itself."""
+        bucket = s3.Bucket(
             self,
             "AccessLogBucket",
             # S3 server access logging only delivers to SSE-S3 buckets, not SSE-KMS.
@@ -55,29 +100,34 @@ class Storage(Construct):
                     abort_incomplete_multipart_upload_after=Duration.days(1),
                 )
             ],
-            removal_policy=removal,
-            auto_delete_objects=destroy_on_delete,
+            removal_policy=self._settings.removal_policy,
+            auto_delete_objects=self._settings.destroy_on_delete,
         )
         acknowledge(
-            self.access_log_bucket,
+            bucket,
             "AwsSolutions-S1",
             "this bucket is the server access log destination of the upload bucket; "
             "logging it to itself would recurse.",
         )
         skip_checkov(
-            self.access_log_bucket,
+            bucket,
             "CKV_AWS_18",
             "This bucket is the server access log destination of the upload bucket; logging it "
             "to itself would recurse.",
         )
         skip_checkov(
-            self.access_log_bucket,
+            bucket,
             "CKV_AWS_21",
             "Server access logs are written once under unique keys by the S3 logging service "
             "and expire by lifecycle; versions would only keep expired logs as noncurrent ones.",
         )
+        return bucket
 
-        self.bucket = s3.Bucket(
+    def _build_upload_bucket(self) -> s3.Bucket:
+        """Versioned: Compensate (and a retried Store) deletes exactly the versions a request
+        stored, by VersionId; a key written again keeps its earlier file as a noncurrent
+        version until the lifecycle rule expires it."""
+        return s3.Bucket(
             self,
             "UploadBucket",
             versioned=True,
@@ -96,85 +146,53 @@ class Storage(Construct):
                     abort_incomplete_multipart_upload_after=Duration.days(1),
                 )
             ],
-            removal_policy=removal,
-            auto_delete_objects=destroy_on_delete,
+            removal_policy=self._settings.removal_policy,
+            auto_delete_objects=self._settings.destroy_on_delete,
         )
-        if destroy_on_delete:
-            _skip_checkov_on_auto_delete_provider(Stack.of(self))
 
-        self.table = dynamodb.Table(
-            self,
+    def _build_metadata_table(self) -> dynamodb.Table:
+        """One item per (productId, productName), written by Record."""
+        return self._build_table(
             "MetadataTable",
             partition_key=dynamodb.Attribute(name="productId", type=dynamodb.AttributeType.STRING),
             sort_key=dynamodb.Attribute(name="productName", type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
-            encryption_key=self.table_key,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            removal_policy=removal,
         )
 
-        # Idempotency-Key claims (tasks.contract.idempotency has the protocol and why it is not
-        # Powertools' @idempotent): one item per (caller, key), hashed; expired items are
-        # ignored by every condition and deleted by TTL eventually.
-        self.idempotency_table = dynamodb.Table(
-            self,
+    def _build_idempotency_table(self) -> dynamodb.Table:
+        """Idempotency-Key claims (tasks.contract.idempotency has the protocol and why it is not
+        Powertools' @idempotent): one item per (caller, key), hashed; expired items are ignored
+        by every condition and deleted by TTL eventually."""
+        return self._build_table(
             "IdempotencyTable",
             partition_key=dynamodb.Attribute(
                 name=idempotency.KEY_ATTRIBUTE, type=dynamodb.AttributeType.STRING
             ),
+            time_to_live_attribute=idempotency.EXPIRES_ATTRIBUTE,
+        )
+
+    def _build_table(
+        self,
+        construct_id: str,
+        *,
+        partition_key: dynamodb.Attribute,
+        sort_key: dynamodb.Attribute | None = None,
+        time_to_live_attribute: str | None = None,
+    ) -> dynamodb.Table:
+        """On-demand, encrypted with the table key, with point-in-time recovery."""
+        return dynamodb.Table(
+            self,
+            construct_id,
+            partition_key=partition_key,
+            sort_key=sort_key,
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
             encryption_key=self.table_key,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
             ),
-            time_to_live_attribute=idempotency.EXPIRES_ATTRIBUTE,
-            removal_policy=removal,
+            time_to_live_attribute=time_to_live_attribute,
+            removal_policy=self._settings.removal_policy,
         )
-
-    def uploads_arn(self) -> str:
-        """ARN pattern of every object under the uploads prefix."""
-        return self.bucket.arn_for_objects(f"{UPLOAD_PREFIX}*")
-
-
-def _logs_key(scope: Construct, construct_id: str, *, removal: RemovalPolicy) -> kms.Key:
-    """A CMK CloudWatch Logs may use for this account's and region's log groups only."""
-    stack = Stack.of(scope)
-    key = kms.Key(
-        scope,
-        construct_id,
-        description="CloudWatch Logs log groups of the upload service",
-        enable_key_rotation=True,
-        removal_policy=removal,
-    )
-    key.add_to_resource_policy(
-        iam.PolicyStatement(
-            sid="AllowCloudWatchLogs",
-            principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
-            actions=[
-                "kms:Encrypt*",
-                "kms:Decrypt*",
-                "kms:ReEncrypt*",
-                "kms:GenerateDataKey*",
-                "kms:Describe*",
-            ],
-            resources=["*"],
-            conditions={
-                "ArnLike": {
-                    "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
-                        service="logs",
-                        resource="log-group",
-                        resource_name="*",
-                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                    )
-                }
-            },
-        )
-    )
-    return key
 
 
 def _skip_checkov_on_auto_delete_provider(stack: Stack) -> None:
