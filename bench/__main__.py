@@ -19,11 +19,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from tasks.contract import names
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 OUTPUT_DIR = Path(__file__).resolve().parent / "output"
 KB = 1024
 SECTIONS = ("cold", "warm", "payload", "load")
-TASKS = ("validate", "store", "record", "compensate")
+TASKS = names.TASKS
 
 # Targets (issue "Performance: cold starts, warm cost and local throughput, measured").
 VALIDATE_COLD_RATIO = 0.3

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Final
 
 from infra import bundling, functions
+from tasks.contract import names
 
 PROJECT_ROOT: Final = Path(__file__).resolve().parent.parent
 BUILD_DIR: Final = PROJECT_ROOT / ".build"
@@ -56,15 +57,18 @@ TASK_CLIENTS: Final[dict[str, tuple[str, ...]]] = {
 TASK_ENVIRONMENT: Final[dict[str, dict[str, str]]] = {
     "validate": {},
     "store": {
-        "UPLOAD_BUCKET_NAME": "bench-bucket",
-        "UPLOAD_KEY_ARN": "arn:aws:kms:us-east-1:123456789012:key/bench",
-        "IDEMPOTENCY_TABLE_NAME": "bench-claims",
+        names.UPLOAD_BUCKET_NAME: "bench-bucket",
+        names.UPLOAD_KEY_ARN: "arn:aws:kms:us-east-1:123456789012:key/bench",
+        names.IDEMPOTENCY_TABLE_NAME: "bench-claims",
     },
-    "record": {"METADATA_TABLE_NAME": "bench-table", "IDEMPOTENCY_TABLE_NAME": "bench-claims"},
+    "record": {
+        names.METADATA_TABLE_NAME: "bench-table",
+        names.IDEMPOTENCY_TABLE_NAME: "bench-claims",
+    },
     "compensate": {
-        "UPLOAD_BUCKET_NAME": "bench-bucket",
-        "METADATA_TABLE_NAME": "bench-table",
-        "IDEMPOTENCY_TABLE_NAME": "bench-claims",
+        names.UPLOAD_BUCKET_NAME: "bench-bucket",
+        names.METADATA_TABLE_NAME: "bench-table",
+        names.IDEMPOTENCY_TABLE_NAME: "bench-claims",
     },
 }
 

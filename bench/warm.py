@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from tasks.contract import names
+
 REGION: Final = "us-east-1"
-TASKS: Final = ("validate", "store", "record", "compensate")
+TASKS: Final = names.TASKS
 
 
 @dataclass
@@ -140,8 +142,8 @@ def measure(sizes: list[int], calls: int, warmup: int = 5) -> list[WarmResult]:
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
         **COMMON_ENVIRONMENT,
-        "UPLOAD_BUCKET_NAME": "bench-uploads",
-        "METADATA_TABLE_NAME": "bench-metadata",
+        names.UPLOAD_BUCKET_NAME: "bench-uploads",
+        names.METADATA_TABLE_NAME: "bench-metadata",
     }
     saved = {name: os.environ.get(name) for name in [*environment, "AWS_ENDPOINT_URL"]}
     os.environ.update(environment)
@@ -164,14 +166,14 @@ def _measure(sizes: list[int], calls: int, warmup: int) -> list[WarmResult]:
     from tasks.core.observability import logger
 
     s3 = boto3.client("s3", region_name=REGION)
-    s3.create_bucket(Bucket=os.environ["UPLOAD_BUCKET_NAME"])
+    s3.create_bucket(Bucket=os.environ[names.UPLOAD_BUCKET_NAME])
     s3.put_bucket_versioning(
-        Bucket=os.environ["UPLOAD_BUCKET_NAME"], VersioningConfiguration={"Status": "Enabled"}
+        Bucket=os.environ[names.UPLOAD_BUCKET_NAME], VersioningConfiguration={"Status": "Enabled"}
     )
     key = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["Arn"]
-    os.environ["UPLOAD_KEY_ARN"] = key
+    os.environ[names.UPLOAD_KEY_ARN] = key
     boto3.client("dynamodb", region_name=REGION).create_table(
-        TableName=os.environ["METADATA_TABLE_NAME"],
+        TableName=os.environ[names.METADATA_TABLE_NAME],
         KeySchema=[
             {"AttributeName": "productId", "KeyType": "HASH"},
             {"AttributeName": "productName", "KeyType": "RANGE"},

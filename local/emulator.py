@@ -29,6 +29,7 @@ from local.gateway import MAX_PAYLOAD_BYTES, Gateway, Request, Response
 from local.lambda_runtime import LambdaRuntime
 from local.saturation import Saturation
 from local.step_functions import SyncExecutor
+from tasks.contract import names
 
 LOG = logging.getLogger("local")
 HOST = "127.0.0.1"
@@ -272,17 +273,17 @@ class Emulator:
     @property
     def bucket_name(self) -> str:
         store = self.function("store")
-        return store.environment["UPLOAD_BUCKET_NAME"]
+        return store.environment[names.UPLOAD_BUCKET_NAME]
 
     @property
     def table_name(self) -> str:
         record = self.function("record")
-        return record.environment["METADATA_TABLE_NAME"]
+        return record.environment[names.METADATA_TABLE_NAME]
 
     @property
     def idempotency_table_name(self) -> str:
         record = self.function("record")
-        return record.environment["IDEMPOTENCY_TABLE_NAME"]
+        return record.environment[names.IDEMPOTENCY_TABLE_NAME]
 
 
 def _outputs(resolver: tpl.Resolver) -> dict[str, str]:
