@@ -1,10 +1,11 @@
-"""The four task functions, each with its own role, log group and least-privilege policy."""
+"""The task functions, each with its own role, log group and least-privilege policy."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from aws_cdk import Acknowledgment, CfnElement, Duration, Stack, Validations
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -15,8 +16,9 @@ from infra.compliance import acknowledge, skip_checkov
 from infra.log_groups import encrypted_log_group
 from infra.settings import Settings
 from infra.storage import Storage
-from tasks.contract import names
+from tasks.contract import ledger, names
 from tasks.contract.keys import UPLOAD_PREFIX
+from tasks.contract.timing import TIMINGS
 
 # Memory (and with it CPU: one full vCPU at 1,769 MB) per task, from `python -m bench`'s warm
 # split (README "Performance"). Lambda bills GB-seconds, so for CPU-bound work more memory costs
@@ -26,13 +28,13 @@ from tasks.contract.keys import UPLOAD_PREFIX
 #   call.
 # - store decodes, hashes and sends up to MAX_FILE_BYTES over TLS (~1 ms of Python per call), the
 #   rest is the S3 PUT: 1,024 MB keeps its Python part and init short without paying for idle CPU.
-# - record and compensate spend <1 ms in Python per call (the rest is DynamoDB / S3): 512 MB.
+# - record, compensate, report and the sweep spend <1 ms in Python per call (the rest is
+#   DynamoDB / S3): 512 MB.
 # Cold starts are CPU-bound at any size; the snapStart / provisionedConcurrency context flags
 # address them where they matter, not a larger memory size. No reserved concurrency.
 VALIDATE_MEMORY_MB = 1769
 STORE_MEMORY_MB = 1024
-RECORD_MEMORY_MB = 512
-COMPENSATE_MEMORY_MB = 512
+SMALL_MEMORY_MB = 512
 ALIAS_NAME = "live"  # what the state machine invokes when versions are published
 
 # Every task's environment (bench/cold.py measures cold init with this same mapping).
@@ -46,8 +48,8 @@ COMMON_ENVIRONMENT: dict[str, str] = {
 @dataclass(frozen=True)
 class TaskSpec:
     name: str  # module name under tasks/ (tasks.contract.names)
-    timeout_seconds: int  # the Lambda timeout, also the state's TimeoutSeconds
     memory_mb: int
+    scheduled: bool = False  # run by a schedule, not by the workflow
 
     @property
     def title(self) -> str:
@@ -57,13 +59,19 @@ class TaskSpec:
     def handler(self) -> str:
         return f"tasks.{self.name}.handler"
 
+    @property
+    def timeout_seconds(self) -> int:
+        """The Lambda timeout (tasks.contract.timing, where the whole time budget is)."""
+        return TIMINGS[self.name].lambda_timeout_seconds
 
-# The time budget these numbers belong to is written out in infra/state_machine.py.
-VALIDATE = TaskSpec(names.VALIDATE, 2, VALIDATE_MEMORY_MB)
-STORE = TaskSpec(names.STORE, 3, STORE_MEMORY_MB)
-RECORD = TaskSpec(names.RECORD, 2, RECORD_MEMORY_MB)
-COMPENSATE = TaskSpec(names.COMPENSATE, 3, COMPENSATE_MEMORY_MB)
-TASKS: tuple[TaskSpec, ...] = (VALIDATE, STORE, RECORD, COMPENSATE)
+
+VALIDATE = TaskSpec(names.VALIDATE, VALIDATE_MEMORY_MB)
+STORE = TaskSpec(names.STORE, STORE_MEMORY_MB)
+RECORD = TaskSpec(names.RECORD, SMALL_MEMORY_MB)
+COMPENSATE = TaskSpec(names.COMPENSATE, SMALL_MEMORY_MB)
+REPORT = TaskSpec(names.REPORT, SMALL_MEMORY_MB)
+SWEEP = TaskSpec(names.SWEEP, SMALL_MEMORY_MB, scheduled=True)
+TASKS: tuple[TaskSpec, ...] = (VALIDATE, STORE, RECORD, COMPENSATE, REPORT, SWEEP)
 
 # What every task function's acknowledgements of the runtime findings say.
 _RUNTIME_REASON = (
@@ -136,7 +144,11 @@ class TaskFunction(Construct):
             role=self.role,
             timeout=Duration.seconds(self.spec.timeout_seconds),
             memory_size=self.spec.memory_mb,
-            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if settings.snap_start else None,
+            snap_start=(
+                lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS
+                if settings.snap_start and not self.spec.scheduled
+                else None
+            ),
             tracing=lambda_.Tracing.ACTIVE,
             log_group=self.log_group,
             environment={**COMMON_ENVIRONMENT, **environment},
@@ -144,8 +156,9 @@ class TaskFunction(Construct):
         )
 
     def _build_alias(self, settings: Settings) -> lambda_.Alias | None:
-        """The alias ``live`` on the current version, when a cold-start option is on."""
-        if not (settings.snap_start or settings.provisioned_concurrency):
+        """The alias ``live`` on the current version, when a cold-start option is on (for the
+        workflow's tasks: a scheduled run every few minutes gains nothing from either)."""
+        if self.spec.scheduled or not (settings.snap_start or settings.provisioned_concurrency):
             return None
         alias = lambda_.Alias(
             self,
@@ -176,21 +189,23 @@ class TaskFunction(Construct):
         )
         acknowledge(self.function, "AwsSolutions-L1", _RUNTIME_REASON)
         acknowledge(self.function, "Serverless-LambdaLatestVersion", _RUNTIME_REASON)
-        acknowledge(
-            self.function,
-            "Serverless-LambdaDLQ",
-            "invoked synchronously by Step Functions only; every failure is caught by the "
-            "state machine (compensated or reported), never queued for a retry.",
+        acknowledge(self.function, "Serverless-LambdaDLQ", self._no_dlq_reason())
+
+    def _no_dlq_reason(self) -> str:
+        if self.spec.scheduled:
+            return (
+                "a scheduled sweep: a run that fails is done again by the next run a few minutes "
+                "later, which finds the same open intents; its errors alarm."
+            )
+        return (
+            "invoked synchronously by Step Functions only (a DLQ applies to asynchronous "
+            "invocations); every failure returns to the state machine, which compensates, "
+            "reports or fails."
         )
 
     def _add_checkov_skips(self) -> None:
         """checkov checks that do not apply to a task function, each with its reason."""
-        skip_checkov(
-            self.function,
-            "CKV_AWS_116",
-            "No DLQ: invoked synchronously by Step Functions only (a DLQ applies to asynchronous "
-            "invocations); every failure returns to the state machine, which compensates or fails.",
-        )
+        skip_checkov(self.function, "CKV_AWS_116", f"No DLQ: {self._no_dlq_reason()}")
         skip_checkov(
             self.function,
             "CKV_AWS_117",
@@ -214,7 +229,7 @@ class TaskFunction(Construct):
 
 
 class TaskFunctions(Construct):
-    """The four task functions sharing one code asset and one dependencies layer."""
+    """The task functions, sharing one code asset and one dependencies layer."""
 
     def __init__(
         self, scope: Construct, construct_id: str, *, storage: Storage, settings: Settings
@@ -222,23 +237,30 @@ class TaskFunctions(Construct):
         super().__init__(scope, construct_id)
         self._storage = storage
         self._settings = settings
-        # One code asset for all four: each handler imports from the same tasks/ package.
+        # One code asset for all: each handler imports from the same tasks/ package.
         self._code = bundling.tasks_code()
         self.layer = self._build_layer()
         self.validate = self._build_task(VALIDATE)
         self.store = self._build_task(STORE)
         self.record = self._build_task(RECORD)
         self.compensate = self._build_task(COMPENSATE)
-        self.all: tuple[TaskFunction, ...] = (
+        self.report = self._build_task(REPORT)
+        self.sweep = self._build_task(SWEEP)
+        # What the state machine invokes, and every function of the stack.
+        self.workflow: tuple[TaskFunction, ...] = (
             self.validate,
             self.store,
             self.record,
             self.compensate,
+            self.report,
         )
+        self.all: tuple[TaskFunction, ...] = (*self.workflow, self.sweep)
         # validate gets no AWS permission: it checks the request in memory (logs and X-Ray only).
         self._grant_store()
         self._grant_record()
         self._grant_compensate()
+        self._grant_report()
+        self._grant_sweep()
 
     def _build_layer(self) -> lambda_.LayerVersion:
         return lambda_.LayerVersion(
@@ -263,20 +285,27 @@ class TaskFunctions(Construct):
         )
 
     def _environment(self, spec: TaskSpec) -> dict[str, str]:
-        """The names of the resources a task reads (tasks.contract.names), and nothing else."""
+        """The names of the resources a task reads (tasks.contract.names), and its settings."""
         storage = self._storage
         bucket = {names.UPLOAD_BUCKET_NAME: storage.bucket.bucket_name}
         bucket_key = {names.UPLOAD_KEY_ARN: storage.bucket_key.key_arn}
         metadata = {names.METADATA_TABLE_NAME: storage.table.table_name}
         claims = {names.IDEMPOTENCY_TABLE_NAME: storage.idempotency_table.table_name}
+        intents = {names.LEDGER_TABLE_NAME: storage.ledger_table.table_name}
         # Without an allowlist the variable is absent: validate accepts any content type.
         allowed = self._settings.allowed_content_types
         allowlist = {names.ALLOWED_CONTENT_TYPES: ",".join(allowed)} if allowed else {}
+        sweep = {
+            names.ORPHAN_GRACE_SECONDS: str(self._settings.orphan_grace_seconds),
+            names.SWEEP_DELETES_ORPHANS: str(self._settings.sweep_deletes_orphans).lower(),
+        }
         environments = {
             VALIDATE: allowlist,
-            STORE: {**bucket, **bucket_key, **claims},
-            RECORD: {**metadata, **claims},
-            COMPENSATE: {**bucket, **metadata, **claims},
+            STORE: {**bucket, **bucket_key, **claims, **intents},
+            RECORD: {**metadata, **claims, **intents},
+            COMPENSATE: {**bucket, **metadata, **claims, **intents},
+            REPORT: {**bucket, **metadata, **intents},
+            SWEEP: {**metadata, **intents, **sweep},
         }
         return environments[spec]
 
@@ -284,13 +313,17 @@ class TaskFunctions(Construct):
         storage = self._storage
         role = self.store.role
         # Claim the Idempotency-Key before the PUT (a conditional PutItem returning the held
-        # claim; GetItem only if a service does not return it).
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["dynamodb:PutItem", "dynamodb:GetItem"],
-                resources=[storage.idempotency_table.table_arn],
-            )
+        # claim; GetItem only if a service does not return it); give it back (DeleteItem) when
+        # another upload of the item holds its lease.
+        self._grant_table(
+            role,
+            storage.idempotency_table,
+            "dynamodb:PutItem",
+            "dynamodb:GetItem",
+            "dynamodb:DeleteItem",
         )
+        # Open the intent (UpdateItem) and take the item's lease (PutItem), one transaction.
+        self._grant_table(role, storage.ledger_table, "dynamodb:UpdateItem", "dynamodb:PutItem")
         role.add_to_policy(
             iam.PolicyStatement(actions=["s3:PutObject"], resources=[storage.uploads_arn()])
         )
@@ -302,23 +335,22 @@ class TaskFunctions(Construct):
         )
         self._grant_table_key(role)
         # A retried Store deletes the versions its earlier attempt left.
-        self._grant_finding_uploads(role)
+        self._grant_finding_uploads(role, delete=True)
 
     def _grant_record(self) -> None:
         storage = self._storage
         role = self.record.role
-        # The metadata item is written with a reversible UpdateItem (tasks.core.rollback).
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["dynamodb:UpdateItem"], resources=[storage.table.table_arn]
-            )
-        )
-        # The metadata item and the claim's completion are one TransactWriteItems, which IAM
-        # authorizes item by item (UpdateItem on each table).
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["dynamodb:UpdateItem"], resources=[storage.idempotency_table.table_arn]
-            )
+        # One TransactWriteItems, which IAM authorizes item by item: the reversible metadata
+        # write (tasks.core.rollback), the claim's completion, the commit record (UpdateItem),
+        # and the lease: released (DeleteItem) or, after a retried Store, checked.
+        self._grant_table(role, storage.table, "dynamodb:UpdateItem")
+        self._grant_table(role, storage.idempotency_table, "dynamodb:UpdateItem")
+        self._grant_table(
+            role,
+            storage.ledger_table,
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:ConditionCheckItem",
         )
         self._grant_table_key(role)
 
@@ -327,24 +359,51 @@ class TaskFunctions(Construct):
         role = self.compensate.role
         # Undo Record's write if it landed: read the item, then restore the attributes it
         # replaced (UpdateItem) or delete a first-time item (DeleteItem), both conditional.
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
-                resources=[storage.table.table_arn],
-            )
+        self._grant_table(
+            role, storage.table, "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
         )
         # Release this request's claim (conditional DeleteItem).
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["dynamodb:DeleteItem"], resources=[storage.idempotency_table.table_arn]
-            )
-        )
+        self._grant_table(role, storage.idempotency_table, "dynamodb:DeleteItem")
+        # Fence the intent (UpdateItem) and release the item's lease (DeleteItem).
+        self._grant_table(role, storage.ledger_table, "dynamodb:UpdateItem", "dynamodb:DeleteItem")
         self._grant_table_key(role)
         # Delete the versions the failed request stored.
-        self._grant_finding_uploads(role)
+        self._grant_finding_uploads(role, delete=True)
+
+    def _grant_report(self) -> None:
+        storage = self._storage
+        role = self.report.role
+        # Fence the intent; read the metadata item; find the request's versions. It deletes
+        # nothing: it reports.
+        self._grant_table(role, storage.ledger_table, "dynamodb:UpdateItem")
+        self._grant_table(role, storage.table, "dynamodb:GetItem")
+        self._grant_table_key(role)
+        self._grant_finding_uploads(role, delete=False)
+
+    def _grant_sweep(self) -> None:
+        storage = self._storage
+        role = self.sweep.role
+        deletes = self._settings.sweep_deletes_orphans
+        # Read the open intents through their index; fence and close them.
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:Query"],
+                resources=[f"{storage.ledger_table.table_arn}/index/{ledger.OPEN_INDEX}"],
+            )
+        )
+        self._grant_table(role, storage.ledger_table, "dynamodb:UpdateItem")
+        # Read the metadata item of an uncommitted request; undo it only when deleting orphans.
+        undo = ("dynamodb:UpdateItem", "dynamodb:DeleteItem") if deletes else ()
+        self._grant_table(role, storage.table, "dynamodb:GetItem", *undo)
+        self._grant_table_key(role)
+        self._grant_finding_uploads(role, delete=deletes)
+
+    @staticmethod
+    def _grant_table(role: iam.Role, table: dynamodb.ITable, *actions: str) -> None:
+        role.add_to_policy(iam.PolicyStatement(actions=list(actions), resources=[table.table_arn]))
 
     def _grant_table_key(self, role: iam.Role) -> None:
-        """Both tables share the table key (store and compensate use it for the claims only)."""
+        """Every table shares the table key."""
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["kms:GenerateDataKey", "kms:Decrypt"],
@@ -352,13 +411,15 @@ class TaskFunctions(Construct):
             )
         )
 
-    def _grant_finding_uploads(self, role: iam.Role) -> None:
-        """Find one request's versions of its key under uploads/ and delete them by VersionId
-        (tasks.core.versions)."""
+    def _grant_finding_uploads(self, role: iam.Role, *, delete: bool) -> None:
+        """Find one request's versions of its key under uploads/ (tasks.core.versions) and, with
+        ``delete``, delete them by VersionId."""
         bucket = self._storage.bucket
         role.add_to_policy(
             iam.PolicyStatement(
-                actions=["s3:DeleteObjectVersion", "s3:GetObjectVersion"],
+                actions=["s3:DeleteObjectVersion", "s3:GetObjectVersion"]
+                if delete
+                else ["s3:GetObjectVersion"],
                 resources=[self._storage.uploads_arn()],
             )
         )

@@ -28,6 +28,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_stepfunctions as sfn
@@ -36,12 +37,15 @@ from constructs import Construct
 from infra.compliance import acknowledge
 from infra.functions import TaskFunctions
 from infra.settings import Settings
-from tasks.contract.errors import CLIENT_ERROR_NAMES
+from tasks.contract.errors import CLIENT_ERROR_NAMES, CompensationFailed
 from tasks.contract.names import (
     BYTES_STORED,
+    COMPENSATION_FAILED_EXECUTIONS,
     COMPENSATION_FAILURES,
     COMPENSATIONS,
     NAMESPACE,
+    ORPHAN_VERSIONS,
+    ORPHANS_DELETED,
     REASON_DIMENSION,
     REJECTIONS,
     SERVICE,
@@ -63,7 +67,9 @@ class _Metrics:
     bytes_stored: cloudwatch.Metric
     rejections_by_reason: cloudwatch.MathExpression
     compensations: cloudwatch.Metric
-    compensation_failures: cloudwatch.Metric
+    compensation_failures: cloudwatch.MathExpression
+    orphan_versions: cloudwatch.Metric
+    orphans_deleted: cloudwatch.Metric
     # The workflow's executions.
     executions_succeeded: cloudwatch.Metric
     executions_failed: cloudwatch.Metric
@@ -86,10 +92,12 @@ class Monitoring(Construct):
         state_machine: sfn.IStateMachine,
         stage: apigw.Stage,
         functions: TaskFunctions,
+        workflow_log_group: logs.ILogGroup,
         settings: Settings,
     ) -> None:
         super().__init__(scope, construct_id)
-        metrics = _build_metrics(state_machine, stage)
+        failed_executions = self._build_compensation_failed_filter(workflow_log_group)
+        metrics = _build_metrics(state_machine, stage, failed_executions)
         self.alarms: dict[str, cloudwatch.Alarm] = {}
         # Alarms first: the notifications and the dashboard's alarm widget cover every one.
         self._add_alarms(metrics, functions)
@@ -107,9 +115,22 @@ class Monitoring(Construct):
         self._alarm(
             "CompensationFailures",
             metrics.compensation_failures,
-            "A compensation failed: an uploaded S3 object version was left behind without "
-            "metadata. The compensate task's log (CompensateLogGroupName) names the key and "
-            "version to delete.",
+            "A compensation failed: what an upload stored may remain. An ORPHAN line in the "
+            "compensate or report task's log (CompensateLogGroupName, ReportLogGroupName) names "
+            "the key, the request and the versions; `upload-ops orphans` lists what remains once "
+            "the grace period has passed, `upload-ops orphans --delete` removes it.",
+        )
+        self._alarm(
+            "OrphanVersions",
+            metrics.orphan_versions,
+            "The sweep found object versions or metadata writes that no upload committed (ORPHAN "
+            "lines in SweepLogGroupName). `upload-ops orphans` lists them, `upload-ops orphans "
+            "--delete` removes them; the alarm stays on while they remain.",
+        )
+        self._alarm(
+            "SweepErrors",
+            functions.sweep.function.metric_errors(period=PERIOD, statistic="Sum"),
+            "The orphan sweep failed (SweepLogGroupName): orphans are not being looked for.",
         )
         # Sum >= 1, not a rate: every 5xx is an upload that failed with nothing stored (or an
         # orphan reported), and at this service's volume a rate would hide isolated failures
@@ -134,6 +155,25 @@ class Monitoring(Construct):
                 f"The {task.spec.name} task function was throttled (account concurrency "
                 "exhausted?); Step Functions retries once, then the upload fails.",
             )
+
+    def _build_compensation_failed_filter(self, log_group: logs.ILogGroup) -> cloudwatch.Metric:
+        """Executions that ended in CompensationFailed, counted from the workflow's own log by
+        CloudWatch: the alarm fires even if no task managed to report."""
+        metric_filter = logs.MetricFilter(
+            self,
+            "CompensationFailedExecutions",
+            log_group=log_group,
+            metric_namespace=NAMESPACE,
+            metric_name=COMPENSATION_FAILED_EXECUTIONS,
+            filter_pattern=logs.FilterPattern.all(
+                logs.FilterPattern.string_value("$.type", "=", "ExecutionFailed"),
+                logs.FilterPattern.string_value(
+                    "$.details.error", "=", CompensationFailed.__name__
+                ),
+            ),
+            metric_value="1",
+        )
+        return metric_filter.metric(period=PERIOD, statistic="Sum", label="Failed executions")
 
     def _alarm(
         self, name: str, metric: cloudwatch.IMetric, description: str, *, threshold: float = 1
@@ -202,7 +242,11 @@ class Monitoring(Construct):
         return dashboard
 
 
-def _build_metrics(state_machine: sfn.IStateMachine, stage: apigw.Stage) -> _Metrics:
+def _build_metrics(
+    state_machine: sfn.IStateMachine,
+    stage: apigw.Stage,
+    compensation_failed_executions: cloudwatch.Metric,
+) -> _Metrics:
     executions_failed = state_machine.metric_failed(period=PERIOD, statistic="Sum", label="Failed")
     executions_timed_out = state_machine.metric_timed_out(
         period=PERIOD, statistic="Sum", label="Timed out"
@@ -212,7 +256,18 @@ def _build_metrics(state_machine: sfn.IStateMachine, stage: apigw.Stage) -> _Met
         bytes_stored=_task_metric(BYTES_STORED, "Bytes stored"),
         rejections_by_reason=_rejections_by_reason(),
         compensations=_task_metric(COMPENSATIONS, "Compensations"),
-        compensation_failures=_task_metric(COMPENSATION_FAILURES, "Compensation failures"),
+        compensation_failures=cloudwatch.MathExpression(
+            # The tasks' reports, or the executions that ended so, whichever saw more.
+            expression="MAX([FILL(reported, 0), FILL(executions, 0)])",
+            using_metrics={
+                "reported": _task_metric(COMPENSATION_FAILURES, "Reported"),
+                "executions": compensation_failed_executions,
+            },
+            label="Compensation failures",
+            period=PERIOD,
+        ),
+        orphan_versions=_task_metric(ORPHAN_VERSIONS, "Orphans found by the sweep"),
+        orphans_deleted=_task_metric(ORPHANS_DELETED, "Orphans deleted by the sweep"),
         executions_succeeded=state_machine.metric_succeeded(
             period=PERIOD, statistic="Sum", label="Succeeded"
         ),
@@ -283,8 +338,9 @@ def _service_row(metrics: _Metrics) -> list[cloudwatch.IWidget]:
             title="Rejections by reason", left=[metrics.rejections_by_reason], width=6
         ),
         cloudwatch.GraphWidget(
-            title="Compensations",
+            title="Compensations and orphans",
             left=[metrics.compensations, metrics.compensation_failures],
+            right=[metrics.orphan_versions, metrics.orphans_deleted],
             width=6,
         ),
     ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +18,9 @@ from typing import Any, TypeVar
 from aws_cdk import RemovalPolicy
 from constructs import Node
 
+from tasks.contract import ledger
 from tasks.contract.content_types import parse_allowlist
+from tasks.contract.timing import STATE_MACHINE_TIMEOUT_SECONDS
 
 T = TypeVar("T")
 
@@ -30,8 +33,13 @@ ALARM_EMAIL_CONTEXT_KEY = "alarmEmail"
 SNAP_START_CONTEXT_KEY = "snapStart"
 PROVISIONED_CONCURRENCY_CONTEXT_KEY = "provisionedConcurrency"
 ALLOWED_CONTENT_TYPES_CONTEXT_KEY = "allowedContentTypes"
+SWEEP_DELETES_ORPHANS_CONTEXT_KEY = "sweepDeletesOrphans"
+ORPHAN_GRACE_MINUTES_CONTEXT_KEY = "orphanGraceMinutes"
 
 DEFAULT_DAILY_QUOTA = 1_000_000
+DEFAULT_ORPHAN_GRACE_MINUTES = ledger.DEFAULT_GRACE_SECONDS // 60
+# The shortest grace period: longer than the workflow's worst case plus an item lease, rounded up.
+MIN_ORPHAN_GRACE_MINUTES = math.ceil((STATE_MACHINE_TIMEOUT_SECONDS + ledger.LEASE_SECONDS) / 60)
 _ORIGIN = re.compile(r"^(\*|https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?)$")
 # A plain addr-spec as SNS email subscriptions take it: local@domain.tld, no display name.
 _EMAIL = re.compile(
@@ -72,6 +80,16 @@ class Settings:
     # per task on the alias, billed while idle. Lambda does not combine the two.
     snap_start: bool = False
     provisioned_concurrency: int = 0
+    # The sweep (tasks/sweep.py) reports what no compensation accounted for; with this set it
+    # also deletes it (versions by VersionId, metadata writes undone).
+    sweep_deletes_orphans: bool = False
+    # What the sweep leaves alone because it may still be in flight: longer than the workflow's
+    # worst case and an item lease (tasks.contract.timing, tasks.contract.ledger).
+    orphan_grace_minutes: int = DEFAULT_ORPHAN_GRACE_MINUTES
+
+    @property
+    def orphan_grace_seconds(self) -> int:
+        return self.orphan_grace_minutes * 60
 
     @property
     def removal_policy(self) -> RemovalPolicy:
@@ -89,13 +107,27 @@ class Settings:
             log_execution_data=_optional(
                 get(LOG_EXECUTION_DATA_CONTEXT_KEY), _bool(LOG_EXECUTION_DATA_CONTEXT_KEY), False
             ),
-            daily_quota=_optional(get(DAILY_QUOTA_CONTEXT_KEY), _quota, DEFAULT_DAILY_QUOTA),
+            daily_quota=_optional(
+                get(DAILY_QUOTA_CONTEXT_KEY),
+                _whole_number(DAILY_QUOTA_CONTEXT_KEY, 1),
+                DEFAULT_DAILY_QUOTA,
+            ),
             cors_origins=_optional(get(CORS_ORIGINS_CONTEXT_KEY), _origins, None),
             alarm_email=_optional(get(ALARM_EMAIL_CONTEXT_KEY), _email, None),
             allowed_content_types=_optional(
                 get(ALLOWED_CONTENT_TYPES_CONTEXT_KEY), _content_types, None
             ),
             **_cold_start_options(get),
+            sweep_deletes_orphans=_optional(
+                get(SWEEP_DELETES_ORPHANS_CONTEXT_KEY),
+                _bool(SWEEP_DELETES_ORPHANS_CONTEXT_KEY),
+                False,
+            ),
+            orphan_grace_minutes=_optional(
+                get(ORPHAN_GRACE_MINUTES_CONTEXT_KEY),
+                _whole_number(ORPHAN_GRACE_MINUTES_CONTEXT_KEY, MIN_ORPHAN_GRACE_MINUTES),
+                DEFAULT_ORPHAN_GRACE_MINUTES,
+            ),
         )
 
     @classmethod
@@ -105,7 +137,11 @@ class Settings:
 
 def _cold_start_options(get: Callable[[str], Any]) -> dict[str, Any]:
     snap_start = _optional(get(SNAP_START_CONTEXT_KEY), _bool(SNAP_START_CONTEXT_KEY), False)
-    provisioned = _optional(get(PROVISIONED_CONCURRENCY_CONTEXT_KEY), _concurrency, 0)
+    provisioned = _optional(
+        get(PROVISIONED_CONCURRENCY_CONTEXT_KEY),
+        _whole_number(PROVISIONED_CONCURRENCY_CONTEXT_KEY, 0, "(0 = off)"),
+        0,
+    )
     if snap_start and provisioned:
         raise SettingsError(
             f"context {SNAP_START_CONTEXT_KEY} and {PROVISIONED_CONCURRENCY_CONTEXT_KEY}: Lambda "
@@ -114,18 +150,21 @@ def _cold_start_options(get: Callable[[str], Any]) -> dict[str, Any]:
     return {"snap_start": snap_start, "provisioned_concurrency": provisioned}
 
 
-def _concurrency(raw: Any) -> int:
-    value: int | None = None
-    if isinstance(raw, int) and not isinstance(raw, bool):
-        value = raw
-    elif isinstance(raw, str) and raw.strip().isdigit():
-        value = int(raw.strip())
-    if value is None or value < 0:
-        raise SettingsError(
-            f"context {PROVISIONED_CONCURRENCY_CONTEXT_KEY}={raw!r}: expected a whole number "
-            "(0 = off)"
-        )
-    return value
+def _whole_number(key: str, minimum: int, hint: str = "") -> Callable[[Any], int]:
+    """A parser of a whole number of at least ``minimum``, given as a number or as text."""
+
+    def parse(raw: Any) -> int:
+        value: int | None = None
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            value = raw
+        elif isinstance(raw, str) and raw.strip().isdigit():
+            value = int(raw.strip())
+        if value is None or value < minimum:
+            expected = f"expected a whole number of at least {minimum} {hint}".rstrip()
+            raise SettingsError(f"context {key}={raw!r}: {expected}")
+        return value
+
+    return parse
 
 
 def _optional(raw: Any, parse: Callable[[Any], T], default: T) -> T:
@@ -151,19 +190,6 @@ def _bool(key: str) -> Callable[[Any], bool]:
         raise SettingsError(f"context {key}={raw!r}: expected true or false")
 
     return parse
-
-
-def _quota(raw: Any) -> int:
-    value: int | None = None
-    if isinstance(raw, int) and not isinstance(raw, bool):
-        value = raw
-    elif isinstance(raw, str) and raw.strip().isdigit():
-        value = int(raw.strip())
-    if value is None or value < 1:
-        raise SettingsError(
-            f"context {DAILY_QUOTA_CONTEXT_KEY}={raw!r}: expected a positive whole number"
-        )
-    return value
 
 
 def _origins(raw: Any) -> tuple[str, ...] | None:

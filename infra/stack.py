@@ -1,5 +1,5 @@
-"""The one stack: composes storage, task functions, the workflow, the API and monitoring;
-declares outputs."""
+"""The one stack: composes storage, task functions, the workflow, the API, monitoring and the
+orphan sweep's schedule; declares outputs."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from infra.monitoring import Monitoring
 from infra.settings import Settings
 from infra.state_machine import UploadWorkflow
 from infra.storage import Storage
+from infra.sweep import SweepSchedule
 
 STACK_ID = "UploadService"
 
@@ -42,8 +43,10 @@ class UploadServiceStack(Stack):
             state_machine=workflow.state_machine,
             stage=api.stage,
             functions=functions,
+            workflow_log_group=workflow.log_group,
             settings=settings,
         )
+        SweepSchedule(self, "Sweep", sweep=functions.sweep)
         self._add_outputs(storage, functions, workflow, api, monitoring)
 
     def _add_outputs(
@@ -61,6 +64,7 @@ class UploadServiceStack(Stack):
             "BucketName": storage.bucket.bucket_name,
             "TableName": storage.table.table_name,
             "IdempotencyTableName": storage.idempotency_table.table_name,
+            "LedgerTableName": storage.ledger_table.table_name,
             "ApiAccessLogGroupName": api.access_log_group.log_group_name,
             "StateMachineLogGroupName": workflow.log_group.log_group_name,
             "DashboardName": monitoring.dashboard.dashboard_name,

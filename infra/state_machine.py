@@ -1,36 +1,37 @@
 """The Express workflow: Validate -> Store -> DiscardFileContent -> AlreadyUploaded -> Record ->
-Uploaded (or, for an idempotent replay, AlreadyUploaded -> Replayed).
+Uploaded (or, for an idempotent replay, AlreadyUploaded -> Replayed). A failure after the file
+may have landed goes StoreFailed / RecordFailed -> Compensate -> UploadFailed; a compensation
+that fails reports its orphan itself (CompensationFailed), and one that crashed or timed out is
+reported by ReportOrphan on its way to CompensationFailed.
 
-Time budget (API Gateway gives up at 29 s). Every task has one retry (MaxAttempts 1) after
-IntervalSeconds 1 (BackoffRate 2 only matters for a second retry, which never happens), and its
-Step Functions TimeoutSeconds equals its Lambda timeout, so a task takes at most
+Time budget (API Gateway gives up at 29 s), from tasks.contract.timing, where every number lives
+and why. Each task state's TimeoutSeconds is its function's timeout plus the start margin (1 s:
+the invoke and a cold start run on Step Functions' clock, not on the function's), and the
+function's SDK calls end before its own timeout. A retried task takes at most
 ``timeout + interval + timeout``::
 
-    Validate    2 + 1 + 2 =  5 s
-    Store       3 + 1 + 3 =  7 s
-    Record      2 + 1 + 2 =  5 s
-    Compensate  3 + 1 + 3 =  7 s
-    worst path (Validate, Store, Record fails, Compensate)   = 24 s
-    state machine TimeoutSeconds (backstop)                  = 25 s  < 29 s
+    Validate    2 + 1 + 2 =  5 s   (function 1 s)
+    Store       3 + 1 + 3 =  7 s   (function 2 s)
+    Record      2 + 1 + 2 =  5 s   (function 1 s)
+    Compensate  3 + 1 + 3 =  7 s   (function 2 s)
+    ReportOrphan         2 s       (function 1 s, no retry: if it fails, the sweep reports)
+    worst path (Validate, Store, Record fails, Compensate crashes, ReportOrphan)  = 26 s
+    state machine TimeoutSeconds (backstop)                                       = 27 s < 29 s
 
-A Store failure goes to Compensate directly (5 + 7 + 7 = 19 s), so the longest path is the one
-through Record. tests/infrastructure recomputes this from the synthesized definition.
+A Store failure goes to Compensate directly (5 + 7 + 7 + 2 = 21 s), so the longest path is the
+one through Record. tests/infrastructure recomputes this from the synthesized definition.
 
-Idempotency-Key (tasks.contract.idempotency): Store claims the key (one conditional PutItem,
-milliseconds) before its PUT, within the same 3 s timeout, so the budget above is unchanged; the
-claim's lease (60 s) outlives the state machine's timeout. A replay of a completed request
-(``$.stored.replay``) skips Record: Validate, Store, Replayed = 5 + 7 = 12 s at most. A conflict
-(IdempotencyConflict from Store) ends in Rejected like validate's client errors, without
-Compensate (nothing was stored).
+Idempotency-Key (tasks.contract.idempotency): Store claims the key before its PUT; the claim's
+lease (60 s) outlives the state machine's timeout. A replay of a completed request
+(``$.stored.replay``) skips Record. A conflict (IdempotencyConflict), like another upload of the
+same item holding its lease (UploadInProgress), comes from Store before any PUT and ends in
+Rejected (409) without Compensate: nothing was stored.
 A retried Store (``attempt`` = ``$$.State.RetryCount`` > 0) also deletes the versions its earlier
-attempt left; that happens inside the same 3 s timeout, and a retry that runs out of time fails
-into Compensate like any other Store failure.
-Compensate gets ``attempt`` too: a transient failure on its first attempt raises
-TransientStorageError (its Retry, counted above as 3 + 1 + 3 s, runs it again: every step is
-idempotent); only the last attempt reports an orphan and fails with CompensationFailed.
-Record's SDK budget (one attempt, connect + read timeouts: tasks.contract.timing.RECORD_SDK) is
-strictly below its 2 s timeout, so a slow DynamoDB makes Record fail as a task error, not a
-Lambda timeout, and a write that landed anyway is undone by Compensate (tasks/record.py).
+attempt left (one whose PUT returned before the attempt failed). Compensate gets ``attempt`` too:
+a transient failure on its first attempt raises TransientStorageError (its Retry runs it again:
+every step is idempotent); only the last attempt reports and fails with CompensationFailed. It
+also gets the state that failed and its error, which say whether a write of the request may still
+be in flight.
 """
 
 from __future__ import annotations
@@ -60,17 +61,19 @@ from tasks.contract.names import (
     COMPENSATE_STATE,
     COMPENSATION_FAILED_STATE,
     DISCARD_FILE_CONTENT_STATE,
+    RECORD_FAILED_STATE,
     RECORD_STATE,
     REJECTED_STATE,
     REPLAYED_STATE,
+    REPORT_ORPHAN_STATE,
+    STORE_FAILED_STATE,
     STORE_STATE,
     UPLOAD_FAILED_STATE,
     UPLOADED_STATE,
     VALIDATE_STATE,
 )
-from tasks.contract.timing import TASK_RETRY  # shared with compensate (a retry remains?)
+from tasks.contract.timing import STATE_MACHINE_TIMEOUT_SECONDS, TIMINGS
 
-STATE_MACHINE_TIMEOUT_SECONDS = 25
 LAMBDA_SERVICE_ERRORS: tuple[str, ...] = (
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
@@ -101,7 +104,8 @@ class UploadWorkflow(Construct):
         super().__init__(scope, construct_id)
         fail = self._build_fail_states()
         # Built before the happy path: Store's and Record's catches lead to it.
-        compensate = self._build_compensate(functions.compensate, fail)
+        report = self._build_report_orphan(functions.report, fail)
+        compensate = self._build_compensate(functions.compensate, fail, report)
         definition = (
             self._build_validate(functions.validate, fail)
             .next(self._build_store(functions.store, fail, compensate))
@@ -142,7 +146,7 @@ class UploadWorkflow(Construct):
                 "requestId": sfn.JsonPath.string_at("$.requestId"),
                 "idempotencyKey": sfn.JsonPath.string_at("$.idempotencyKey"),
                 "caller": sfn.JsonPath.string_at("$.caller"),
-                "body": sfn.JsonPath.object_at("$.body"),
+                "body": sfn.JsonPath.string_at("$.body"),
             },
             result_path="$.upload",
             transient_errors=(),
@@ -161,7 +165,8 @@ class UploadWorkflow(Construct):
             payload={
                 "requestId": sfn.JsonPath.string_at("$.requestId"),
                 "upload": sfn.JsonPath.object_at("$.upload"),
-                "fileContent": sfn.JsonPath.string_at("$.body.fileContent"),
+                # The client's JSON text, whose fileContent validate checked.
+                "body": sfn.JsonPath.string_at("$.body"),
                 # A retry deletes the versions an earlier attempt of this request left behind
                 # (a PUT that returned before the attempt timed out), searching from the start.
                 "attempt": sfn.JsonPath.number_at("$$.State.RetryCount"),
@@ -171,14 +176,20 @@ class UploadWorkflow(Construct):
             # bytes leave the state with Store's output. Its largest result, the first success
             # body replayed for an idempotent repeat, never sits beside the file.
             result_path="$.body",
+            # Not WriteOutcomeUnknown (a PUT sent and never answered, which may still land): that
+            # upload is compensated, the item's lease kept and the request left to the sweep, so
+            # a retried Store never has a PUT of its own still in flight.
+            transient_errors=(TransientStorageError.__name__,),
         )
         # A failed Store's error replaces the request body: the file is no longer needed, and a
         # long error cause beside it could push the state over 256 KiB, which no Catch handles
         # (States.DataLimitExceeded) — Compensate would never run.
-        # An IdempotencyConflict comes from the claim, before the PUT: nothing to undo, so it ends
-        # in Rejected (409) without Compensate.
+        # An IdempotencyConflict or UploadInProgress comes before the PUT: nothing to undo, so it
+        # ends in Rejected (409) without Compensate.
         store.add_catch(fail.rejected, errors=list(CLIENT_ERROR_NAMES), result_path="$.body")
-        store.add_catch(compensate, errors=[sfn.Errors.ALL], result_path="$.body")
+        store_failed = self._build_failed(STORE_FAILED_STATE, error_path="$.body.Error")
+        store.add_catch(store_failed, errors=[sfn.Errors.ALL], result_path="$.body")
+        store_failed.next(compensate)
         return store
 
     def _build_discard_file_content(self) -> sfn.Pass:
@@ -221,11 +232,30 @@ class UploadWorkflow(Construct):
             },
             result_path="$.receipt",
         )
-        record.add_catch(compensate, errors=[sfn.Errors.ALL], result_path="$.error")
+        record_failed = self._build_failed(RECORD_FAILED_STATE, error_path="$.error.Error")
+        record.add_catch(record_failed, errors=[sfn.Errors.ALL], result_path="$.error")
+        record_failed.next(compensate)
         record.next(sfn.Succeed(self, UPLOADED_STATE, output_path="$.receipt"))
         return record
 
-    def _build_compensate(self, task: TaskFunction, fail: _FailStates) -> tasks.LambdaInvoke:
+    def _build_failed(self, state_id: str, *, error_path: str) -> sfn.Pass:
+        """What Compensate needs after ``state_id``'s task failed: the request, the upload, and
+        which state failed with which error (whether a write of the request may still be in
+        flight, tasks/compensate.py)."""
+        failed_task = state_id.removesuffix("Failed")
+        return sfn.Pass(
+            self,
+            state_id,
+            parameters={
+                "requestId": sfn.JsonPath.string_at("$.requestId"),
+                "upload": sfn.JsonPath.object_at("$.upload"),
+                "failure": {"state": failed_task, "error": sfn.JsonPath.string_at(error_path)},
+            },
+        )
+
+    def _build_compensate(
+        self, task: TaskFunction, fail: _FailStates, report: tasks.LambdaInvoke
+    ) -> tasks.LambdaInvoke:
         compensate = _invoke(
             self,
             COMPENSATE_STATE,
@@ -242,14 +272,44 @@ class UploadWorkflow(Construct):
                 "startedAt": sfn.JsonPath.string_at("$$.Execution.StartTime"),
                 # The claim to release (null without an Idempotency-Key).
                 "idempotencyId": sfn.JsonPath.string_at("$.upload.idempotencyId"),
+                "failedState": sfn.JsonPath.string_at("$.failure.state"),
+                "error": sfn.JsonPath.string_at("$.failure.error"),
             },
             result_path="$.compensation",
         )
+        # CompensationFailed: it reported what it could not undo. Anything else (a timeout, a
+        # crash, a malformed input): it could not report, so ReportOrphan does.
         compensate.add_catch(
-            fail.compensation_failed, errors=[sfn.Errors.ALL], result_path="$.compensationError"
+            fail.compensation_failed,
+            errors=[CompensationFailed.__name__],
+            result_path="$.compensationError",
         )
+        compensate.add_catch(report, errors=[sfn.Errors.ALL], result_path="$.compensationError")
         compensate.next(fail.upload_failed)
         return compensate
+
+    def _build_report_orphan(self, task: TaskFunction, fail: _FailStates) -> tasks.LambdaInvoke:
+        """Report what a compensation that crashed or timed out left (tasks/report.py). It ends
+        in CompensationFailed whatever happens: if it fails too, the sweep still reports."""
+        report = _invoke(
+            self,
+            REPORT_ORPHAN_STATE,
+            task,
+            payload={
+                "requestId": sfn.JsonPath.string_at("$.requestId"),
+                "productId": sfn.JsonPath.string_at("$.upload.productId"),
+                "productName": sfn.JsonPath.string_at("$.upload.productName"),
+                "s3Key": sfn.JsonPath.string_at("$.upload.s3Key"),
+                "startedAt": sfn.JsonPath.string_at("$$.Execution.StartTime"),
+                "error": sfn.JsonPath.string_at("$.compensationError.Error"),
+            },
+            result_path="$.report",
+        )
+        report.add_catch(
+            fail.compensation_failed, errors=[sfn.Errors.ALL], result_path="$.reportError"
+        )
+        report.next(fail.compensation_failed)
+        return report
 
     def _build_state_machine(
         self, definition: sfn.IChainable, settings: Settings
@@ -267,13 +327,14 @@ class UploadWorkflow(Construct):
                 # Copies execution input (the file!) into every log event: debugging only.
                 include_execution_data=settings.log_execution_data,
             ),
-            comment="Upload: validate, store, record; compensate a stored file on failure",
+            comment="Upload: validate, store, record; compensate a stored file on failure, "
+            "report what a compensation could not undo",
         )
 
     def _add_acknowledgements(self, functions: TaskFunctions) -> None:
         """cdk-nag's wildcard findings on the state machine's role, each with its reason."""
         role = self.state_machine.role
-        for task in functions.all:
+        for task in functions.workflow:
             if task.alias is not None:
                 continue  # an alias is granted by its own ARN only: no wildcard to acknowledge
             acknowledge(
@@ -300,7 +361,9 @@ def _invoke(
     result_path: str,
     transient_errors: tuple[str, ...] = (TransientStorageError.__name__,),
 ) -> tasks.LambdaInvoke:
-    """A Lambda task whose result is the function's payload, with our retry, not CDK's."""
+    """A Lambda task whose result is the function's payload, with our timeout and retry
+    (tasks.contract.timing), not CDK's."""
+    timing = TIMINGS[task.spec.name]
     invoke = tasks.LambdaInvoke(
         scope,
         state_id,
@@ -309,12 +372,13 @@ def _invoke(
         payload_response_only=True,
         retry_on_service_exceptions=False,
         result_path=result_path,
-        task_timeout=sfn.Timeout.duration(Duration.seconds(task.spec.timeout_seconds)),
+        task_timeout=sfn.Timeout.duration(Duration.seconds(timing.task_timeout_seconds)),
     )
-    invoke.add_retry(
-        errors=[*LAMBDA_SERVICE_ERRORS, *transient_errors],
-        max_attempts=TASK_RETRY.max_attempts,
-        interval=Duration.seconds(TASK_RETRY.interval_seconds),
-        backoff_rate=TASK_RETRY.backoff_rate,
-    )
+    if timing.retry is not None:
+        invoke.add_retry(
+            errors=[*LAMBDA_SERVICE_ERRORS, *transient_errors],
+            max_attempts=timing.retry.max_attempts,
+            interval=Duration.seconds(timing.retry.interval_seconds),
+            backoff_rate=timing.retry.backoff_rate,
+        )
     return invoke

@@ -1,4 +1,4 @@
-"""Keys, the upload bucket, its access-log bucket, the metadata table and the idempotency table."""
+"""Keys, the upload bucket and its access-log bucket; the metadata, idempotency, ledger tables."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from constructs import Construct
 
 from infra.compliance import acknowledge, skip_checkov
 from infra.settings import Settings
-from tasks.contract import idempotency
+from tasks.contract import idempotency, ledger
 from tasks.contract.keys import UPLOAD_PREFIX
 
 NONCURRENT_VERSION_DAYS = 90
@@ -29,7 +29,7 @@ class Storage(Construct):
             "UploadBucketKey", "Upload bucket objects (SSE-KMS with S3 Bucket Keys)"
         )
         self.table_key = self._build_key(
-            "MetadataTableKey", "Upload metadata and idempotency tables"
+            "MetadataTableKey", "Upload metadata, idempotency and ledger tables"
         )
         self.logs_key = self._build_logs_key()
         self.access_log_bucket = self._build_access_log_bucket()
@@ -39,6 +39,7 @@ class Storage(Construct):
             _skip_checkov_on_auto_delete_provider(Stack.of(self))
         self.table = self._build_metadata_table()
         self.idempotency_table = self._build_idempotency_table()
+        self.ledger_table = self._build_ledger_table()
 
     def uploads_arn(self) -> str:
         """ARN pattern of every object under the uploads prefix."""
@@ -169,6 +170,27 @@ class Storage(Construct):
             ),
             time_to_live_attribute=idempotency.EXPIRES_ATTRIBUTE,
         )
+
+    def _build_ledger_table(self) -> dynamodb.Table:
+        """The upload ledger (tasks.contract.ledger): intents, commit records and item leases.
+        Its sparse index holds only open intents, spread over a few partitions: the sweep reads
+        what is unaccounted for, never the whole history."""
+        table = self._build_table(
+            "LedgerTable",
+            partition_key=dynamodb.Attribute(
+                name=ledger.PARTITION_KEY, type=dynamodb.AttributeType.STRING
+            ),
+            time_to_live_attribute=ledger.EXPIRES_AT,
+        )
+        table.add_global_secondary_index(
+            index_name=ledger.OPEN_INDEX,
+            partition_key=dynamodb.Attribute(
+                name=ledger.OPEN_SHARD, type=dynamodb.AttributeType.STRING
+            ),
+            sort_key=dynamodb.Attribute(name=ledger.OPEN_SINCE, type=dynamodb.AttributeType.NUMBER),
+            projection_type=dynamodb.ProjectionType.ALL,
+        )
+        return table
 
     def _build_table(
         self,

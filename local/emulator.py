@@ -28,6 +28,7 @@ from local.faults import Faults
 from local.gateway import MAX_PAYLOAD_BYTES, Gateway, Request, Response
 from local.lambda_runtime import LambdaRuntime
 from local.saturation import Saturation
+from local.scheduler import Sweeper
 from local.step_functions import SyncExecutor
 from tasks.contract import names
 
@@ -142,6 +143,8 @@ class Emulator:
         outdir: Path | None = None,
         root: Path = assembly_module.PROJECT_ROOT,
         on_response: Callable[[Request, Response, float], None] | None = None,
+        sweep_interval: float | None = None,
+        orphan_grace: float | None = None,
     ) -> None:
         self.port = port
         self.aws_port = aws_port
@@ -160,6 +163,11 @@ class Emulator:
         self.runtime: LambdaRuntime | None = None
         self.saturation = Saturation()  # stretches task timeouts under load: local.saturation
         self.gateway: Gateway | None = None
+        # The orphan sweep, as its schedule runs it on AWS (local.scheduler): every
+        # ``sweep_interval`` seconds (None: only when called), with ``orphan_grace``.
+        self.sweeper: Sweeper | None = None
+        self._sweep_interval = sweep_interval
+        self._orphan_grace = orphan_grace
         self._moto: Any = None
         self._http: _ApiServer | None = None
 
@@ -223,6 +231,12 @@ class Emulator:
         provisioning.create_functions(self.functions, endpoint, self.provisioned)
         provisioning.create_state_machines(self.state_machines, endpoint, self.provisioned)
         self.runtime.preload()
+        self.sweeper = Sweeper(
+            self.runtime, self.function(names.SWEEP), grace_seconds=self._orphan_grace
+        )
+        if self._sweep_interval:
+            self.sweeper.every(self._sweep_interval)
+            self._stack.callback(self.sweeper.stop)
 
         apis = tpl.apis(resolver)
         if len(apis) != 1:
@@ -284,6 +298,11 @@ class Emulator:
     def idempotency_table_name(self) -> str:
         record = self.function("record")
         return record.environment[names.IDEMPOTENCY_TABLE_NAME]
+
+    @property
+    def ledger_table_name(self) -> str:
+        record = self.function("record")
+        return record.environment[names.LEDGER_TABLE_NAME]
 
 
 def _outputs(resolver: tpl.Resolver) -> dict[str, str]:

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 from local.faults import task_scope
 from local.saturation import Saturation
 from local.template import ACCOUNT_ID, REGION, FunctionSpec
+from tasks.contract import names
 
 LOG = logging.getLogger("local.lambda")
 
@@ -118,8 +119,12 @@ class LambdaRuntime:
 
     # -- environment ----------------------------------------------------------------------
     def environment(self, spec: FunctionSpec) -> dict[str, str]:
-        """The env mapping handed to ``run``: the template's variables plus the endpoint."""
+        """The env mapping handed to ``run``: the template's variables plus the endpoint, and
+        how much slower than AWS the emulator is right now (the task stretches its SDK timeouts
+        and deadline by it, as the runtime stretches the function's timeout: local.saturation)."""
         env = dict(spec.environment)
+        if self._saturation is not None:
+            env[names.SDK_TIMEOUT_SCALE] = f"{self._saturation.factor():.2f}"
         env.update(
             {
                 "AWS_ENDPOINT_URL": self._aws_endpoint,
@@ -173,7 +178,15 @@ class LambdaRuntime:
             name = ":".join(name.split(":")[:7])
         return self._by_name.get(name)
 
-    def invoke(self, function_name: str, body: Any, response_headers: dict[str, str]) -> bytes:
+    def invoke(
+        self,
+        function_name: str,
+        body: Any,
+        response_headers: dict[str, str],
+        env_overrides: Mapping[str, str] | None = None,
+    ) -> bytes:
+        """One invocation, as Lambda runs it; ``env_overrides`` replace variables of the
+        function's environment for this invocation only (local mode's sweep settings)."""
         spec = self.spec_for(function_name)
         if spec is None:
             response_headers["x-amz-function-error"] = "Unhandled"
@@ -188,7 +201,8 @@ class LambdaRuntime:
         def target() -> None:
             with self._capture.capturing(invocation), task_scope(spec.name):
                 try:
-                    outcome["result"] = self.module(spec).run(event, env=self.environment(spec))
+                    env = {**self.environment(spec), **(env_overrides or {})}
+                    outcome["result"] = self.module(spec).run(event, env=env)
                 except BaseException as exc:
                     outcome["error"] = exc
                     outcome["trace"] = traceback.format_exception(exc)

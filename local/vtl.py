@@ -13,6 +13,9 @@ API Gateway provides:
   ``base64Encode``/``base64Decode`` (of the UTF-8 text).
 - ``$context`` (the given mapping plus ``responseOverride.status``/``responseOverride.header``
   and ``requestOverride``) and ``$stageVariables``.
+- Strings have the ``java.lang.String`` methods templates use; ``replaceAll`` takes Java's
+  replacement syntax (``$1`` for a group, ``\\$`` for a dollar sign), and ``toLowerCase`` and
+  ``toUpperCase`` exist (airspeed lacks them).
 
 Known differences from API Gateway's Java Velocity, inherited from airspeed: a null reference in
 ``#if`` counts as true and ``!null`` as false; ``#set`` to null does assign. Templates meant to
@@ -37,6 +40,7 @@ from typing import Any, cast
 from urllib.parse import quote_plus, unquote_plus
 
 import airspeed
+import airspeed.operators
 from jsonpath_ng import parse as _jsonpath_parse
 
 __all__ = ["Rendered", "TemplateRenderError", "escape_javascript", "render"]
@@ -288,6 +292,36 @@ class VelocityInput:
             if value is not None:
                 return value
         return ""
+
+
+# --- java.lang.String ----------------------------------------------------------------------
+
+_REPLACEMENT_PART = re.compile(r"\\(.)|\$(\d+)|([^\\$]+)", re.DOTALL)
+
+
+def _java_replace_all(text: str, pattern: str, replacement: str) -> str:
+    """``String.replaceAll``: ``$n`` in the replacement is group n, ``\\x`` is ``x`` itself."""
+    parts: list[str | int] = []
+    for escaped, group, literal in _REPLACEMENT_PART.findall(replacement):
+        parts.append(int(group) if group else escaped or literal)
+
+    def substitute(match: re.Match[str]) -> str:
+        return "".join(
+            part if isinstance(part, str) else (match.group(part) or "") for part in parts
+        )
+
+    return re.sub(pattern, substitute, text)
+
+
+def _install_string_methods() -> None:
+    """airspeed looks extra methods up by the value's exact class: Java's, for ``str``."""
+    methods = airspeed.operators.__additional_methods__[str]
+    methods["replaceAll"] = _java_replace_all
+    methods["toLowerCase"] = str.lower
+    methods["toUpperCase"] = str.upper
+
+
+_install_string_methods()
 
 
 # --- rendering ------------------------------------------------------------------------------

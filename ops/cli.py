@@ -11,13 +11,14 @@ import os
 import re
 import sys
 import time
+from datetime import timedelta
 from typing import Annotated, Any, Final, NoReturn
 
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 
-from ops import history, logs, render
+from ops import history, logs, orphans, render
 
 app = typer.Typer(add_completion=False, help=__doc__, no_args_is_help=True)
 PIPE_WIDTH: Final = 160  # columns when stdout is not a terminal (``COLUMNS`` overrides)
@@ -217,3 +218,42 @@ def executions_command(
         _print_json({"executions": [history.summary_model(s) for s in summaries]})
     else:
         render.executions(_console(), summaries)
+
+
+@app.command("orphans")
+def orphans_command(
+    delete: Annotated[
+        bool,
+        typer.Option(
+            "--delete", help="Delete each orphan (by VersionId; a metadata write is undone)."
+        ),
+    ] = False,
+    grace: Annotated[
+        str | None,
+        typer.Option(help="Only what is older than this: 90s, 10m. Default: the sweep's own."),
+    ] = None,
+    as_json: AsJson = False,
+    stack_name: StackName = DEFAULT_STACK,
+    endpoint_url: EndpointUrl = None,
+    region: Region = None,
+) -> None:
+    """What no compensation accounted for: object versions (and metadata writes) of requests
+    that did not end in 200, older than the grace period. Exit 1 when any remain."""
+    session = logs.aws_session(region, endpoint_url)
+    try:
+        target = orphans.discover(session, stack_name=stack_name, endpoint_url=endpoint_url)
+    except logs.DiscoveryError as exc:
+        _fail(str(exc))
+    period = timedelta(seconds=parse_since(grace) if grace else target.grace_seconds)
+    try:
+        result = orphans.find(
+            session, target, endpoint_url=endpoint_url, grace=period, delete=delete
+        )
+    except (ClientError, BotoCoreError) as exc:
+        _fail(f"reading the ledger or the bucket failed: {exc}")
+    if as_json:
+        _print_json(orphans.result_model(result, period))
+    else:
+        render.orphans(_console(), result, period)
+    if any(not orphan.deleted for orphan in result.orphans):
+        raise typer.Exit(1)

@@ -24,8 +24,9 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ops.history import HistoryEvent, TaskLogLine
+from tasks.contract import names
 
-TASK_TITLES: Final = ("Validate", "Store", "Record", "Compensate")
+TASK_TITLES: Final = tuple(names.task_title(task) for task in names.TASKS)
 STATE_MACHINE_OUTPUT: Final = "StateMachineLogGroupName"
 LOCAL_REGION: Final = "us-east-1"
 # FilterLogEvents: a terse OR of terms (events carry other text too; the type is checked after
@@ -108,7 +109,7 @@ def discover(
             state_machine_log_group, _tasks_from_names(task_log_groups, keep_others=True)
         )
     if endpoint_url is None:
-        found = from_stack_outputs(_stack_outputs(session, stack_name))
+        found = fromstack_outputs(stack_outputs(session, stack_name))
     else:
         found = from_log_group_names(_log_group_names(logs, f"{stack_name}-"), stack_name)
     if task_log_groups:
@@ -116,7 +117,7 @@ def discover(
     return found
 
 
-def from_stack_outputs(outputs: Mapping[str, str]) -> LogGroups:
+def fromstack_outputs(outputs: Mapping[str, str]) -> LogGroups:
     if STATE_MACHINE_OUTPUT not in outputs:
         raise DiscoveryError(f"the stack has no output {STATE_MACHINE_OUTPUT}")
     tasks = {
@@ -152,7 +153,7 @@ def _tasks_from_names(names: Iterable[str], *, keep_others: bool) -> dict[str, s
     return tasks
 
 
-def _stack_outputs(session: boto3.session.Session, stack_name: str) -> dict[str, str]:
+def stack_outputs(session: boto3.session.Session, stack_name: str) -> dict[str, str]:
     try:
         stacks = session.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
     except (ClientError, BotoCoreError) as exc:

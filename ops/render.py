@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any, Final
 
 from rich.console import Console
@@ -17,6 +18,7 @@ from ops.history import (
     iso,
 )
 from tasks.contract.names import COMPENSATE_STATE
+from tasks.core.sweep import SweepResult
 
 STATUS_STYLE: Final = {
     "SUCCEEDED": "green",
@@ -133,3 +135,24 @@ def _compact(fields: dict[str, Any]) -> str:
 def _clip(text: str, limit: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def orphans(console: Console, result: SweepResult, grace: timedelta) -> None:
+    """The sweep's findings, one row per orphan."""
+    table = Table(title=f"Orphans older than {int(grace.total_seconds())} s")
+    for column in ("request id", "intent", "s3 key", "version id", "last modified", "action"):
+        table.add_column(column, overflow="fold")
+    for orphan in result.orphans:
+        table.add_row(
+            orphan.request_id,
+            orphan.intent_status,
+            orphan.s3_key,
+            orphan.version_id or "(metadata write)",
+            orphan.last_modified.isoformat(timespec="seconds") if orphan.last_modified else "",
+            Text("deleted", style="green") if orphan.deleted else Text("remains", style="red"),
+        )
+    console.print(table)
+    console.print(
+        f"{len(result.orphans)} orphan(s); {result.examined} open request(s) examined, "
+        f"{result.waiting} waiting for the grace period, {result.closed} closed"
+    )

@@ -1,11 +1,16 @@
 """Compensate task: undoes what this request wrote: its metadata item, its claim, its S3 versions.
 
-Event: {"requestId", "productId", "productName", "s3Key", "startedAt", "idempotencyId", "attempt"}
-(startedAt = the execution's start time; idempotencyId = ``$.upload.idempotencyId``, null without
-an Idempotency-Key; attempt = ``$$.State.RetryCount``); returns {"deletedVersionIds": [...]}
-(``$.compensation``). Env: UPLOAD_BUCKET_NAME, METADATA_TABLE_NAME, IDEMPOTENCY_TABLE_NAME.
+Event: {"requestId", "productId", "productName", "s3Key", "startedAt", "idempotencyId", "attempt",
+"failedState", "error"} (startedAt = the execution's start time; idempotencyId =
+``$.upload.idempotencyId``, null without an Idempotency-Key; attempt = ``$$.State.RetryCount``;
+failedState and error: the state that failed, Store or Record, and its error name); returns
+{"deletedVersionIds": [...]} (``$.compensation``). Env: UPLOAD_BUCKET_NAME, METADATA_TABLE_NAME,
+IDEMPOTENCY_TABLE_NAME, LEDGER_TABLE_NAME.
 
 Steps, each idempotent (a retry runs them all again and does what remains):
+0. The fence: the request's intent becomes ABORTED (tasks.core.ledger.abort), first, so that a
+   metadata write still in flight can no longer commit; the intent stays open for the sweep,
+   which finds a file that lands after this task ran.
 1. The metadata item: if Record's write landed (the item's requestId is this request), restore the
    attributes it replaced or delete a first-time item (tasks.core.rollback; conditional on the
    item still being this request's). First, so no reader sees an item pointing at a version
@@ -15,17 +20,24 @@ Steps, each idempotent (a retry runs them all again and does what remains):
 3. Versions of exactly ``s3Key``, modified since ``startedAt`` minus a minute of clock skew, whose
    metadata "request-id" is this request's id, each deleted by its VersionId (a plain
    DeleteObject would add a delete marker and hide the previous version). Earlier versions stay.
+4. The item's lease is released, unless a write of this request may still be in flight: after a
+   Store failure other than one of SETTLED_STORE_ERRORS (a timeout, a crash, a PUT sent and never
+   answered) it is left to expire (tasks.contract.ledger.LEASE_SECONDS), so that a late PUT
+   cannot land after another upload of the item.
 
 A step that fails does not stop the others. Then: if every failure is transient (throttling, 5xx,
-timeouts: tasks.core.aws) and a retry remains (``attempt`` < TASK_RETRY.max_attempts, the Compensate
-Retry's MaxAttempts), TransientStorageError, unreported: the retry will finish the job. Otherwise
-each failure is reported (an ERROR line "ORPHAN: ..." naming the key and the version ids not yet
-ruled out, "CLAIM: ..." or "METADATA: ..."; metric CompensationFailures) and the task raises
-CompensationFailed.
+timeouts: tasks.core.aws) and a retry remains (``attempt`` < TASK_RETRY.max_attempts, the
+Compensate Retry's MaxAttempts), TransientStorageError, unreported: the retry will finish the
+job. Otherwise each failure is reported (an ERROR line "ORPHAN: ..." naming the key, the request
+and exactly the versions checked to be this request's and still there, "CLAIM: ...",
+"METADATA: ..." or "FENCE: ..."; metric CompensationFailures) and the task raises
+CompensationFailed. A compensation that cannot report (it crashed or timed out) is reported by the
+workflow's ReportOrphan step (tasks/report.py).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -33,15 +45,20 @@ from typing import TYPE_CHECKING, Any, Final
 from aws_lambda_powertools.metrics import MetricUnit
 
 from tasks.contract import names
-from tasks.contract.errors import CompensationFailed, InvalidTaskInput, TransientStorageError
+from tasks.contract.errors import (
+    SETTLED_STORE_ERRORS,
+    CompensationFailed,
+    InvalidTaskInput,
+    TransientStorageError,
+)
 from tasks.contract.keys import is_upload_key
 from tasks.contract.timing import TASK_RETRY
-from tasks.core import aws, claims, rollback
+from tasks.core import aws, claims, ledger, rollback
 from tasks.core.entry import lambda_handler, task_input
 from tasks.core.models import CompensateEvent, CompensationResult
 from tasks.core.observability import emit_metric, logger
 from tasks.core.tracing import tracer
-from tasks.core.versions import candidate_versions, created_by, cutoff
+from tasks.core.versions import Version, candidate_versions, created_by, cutoff
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -75,6 +92,23 @@ class Metadata:
         return {"productId": {"S": self.product_id}, "productName": {"S": self.product_name}}
 
 
+@dataclass(frozen=True)
+class Fence:
+    """This request's intent and the item's lease in the ledger (tasks.core.ledger)."""
+
+    dynamodb: DynamoDBClient
+    table: str
+    upload: ledger.Upload
+    release_lease: bool  # no write of this request can still be in flight
+
+    @classmethod
+    def after(cls, failed_state: str | None, error: str | None, **fields: Any) -> Fence:
+        """The fence after ``failed_state`` failed with ``error``: a Record failure (Store had
+        finished) or a settled Store error leaves no write in flight."""
+        settled = failed_state == names.RECORD_STATE or error in SETTLED_STORE_ERRORS
+        return cls(release_lease=settled, **fields)
+
+
 @dataclass
 class _Failure:
     message: str  # the ERROR line, when reported
@@ -92,11 +126,14 @@ def compensate(
     env: Mapping[str, str],
     claim: Claim | None = None,
     metadata: Metadata | None = None,
+    fence: Fence | None = None,
     attempt: int = 0,
 ) -> CompensationResult:
     if not is_upload_key(key):
         raise InvalidTaskInput("s3Key is not an upload key")
     failures: list[_Failure] = []
+    if fence is not None:
+        failures.extend(_fence(fence))
     metadata_outcome: str | None = None
     if metadata is not None:
         metadata_outcome, failure = _undo_metadata(request_id, metadata)
@@ -110,6 +147,8 @@ def compensate(
     failure = _delete_versions(request_id, key, started_at, s3=s3, bucket=bucket, deleted=deleted)
     if failure is not None:
         failures.append(failure)
+    if fence is not None and fence.release_lease:
+        failures.extend(_release_lease(fence))
     if failures:
         _fail(failures, attempt=attempt, env=env, deleted=deleted)
     logger.info(
@@ -182,26 +221,23 @@ def _delete_versions(
     deleted: list[str],
 ) -> _Failure | None:
     """Delete this request's versions (appending to ``deleted``); the failure, if any."""
-    candidates: list[str] | None = None
-    others: set[str] = set()
+    candidates: list[Version] | None = None
+    mine: list[str] = []  # checked: this request's
+    examined = 0
     try:
         candidates = candidate_versions(s3, bucket=bucket, key=key, since=cutoff(started_at))
-        for version_id in candidates:
-            if not created_by(
+        for version_id, _ in candidates:
+            ours = created_by(
                 s3, bucket=bucket, key=key, version_id=version_id, request_id=request_id
-            ):
-                others.add(version_id)
-                continue
-            s3.delete_object(Bucket=bucket, Key=key, VersionId=version_id)
-            deleted.append(version_id)
+            )
+            examined += 1
+            if ours:
+                mine.append(version_id)
+                s3.delete_object(Bucket=bucket, Key=key, VersionId=version_id)
+                deleted.append(version_id)
     except Exception as exc:
-        # The versions not yet deleted nor ruled out (another request's); None: the listing
-        # failed, the ids are unknown.
-        orphans = (
-            [v for v in candidates if v not in deleted and v not in others]
-            if candidates is not None
-            else None
-        )
+        # Only versions checked to be this request's are named: a candidate not yet checked may
+        # be another request's live version. What was not checked, the sweep finds.
         return _Failure(
             "ORPHAN: compensation failed; object versions of this request may remain",
             exc,
@@ -209,12 +245,47 @@ def _delete_versions(
                 "orphan": {
                     "bucket": bucket,
                     "s3Key": key,
-                    "versionIds": orphans,
+                    "versionIds": [v for v in mine if v not in deleted],
+                    "uncheckedVersions": None if candidates is None else len(candidates) - examined,
                     "requestId": request_id,
                 }
             },
         )
     return None
+
+
+def _fence(fence: Fence) -> list[_Failure]:
+    """Mark the request aborted in the ledger (step 0); the failure, if any."""
+    try:
+        previous = ledger.abort(fence.dynamodb, fence.table, fence.upload, now=int(time.time()))
+    except Exception as exc:
+        # A metadata write still in flight could land after step 1: an operator checks the item.
+        return [
+            _Failure(
+                "FENCE: compensation could not mark the request aborted",
+                exc,
+                {"requestId": fence.upload.request_id},
+            )
+        ]
+    logger.info("Request fenced", extra={"intentWas": previous})  # PENDING, COMMITTED or None
+    return []
+
+
+def _release_lease(fence: Fence) -> list[_Failure]:
+    """Release the item's lease (step 4); a failure is transient (the lease expires anyway) but
+    blocks uploads of the item until then, so it is reported like the others."""
+    try:
+        released = ledger.release_lease(fence.dynamodb, fence.table, fence.upload)
+    except Exception as exc:
+        return [
+            _Failure(
+                "LEASE: compensation could not release the item's lease (it expires by itself)",
+                exc,
+                {"productId": fence.upload.product_id},
+            )
+        ]
+    logger.info("Lease released" if released else "No lease to release")
+    return []
 
 
 def _release(request_id: str, claim: Claim) -> _Failure | None:
@@ -243,7 +314,7 @@ def _release(request_id: str, claim: Claim) -> _Failure | None:
 
 def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
     """Compensate one request with settings and endpoint taken from ``env``."""
-    with task_input(TASK, CompensateEvent, event) as payload:
+    with task_input(TASK, CompensateEvent, event, env) as payload:
         dynamodb = aws.dynamodb_client(env)
         claim = None
         if payload.idempotencyId is not None:
@@ -258,15 +329,31 @@ def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
             product_id=payload.productId,
             product_name=payload.productName,
         )
+        bucket = aws.required_setting(env, names.UPLOAD_BUCKET_NAME)
+        fence = Fence.after(
+            payload.failedState,
+            payload.error,
+            dynamodb=dynamodb,
+            table=aws.required_setting(env, names.LEDGER_TABLE_NAME),
+            upload=ledger.Upload(
+                request_id=payload.requestId,
+                bucket=bucket,
+                s3_key=payload.s3Key,
+                product_id=payload.productId,
+                product_name=payload.productName,
+                started_at=payload.startedAt,
+            ),
+        )
         result = compensate(
             payload.requestId,
             payload.s3Key,
             payload.startedAt,
             s3=aws.s3_client(env),
-            bucket=aws.required_setting(env, names.UPLOAD_BUCKET_NAME),
+            bucket=bucket,
             env=env,
             claim=claim,
             metadata=metadata,
+            fence=fence,
             attempt=payload.attempt,
         )
         return result.to_dict()

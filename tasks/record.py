@@ -1,10 +1,13 @@
 """Record task: writes the upload's metadata item and returns the client's success body.
 
 Event: {"requestId", "upload": UploadMetadata, "stored": StoreReceipt}; returns the client's
-200 body (docs/api.md; ``$.receipt``). Env: METADATA_TABLE_NAME, IDEMPOTENCY_TABLE_NAME.
-With an Idempotency-Key, the metadata item and the claim's completion (status COMPLETED, this
-body as the receipt replayed for 24 h) are one TransactWriteItems, conditional on this request
-still holding the claim: a 200 and a completed claim never disagree.
+200 body (docs/api.md; ``$.receipt``). Env: METADATA_TABLE_NAME, IDEMPOTENCY_TABLE_NAME,
+LEDGER_TABLE_NAME.
+The metadata item, the request's commit record and the release of the item's lease
+(tasks.core.ledger: only if the intent is still PENDING and the lease still this request's) and,
+with an Idempotency-Key, the claim's completion (status COMPLETED, this body as the receipt
+replayed for 24 h) are one TransactWriteItems: a 200, a commit record and a completed claim never
+disagree, and a write that arrives after Compensate fenced the request changes nothing.
 Raises TransientStorageError (throttling, 5xx, timeouts), StorageError, InvalidTaskInput.
 
 The write is reversible (tasks.core.rollback): one UpdateItem (the transaction's ``Update`` with
@@ -17,7 +20,7 @@ client's body and the item's other attributes are what they always were; the ``p
 attributes are not part of the item's meaning (they describe the upload this one replaced).
 The write is conditional on the item not being this request's already: a retry whose first write
 landed changes nothing and answers with that write's body (its timestamp).
-The client (tasks.core.aws.RECORD_CLIENT_CONFIG) gives up strictly before the Lambda timeout.
+Every AWS call ends before the task's SDK deadline (tasks.contract.timing).
 """
 
 from __future__ import annotations
@@ -33,20 +36,20 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from tasks.contract import names
 from tasks.contract.errors import InvalidTaskInput
-from tasks.core import aws, claims, rollback
+from tasks.core import aws, claims, ledger, rollback
 from tasks.core.entry import lambda_handler, task_input
 from tasks.core.models import (
     RecordEvent,
     StoreReceipt,
     SuccessBody,
     UploadMetadata,
-    price_as_json_number,
 )
 from tasks.core.observability import emit_metric, logger
 from tasks.core.tracing import tracer
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 TASK = names.RECORD
 
@@ -91,14 +94,12 @@ def record(
     *,
     dynamodb: DynamoDBClient,
     table_name: str,
+    ledger_table: str,
     idempotency_table: str | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> SuccessBody:
-    """Put the metadata item; the returned body carries the same timestamp as the item.
-
-    With an Idempotency-Key (``upload.idempotencyId``) the item is written together with the
-    completion of this request's claim, in one transaction: both or neither.
-    """
+    """Put the metadata item and commit the request (module doc): all of it, or none; the
+    returned body carries the same timestamp as the item."""
     if stored.s3Key != upload.s3Key:
         raise InvalidTaskInput("stored.s3Key differs from upload.s3Key")
     if upload.idempotencyId is not None and not idempotency_table:
@@ -114,22 +115,35 @@ def record(
         request_id=request_id,
     )
     body = success_body(request_id, upload, stored, uploaded_at)
-    with aws.storage_errors("Recording the metadata"), _earlier_write(request_id) as earlier:
-        if upload.idempotencyId is None:
-            dynamodb.update_item(**update)
-        else:
-            dynamodb.transact_write_items(
-                TransactItems=[
-                    {"Update": update},
-                    claims.completion(
-                        table=str(idempotency_table),
-                        idempotency_id=upload.idempotencyId,
-                        request_id=request_id,
-                        receipt=body.to_dict(),
-                        clock=now.timestamp,
-                    ),
-                ]
+    entry = ledger.Upload(
+        request_id=request_id,
+        bucket=stored.bucket,
+        s3_key=stored.s3Key,
+        product_id=upload.productId,
+        product_name=upload.productName,
+        started_at=None,
+    )
+    items: list[TransactWriteItemTypeDef] = [
+        {"Update": update},
+        *ledger.commit(
+            ledger_table,
+            entry,
+            version_id=stored.versionId,
+            now=int(now.timestamp()),
+        ),
+    ]
+    if upload.idempotencyId is not None:
+        items.append(
+            claims.completion(
+                table=str(idempotency_table),
+                idempotency_id=upload.idempotencyId,
+                request_id=request_id,
+                receipt=body.to_dict(),
+                clock=now.timestamp,
             )
+        )
+    with aws.storage_errors("Recording the metadata"), _earlier_write(request_id) as earlier:
+        dynamodb.transact_write_items(TransactItems=items)
     if earlier:
         # An earlier attempt of this request wrote the item (and completed the claim): its body.
         logger.info("Metadata already recorded by an earlier attempt of this request")
@@ -163,20 +177,16 @@ def _earlier_write(request_id: str) -> Iterator[list[str]]:
 
 
 def _own_write(exc: botocore.exceptions.ClientError, request_id: str) -> str | None:
-    """The ``uploadedAt`` of this request's own earlier write, when that is why ``exc`` (a
-    failed condition, or a transaction cancelled by it alone) happened; else None."""
-    code = aws.error_code(exc)
-    if code == aws.CONDITION_FAILED:
-        item = exc.response.get("Item")
-    elif code == aws.TRANSACTION_CANCELED:
-        reasons = exc.response.get("CancellationReasons") or []
-        if not reasons or reasons[0].get("Code") != "ConditionalCheckFailed":
-            return None
-        if any(str(r.get("Code")) != "None" for r in reasons[1:]):
-            return None
-        item = reasons[0].get("Item")
-    else:
+    """The ``uploadedAt`` of this request's own earlier write, when that is why ``exc`` (the
+    transaction, cancelled because the metadata item is already this request's) happened; else
+    None. The transaction is all or nothing, so the item being this request's means its commit
+    landed too (the commit record's and the lease's conditions fail for the same reason)."""
+    if aws.error_code(exc) != aws.TRANSACTION_CANCELED:
         return None
+    reasons = exc.response.get("CancellationReasons") or []
+    if not reasons or reasons[0].get("Code") != "ConditionalCheckFailed":
+        return None
+    item = reasons[0].get("Item")
     if not isinstance(item, dict) or not rollback.own_item(item, request_id):
         return None
     uploaded_at = item.get("uploadedAt", {}).get("S")
@@ -191,7 +201,7 @@ def success_body(
         requestId=request_id,
         productId=upload.productId,
         productName=upload.productName,
-        price=price_as_json_number(upload.price),
+        price=upload.price,
         fileName=upload.fileName,
         contentType=upload.contentType,
         size=upload.size,
@@ -204,13 +214,14 @@ def success_body(
 
 def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
     """Record one upload with settings and endpoint taken from ``env``."""
-    with task_input(TASK, RecordEvent, event) as payload:
+    with task_input(TASK, RecordEvent, event, env) as payload:
         body = record(
             payload.requestId,
             payload.upload,
             payload.stored,
-            dynamodb=aws.dynamodb_client(env, aws.RECORD_CLIENT_CONFIG),
+            dynamodb=aws.dynamodb_client(env),
             table_name=aws.required_setting(env, names.METADATA_TABLE_NAME),
+            ledger_table=aws.required_setting(env, names.LEDGER_TABLE_NAME),
             idempotency_table=env.get(names.IDEMPOTENCY_TABLE_NAME),
         )
         emit_metric(names.UPLOADS_STORED, MetricUnit.Count, 1, env=env)

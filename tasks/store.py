@@ -1,12 +1,20 @@
 """Store task: writes the validated file as a new, KMS-encrypted S3 object version.
 
-Event: {"requestId", "upload": UploadMetadata, "fileContent", "attempt", "startedAt"} (attempt =
-``$$.State.RetryCount``, startedAt = ``$$.Execution.StartTime``); returns StoreReceipt
-(bucket, s3Key, versionId), or ``{"replay": true, "receipt": <success body>}``; the state machine
-puts it in the request body's place (``$.body``, dropping the file), then at ``$.stored``.
-Env: UPLOAD_BUCKET_NAME, UPLOAD_KEY_ARN, IDEMPOTENCY_TABLE_NAME.
-Raises TransientStorageError (throttling, 5xx, timeouts), StorageError, InvalidTaskInput,
-IdempotencyConflict.
+Event: {"requestId", "upload": UploadMetadata, "body", "attempt", "startedAt"} (body = the
+client's JSON text, whose fileContent validate checked; attempt = ``$$.State.RetryCount``,
+startedAt = ``$$.Execution.StartTime``); returns StoreReceipt
+(bucket, s3Key, versionId, attempt), or ``{"replay": true, "receipt": <success body>}``; the
+state machine puts it in the request body's place (``$.body``, dropping the file), then at
+``$.stored``. Env: UPLOAD_BUCKET_NAME, UPLOAD_KEY_ARN, IDEMPOTENCY_TABLE_NAME, LEDGER_TABLE_NAME.
+Raises TransientStorageError (throttling, 5xx, timeouts), WriteOutcomeUnknown (the PUT was sent
+and never answered: it may still land), StorageError, InvalidTaskInput, IdempotencyConflict,
+UploadInProgress.
+
+Before the PUT, one ledger transaction (tasks.core.ledger) opens the request's intent and takes
+the metadata item's lease: uploads of one item run one at a time, and every version the service
+writes has an intent the sweep can find. Another upload of the item holding the lease is an
+UploadInProgress (409): nothing was stored, and this request's Idempotency-Key claim is released
+so the client can retry with the same key.
 
 With an Idempotency-Key (``upload.idempotencyId``), the key is claimed before the PUT
 (tasks.core.claims, one conditional PutItem; a retry of this request re-claims its own claim).
@@ -27,13 +35,23 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Mapping
+import json
+import time
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import botocore.exceptions
+
 from tasks.contract import names
-from tasks.contract.errors import IdempotencyConflict, InvalidTaskInput, StorageError
+from tasks.contract.errors import (
+    UPLOAD_IN_PROGRESS_MESSAGE,
+    IdempotencyConflict,
+    InvalidTaskInput,
+    StorageError,
+    UploadInProgress,
+)
 from tasks.contract.keys import REQUEST_ID_METADATA, object_key
-from tasks.core import aws, claims
+from tasks.core import aws, claims, ledger
 from tasks.core.entry import lambda_handler, task_input
 from tasks.core.models import StoreEvent, StoreReceipt, UploadMetadata
 from tasks.core.observability import count_rejection, logger
@@ -83,7 +101,7 @@ def store(
         raise InvalidTaskInput("fileContent does not match the validated size and sha256")
     if upload.s3Key != object_key(upload.productId, upload.fileName):
         raise InvalidTaskInput("upload.s3Key does not follow the key rules")
-    with aws.storage_errors("Storing the file"):
+    with aws.storage_errors("Storing the file", write=True):
         response = s3.put_object(
             Bucket=bucket,
             Key=upload.s3Key,
@@ -163,14 +181,51 @@ def claim_key(
         raise
 
 
+def begin_upload(
+    entry: ledger.Upload,
+    *,
+    dynamodb: DynamoDBClient,
+    table: str,
+    attempt: int,
+    clock: Callable[[], float] = time.time,
+) -> None:
+    """Open the request's intent and take the item's lease, in one transaction, before the PUT.
+    Raises :class:`UploadInProgress` when another upload of the item holds the lease."""
+    items = ledger.begin(table, entry, attempt=attempt, now=int(clock()))
+    with aws.storage_errors("Starting the upload"):
+        try:
+            dynamodb.transact_write_items(TransactItems=items)
+        except botocore.exceptions.ClientError as exc:
+            holder = _lease_holder(exc)
+            if holder is None:
+                raise
+            logger.info(
+                "Another upload of the item holds its lease",
+                extra={"productId": entry.product_id, "heldBy": holder},
+            )
+            raise UploadInProgress(UPLOAD_IN_PROGRESS_MESSAGE) from None
+
+
+def _lease_holder(exc: botocore.exceptions.ClientError) -> str | None:
+    """The request holding the lease, when that (alone) cancelled the begin transaction."""
+    if aws.error_code(exc) != aws.TRANSACTION_CANCELED:
+        return None
+    reasons = exc.response.get("CancellationReasons") or []
+    if len(reasons) != 2 or reasons[1].get("Code") != "ConditionalCheckFailed":
+        return None
+    return aws.string_attribute(reasons[1].get("Item") or {}, "holder") or "unknown"
+
+
 def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
     """Store one file with settings and endpoint taken from ``env``."""
-    with task_input(TASK, StoreEvent, event) as payload:
-        if payload.upload.idempotencyId is not None:
+    with task_input(TASK, StoreEvent, event, env) as payload:
+        dynamodb = aws.dynamodb_client(env)
+        upload = payload.upload
+        if upload.idempotencyId is not None:
             first = claim_key(
                 payload.requestId,
-                payload.upload,
-                dynamodb=aws.dynamodb_client(env),
+                upload,
+                dynamodb=dynamodb,
                 table=aws.required_setting(env, names.IDEMPOTENCY_TABLE_NAME),
                 env=env,
             )
@@ -178,17 +233,65 @@ def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
                 # The first upload's result, answered under this request's id (docs/api.md: every
                 # body carries the request id, which names this execution).
                 return {"replay": True, "receipt": {**first, "requestId": payload.requestId}}
+        bucket = aws.required_setting(env, names.UPLOAD_BUCKET_NAME)
+        entry = ledger.Upload(
+            request_id=payload.requestId,
+            bucket=bucket,
+            s3_key=upload.s3Key,
+            product_id=upload.productId,
+            product_name=upload.productName,
+            started_at=payload.startedAt,
+        )
+        try:
+            begin_upload(
+                entry,
+                dynamodb=dynamodb,
+                table=aws.required_setting(env, names.LEDGER_TABLE_NAME),
+                attempt=payload.attempt,
+            )
+        except UploadInProgress as exc:
+            _give_back_claim(payload.requestId, upload, dynamodb=dynamodb, env=env)
+            count_rejection(type(exc).__name__, env=env, productId=upload.productId)
+            raise
         receipt = store(
             payload.requestId,
-            payload.upload,
-            payload.fileContent,
+            upload,
+            file_content(payload.body),
             s3=aws.s3_client(env),
-            bucket=aws.required_setting(env, names.UPLOAD_BUCKET_NAME),
+            bucket=bucket,
             key_arn=aws.required_setting(env, names.UPLOAD_KEY_ARN),
             attempt=payload.attempt,
             started_at=payload.startedAt,
         )
         return receipt.to_dict()
+
+
+def file_content(body: str) -> str:
+    """The base64 file in the client's JSON text (validate checked it; this only extracts)."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        raise InvalidTaskInput("body is not the JSON validate accepted") from None
+    content = document.get("fileContent") if isinstance(document, dict) else None
+    if not isinstance(content, str):
+        raise InvalidTaskInput("body has no fileContent")
+    return content
+
+
+def _give_back_claim(
+    request_id: str, upload: UploadMetadata, *, dynamodb: DynamoDBClient, env: Mapping[str, str]
+) -> None:
+    """Release the Idempotency-Key this request claimed (nothing was stored), so that the client's
+    retry with the same key is not refused as still in progress."""
+    if upload.idempotencyId is None:
+        return
+    with aws.storage_errors("Releasing the Idempotency-Key"):
+        claims.release(
+            dynamodb,
+            table=aws.required_setting(env, names.IDEMPOTENCY_TABLE_NAME),
+            idempotency_id=upload.idempotencyId,
+            request_id=request_id,
+        )
 
 
 handler = lambda_handler(run, tracer=tracer)

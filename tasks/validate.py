@@ -1,6 +1,7 @@
 """Validate task: checks the client's body and describes the upload (no AWS access at all).
 
-Event: {"requestId", "idempotencyKey", "caller", "body"}; returns UploadMetadata (``$.upload``,
+Event: {"requestId", "idempotencyKey", "caller", "body"} (body: the client's JSON text, which
+validate parses with every number an exact decimal); returns UploadMetadata (``$.upload``,
 with ``idempotencyId`` and ``fingerprint`` when the request has an Idempotency-Key).
 Raises ValidationError / PayloadTooLarge (client errors, whose ``str()`` is the JSON the response
 template reads) or InvalidTaskInput for a malformed event.
@@ -20,7 +21,7 @@ from tasks.contract.errors import RequestRejected
 from tasks.core.entry import lambda_handler, task_input
 from tasks.core.models import ValidateEvent
 from tasks.core.observability import count_rejection, logger
-from tasks.core.validation import check_product_id, validate_upload
+from tasks.core.validation import check_product_id, parse_body, validate_upload
 
 TASK = names.VALIDATE
 
@@ -28,11 +29,13 @@ TASK = names.VALIDATE
 def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
     """Validate one request with settings from ``env``: the metric ones and
     ``ALLOWED_CONTENT_TYPES`` (comma-separated; empty or absent allows any type)."""
-    with task_input(TASK, ValidateEvent, event) as payload:
+    with task_input(TASK, ValidateEvent, event, env) as payload:
+        body: object = None
         try:
+            body = parse_body(payload.body)
             upload = validate_upload(
                 payload.requestId,
-                payload.body,
+                body,
                 payload.idempotencyKey,
                 payload.caller,
                 policy=policy_from_env(env.get(names.ALLOWED_CONTENT_TYPES)),
@@ -41,7 +44,7 @@ def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
             details: dict[str, Any] = {
                 "problems": [{"field": d.field, "message": d.message} for d in exc.details]
             }
-            product_id = _product_id(payload.body)
+            product_id = _product_id(body)
             if product_id is not None:  # lets operators find a product's rejected requests
                 details["productId"] = product_id
             count_rejection(type(exc).__name__, env=env, **details)

@@ -65,8 +65,19 @@ class IdempotencyConflict(RequestRejected):
     """The Idempotency-Key was used before with a different body."""
 
 
+class UploadInProgress(RequestRejected):
+    """Another upload of the same metadata item (productId, productName) holds its lease: uploads
+    of one item run one at a time (tasks.contract.ledger). Nothing was stored; retry shortly."""
+
+
 class TransientStorageError(UploadError):
     """S3 or DynamoDB throttled or had a transient fault; the state machine retries it."""
+
+
+class WriteOutcomeUnknown(TransientStorageError):
+    """A write's request was sent and its answer never came (a read timeout, a dropped
+    connection): it may still land. Not retried: the upload is compensated, the item's lease kept
+    until it expires, and the request left to the sweep, which finds the write if it lands."""
 
 
 class StorageError(UploadError):
@@ -88,6 +99,14 @@ CLIENT_ERROR_NAMES: Final[tuple[str, ...]] = (
     ValidationError.__name__,
     PayloadTooLarge.__name__,
     IdempotencyConflict.__name__,
+    UploadInProgress.__name__,
+)
+# Errors Store raises only when no write of its own can still be in flight (its S3 call answered,
+# or none was made): after them the compensation may release the item's lease at once.
+SETTLED_STORE_ERRORS: Final[tuple[str, ...]] = (
+    TransientStorageError.__name__,
+    StorageError.__name__,
+    InvalidTaskInput.__name__,
 )
 # The Error of the workflow's UploadFailed state: storing or recording failed, compensated.
 INTERNAL_ERROR: Final = "InternalError"
@@ -119,6 +138,10 @@ PAYLOAD_TOO_LARGE_MESSAGE: Final = (
     " (after base64 decoding)."
 )
 INVALID_JSON_MESSAGE: Final = "The request body is not valid JSON."
+UPLOAD_IN_PROGRESS_MESSAGE: Final = (
+    "Another upload of this product (productId and productName) is in progress; nothing was "
+    "stored. Retry in a few seconds."
+)
 UNAVAILABLE_MESSAGE: Final = "The service is busy. Retry the request later."
 TIMEOUT_MESSAGE: Final = "The upload did not finish in time."
 
@@ -132,6 +155,7 @@ OUTCOMES: Final[dict[str, Outcome]] = {
         "The Idempotency-Key was used before with a different request body.",
         True,
     ),
+    "UploadInProgress": Outcome(409, "UploadInProgress", UPLOAD_IN_PROGRESS_MESSAGE, True),
     INTERNAL_ERROR: Outcome(500, "InternalError", INTERNAL_ERROR_MESSAGE),
     "CompensationFailed": Outcome(500, "InternalError", ORPHAN_REPORTED_MESSAGE),
     # Step Functions' own error for a state over 256 KiB (no Catch can handle it). MAX_FILE_BYTES
@@ -195,13 +219,12 @@ WORKFLOW_ERRORS: Final[dict[str, Outcome]] = {
 }
 
 
-def code_by_status() -> dict[int, str]:
-    """Every error status a client can get -> its one code (a status never has two codes)."""
-    codes: dict[int, str] = {}
+def codes_by_status() -> dict[int, frozenset[str]]:
+    """Every error status a client can get -> the codes it comes with."""
+    codes: dict[int, set[str]] = {}
     for outcome in OUTCOMES.values():
-        if codes.setdefault(outcome.status, outcome.code) != outcome.code:
-            raise ValueError(f"status {outcome.status} has two codes")
-    return dict(sorted(codes.items()))
+        codes.setdefault(outcome.status, set()).add(outcome.code)
+    return {status: frozenset(codes[status]) for status in sorted(codes)}
 
 
 def outcome_of_execution(status: str, error: str | None) -> Outcome | None:

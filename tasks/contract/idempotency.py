@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from decimal import Decimal
 from typing import Final
 
 # The table's attributes.
@@ -62,6 +63,36 @@ def idempotency_id(caller: str, key: str) -> str:
 
 
 def fingerprint(body: object) -> str:
-    """sha256 hex of the body's canonical JSON (sorted keys, no insignificant whitespace)."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+    """sha256 hex of the body's canonical JSON: sorted keys, no insignificant whitespace, and
+    every number in one spelling, so that equal JSON values are the same body (``1.0``, ``1`` and
+    ``1e0`` alike, as a client that re-serializes a body may write them)."""
+    return hashlib.sha256(canonical_json(body).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def canonical_json(value: object) -> str:
+    """``value`` (parsed JSON: numbers as int, float or Decimal) in its canonical spelling."""
+    if isinstance(value, dict):
+        members = (
+            f"{json.dumps(str(name), ensure_ascii=False)}:{canonical_json(item)}"
+            for name, item in sorted(value.items())
+        )
+        return "{" + ",".join(members) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(canonical_json(item) for item in value) + "]"
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return _canonical_number(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _canonical_number(value: int | float | Decimal) -> str:
+    """The number's digits without trailing zeros and its exponent: ``1.50`` -> ``15E-1``."""
+    number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    if not number.is_finite():
+        return json.dumps(str(number))
+    if number.is_zero():
+        return "0"
+    sign, digits, exponent = number.as_tuple()
+    text = "".join(map(str, digits))
+    significant = text.rstrip("0")  # exact, unlike normalize(), which rounds to 28 digits
+    exponent = int(exponent) + len(text) - len(significant)
+    return f"{'-' if sign else ''}{significant}E{exponent}"

@@ -9,6 +9,12 @@ UPLOAD_BUCKET_NAME: Final = "UPLOAD_BUCKET_NAME"
 UPLOAD_KEY_ARN: Final = "UPLOAD_KEY_ARN"  # the bucket's KMS key (SSE-KMS with this key)
 METADATA_TABLE_NAME: Final = "METADATA_TABLE_NAME"
 IDEMPOTENCY_TABLE_NAME: Final = "IDEMPOTENCY_TABLE_NAME"
+LEDGER_TABLE_NAME: Final = "LEDGER_TABLE_NAME"  # intents, commit records, item leases
+ORPHAN_GRACE_SECONDS: Final = "ORPHAN_GRACE_SECONDS"  # the sweep's grace period
+SWEEP_DELETES_ORPHANS: Final = "SWEEP_DELETES_ORPHANS"  # "true": the sweep deletes what it finds
+# Local mode only: how many times slower than AWS its emulator is right now; the tasks stretch
+# their SDK timeouts and deadline by it (never set on AWS, where it is 1).
+SDK_TIMEOUT_SCALE: Final = "SDK_TIMEOUT_SCALE"
 ALLOWED_CONTENT_TYPES: Final = "ALLOWED_CONTENT_TYPES"  # validate's allowlist; absent: any
 # Powertools' own settings.
 POWERTOOLS_SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
@@ -22,7 +28,13 @@ UPLOADS_STORED: Final = "UploadsStored"  # Count, by record when an upload compl
 BYTES_STORED: Final = "BytesStored"  # Bytes, by record when an upload completed
 REJECTIONS: Final = "Rejections"  # Count, by validate and store, extra dimension reason=<error>
 COMPENSATIONS: Final = "Compensations"  # Count, by compensate when it completed
-COMPENSATION_FAILURES: Final = "CompensationFailures"  # Count, by compensate when it failed
+# Count, by compensate or report: a failed compensation left something behind.
+COMPENSATION_FAILURES: Final = "CompensationFailures"
+# Count, by a metric filter on the workflow's log group: executions that ended in
+# CompensationFailed, whatever reported them (the backstop of the alarm on CompensationFailures).
+COMPENSATION_FAILED_EXECUTIONS: Final = "CompensationFailedExecutions"
+ORPHAN_VERSIONS: Final = "OrphanVersions"  # Count, by the sweep: uncommitted versions it found
+ORPHANS_DELETED: Final = "OrphansDeleted"  # Count, by the sweep: those it deleted
 SERVICE_DIMENSION: Final = "service"
 REASON_DIMENSION: Final = "reason"
 
@@ -31,7 +43,11 @@ VALIDATE: Final = "validate"
 STORE: Final = "store"
 RECORD: Final = "record"
 COMPENSATE: Final = "compensate"
-TASKS: Final = (VALIDATE, STORE, RECORD, COMPENSATE)
+REPORT: Final = "report"  # reports what a compensation that crashed or timed out left behind
+SWEEP: Final = "sweep"  # scheduled, outside the workflow: finds uncommitted versions
+# The workflow's Lambda tasks, and every function of the stack.
+WORKFLOW_TASKS: Final = (VALIDATE, STORE, RECORD, COMPENSATE, REPORT)
+TASKS: Final = (*WORKFLOW_TASKS, SWEEP)
 
 
 def task_title(task: str) -> str:
@@ -44,6 +60,9 @@ VALIDATE_STATE: Final = task_title(VALIDATE)
 STORE_STATE: Final = task_title(STORE)
 RECORD_STATE: Final = task_title(RECORD)
 COMPENSATE_STATE: Final = task_title(COMPENSATE)
+REPORT_ORPHAN_STATE: Final = "ReportOrphan"
+STORE_FAILED_STATE: Final = "StoreFailed"
+RECORD_FAILED_STATE: Final = "RecordFailed"
 DISCARD_FILE_CONTENT_STATE: Final = "DiscardFileContent"
 ALREADY_UPLOADED_STATE: Final = "AlreadyUploaded"
 UPLOADED_STATE: Final = "Uploaded"

@@ -21,8 +21,14 @@ import botocore.exceptions
 import botocore.session
 from botocore.config import Config
 
-from tasks.contract.errors import InvalidTaskInput, StorageError, TransientStorageError
-from tasks.contract.timing import DEFAULT_SDK, RECORD_SDK, SdkBudget
+from tasks.contract.errors import (
+    InvalidTaskInput,
+    StorageError,
+    TransientStorageError,
+    WriteOutcomeUnknown,
+)
+from tasks.contract.timing import DYNAMODB_SDK, S3_SDK, SdkBudget
+from tasks.core import deadline
 from tasks.core.observability import logger
 
 if TYPE_CHECKING:  # type stubs only (mypy-boto3-*): no import at run time
@@ -30,17 +36,28 @@ if TYPE_CHECKING:  # type stubs only (mypy-boto3-*): no import at run time
     from mypy_boto3_s3 import S3Client
 
 
-def client_config(budget: SdkBudget) -> Config:
-    """The botocore configuration of a client with ``budget``'s timeouts and attempts."""
+def client_config(budget: SdkBudget, scale: float = 1.0) -> Config:
+    """The botocore configuration of a client with ``budget``'s timeouts (times ``scale``) and
+    attempts."""
     return Config(
-        connect_timeout=budget.connect_timeout,
-        read_timeout=budget.read_timeout,
+        connect_timeout=budget.connect_timeout * scale,
+        read_timeout=budget.read_timeout * scale,
         retries={"mode": "standard", "total_max_attempts": budget.total_max_attempts},
     )
 
 
-CLIENT_CONFIG: Final = client_config(DEFAULT_SDK)
-RECORD_CLIENT_CONFIG: Final = client_config(RECORD_SDK)  # tasks.contract.timing says why
+# Each service's client budget (tasks.contract.timing says why).
+SDK_BUDGETS: Final[dict[str, SdkBudget]] = {"dynamodb": DYNAMODB_SDK, "s3": S3_SDK}
+
+
+class OutOfTime(Exception):
+    """An attempt of an AWS call was not started: it could have ended after the deadline."""
+
+    def __init__(self, operation: str, needed: float, left: float) -> None:
+        super().__init__(
+            f"No time left for an attempt of {operation} ({needed:.2f} s needed, {left:.2f} s left)"
+        )
+
 
 # Error codes that mean "try again later" (throttling and transient service faults).
 TRANSIENT_ERROR_CODES: Final = frozenset(
@@ -80,7 +97,7 @@ TRANSIENT_CANCELLATION_REASONS: Final = frozenset(
     }
 )
 
-_clients: dict[tuple[str, str | None, str | None, str | None, int], Any] = {}
+_clients: dict[tuple[str, str | None, str | None, str | None, float], Any] = {}
 _clients_lock = threading.Lock()
 
 
@@ -92,15 +109,18 @@ def _session() -> botocore.session.Session:
     return botocore.session.get_session()
 
 
-def client(service: str, env: Mapping[str, str], config: Config = CLIENT_CONFIG) -> Any:
-    """A cached botocore client for ``service`` configured from ``env`` (and ``config``)."""
+def client(service: str, env: Mapping[str, str]) -> Any:
+    """A cached botocore client for ``service`` configured from ``env`` and the service's budget;
+    every attempt of its calls is held to the invocation's deadline."""
     endpoint = env.get("AWS_ENDPOINT_URL") or None
     region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
     access_key = env.get("AWS_ACCESS_KEY_ID") or None
-    cache_key = (service, endpoint, region, access_key, id(config))
+    scale = deadline.time_scale(env)
+    cache_key = (service, endpoint, region, access_key, scale)
     with _clients_lock:
         cached = _clients.get(cache_key)
         if cached is None:
+            budget = SDK_BUDGETS[service]
             cached = _session().create_client(
                 service,
                 region_name=region,
@@ -108,10 +128,21 @@ def client(service: str, env: Mapping[str, str], config: Config = CLIENT_CONFIG)
                 aws_access_key_id=access_key,
                 aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") if access_key else None,
                 aws_session_token=env.get("AWS_SESSION_TOKEN") if access_key else None,
-                config=config,
+                config=client_config(budget, scale),
             )
+            refuse = functools.partial(_refuse_late_attempt, budget.attempt_seconds * scale)
+            cached.meta.events.register("before-send", refuse)
             _clients[cache_key] = cached
         return cached
+
+
+def _refuse_late_attempt(attempt_seconds: float, request: Any, **kwargs: Any) -> None:
+    """botocore's last hook before it sends an attempt: an attempt that could still be running
+    when the deadline passes is not sent (its request could land after the task ended)."""
+    left = deadline.seconds_left()
+    if left is not None and left < attempt_seconds:
+        operation = kwargs.get("event_name", "before-send").rsplit(".", 1)[-1]
+        raise OutOfTime(operation, attempt_seconds, max(left, 0.0))
 
 
 def s3_client(env: Mapping[str, str]) -> S3Client:
@@ -119,9 +150,9 @@ def s3_client(env: Mapping[str, str]) -> S3Client:
     return cast("S3Client", client("s3", env))
 
 
-def dynamodb_client(env: Mapping[str, str], config: Config = CLIENT_CONFIG) -> DynamoDBClient:
-    """The cached DynamoDB client for ``env`` and ``config`` (:func:`client`)."""
-    return cast("DynamoDBClient", client("dynamodb", env, config))
+def dynamodb_client(env: Mapping[str, str]) -> DynamoDBClient:
+    """The cached DynamoDB client for ``env`` (:func:`client`)."""
+    return cast("DynamoDBClient", client("dynamodb", env))
 
 
 def clear_clients() -> None:
@@ -170,25 +201,42 @@ def is_transient(exc: BaseException) -> bool:
             isinstance(status, int) and (status >= 500 or status == 429)
         )
     return isinstance(
-        exc, botocore.exceptions.ConnectionError | botocore.exceptions.HTTPClientError
+        exc, botocore.exceptions.ConnectionError | botocore.exceptions.HTTPClientError | OutOfTime
+    )
+
+
+def outcome_unknown(exc: BaseException) -> bool:
+    """The request was sent and no answer came: what it asked for may still happen."""
+    return isinstance(
+        exc, botocore.exceptions.ReadTimeoutError | botocore.exceptions.ConnectionClosedError
     )
 
 
 @contextmanager
-def storage_errors(action: str) -> Iterator[None]:
+def storage_errors(action: str, *, write: bool = False) -> Iterator[None]:
     """Turn SDK failures into the workflow's named errors.
 
     The SDK's text goes to the log only; the raised error's message is a fixed sentence built
-    from ``action`` (e.g. "Storing the file"), so no SDK text can reach a client.
+    from ``action`` (e.g. "Storing the file"), so no SDK text can reach a client. ``write``: the
+    block writes something that must not land unnoticed, so a request sent without an answer is
+    a :class:`WriteOutcomeUnknown`.
     """
     try:
         yield
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, OutOfTime) as exc:
         transient = is_transient(exc)
+        unknown = write and outcome_unknown(exc)
         logger.error(
             f"{action} failed",
-            extra={"errorCode": error_code(exc), "transient": transient, "sdkError": str(exc)},
+            extra={
+                "errorCode": error_code(exc),
+                "transient": transient,
+                "outcomeUnknown": unknown,
+                "sdkError": str(exc),
+            },
         )
+        if unknown:
+            raise WriteOutcomeUnknown(f"{action} failed temporarily.") from exc
         if transient:
             raise TransientStorageError(f"{action} failed temporarily.") from exc
         raise StorageError(f"{action} failed.") from exc

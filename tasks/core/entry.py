@@ -9,10 +9,12 @@ calls: the template's ``Handler`` is ``tasks.<task>.handler``).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from tasks.contract.timing import TIMINGS
+from tasks.core.deadline import deadline_after, time_scale
 from tasks.core.models import PayloadT, parse_payload
 from tasks.core.observability import logger, request_scope
 
@@ -24,11 +26,15 @@ Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
 @contextmanager
-def task_input(task: str, model: type[PayloadT], event: object) -> Iterator[PayloadT]:
+def task_input(
+    task: str, model: type[PayloadT], event: object, env: Mapping[str, str]
+) -> Iterator[PayloadT]:
     """The event as ``model`` (InvalidTaskInput if it is not one); log lines inside carry the
-    request id (from the event, even when it is malformed) and the task's name."""
+    request id (from the event, even when it is malformed) and the task's name, and AWS calls
+    inside end before the task's SDK deadline (tasks.contract.timing)."""
     request_id = event.get("requestId") if isinstance(event, dict) else None
-    with request_scope(task, request_id):
+    seconds = TIMINGS[task].sdk_deadline_seconds * time_scale(env)
+    with request_scope(task, request_id), deadline_after(seconds):
         yield parse_payload(model, event)
 
 

@@ -86,7 +86,9 @@ class SuccessBody(Payload, frozen=True, kw_only=True):
     requestId: str
     productId: str
     productName: str
-    price: int | float
+    # The price's exact decimal text: it stays a string through Step Functions (which may read a
+    # number as a binary float) and the response template writes it as a JSON number.
+    price: Annotated[str, Meta(pattern=PRICE_TEXT_PATTERN)]
     fileName: str
     contentType: str
     size: int
@@ -102,19 +104,28 @@ class CompensationResult(Payload, frozen=True, kw_only=True):
     deletedVersionIds: list[str]
 
 
+class OrphanReport(Payload, frozen=True, kw_only=True):
+    """Returned by report to ``$.report``: the versions of the request it found (None: the
+    lookup failed; the sweep finds them)."""
+
+    versionIds: list[str] | None
+
+
 class ValidateEvent(Payload, frozen=True, kw_only=True):
     requestId: _RequestId
     idempotencyKey: Any = None
     # Who called (the API's IAM principal id or API key id; "" or None when unknown): scopes the
     # Idempotency-Key.
     caller: Annotated[str, Meta(max_length=CALLER_MAX_CHARS)] | None = None
-    body: Any = None
+    # The client's body as the JSON text it sent (numbers parsed by validate, exactly).
+    body: str
 
 
 class StoreEvent(Payload, frozen=True, kw_only=True):
     requestId: _RequestId
     upload: UploadMetadata
-    fileContent: str
+    # The client's body as JSON text: Store takes the file from it.
+    body: str
     # $$.State.RetryCount: 0 on the first attempt, n on the n-th retry.
     attempt: _Attempt = 0
     # $$.Execution.StartTime: bounds the search for an earlier attempt's versions.
@@ -138,11 +149,25 @@ class CompensateEvent(Payload, frozen=True, kw_only=True):
     idempotencyId: _Sha256 | None = None
     # $$.State.RetryCount: below TASK_RETRY.max_attempts a retry remains.
     attempt: _Attempt = 0
+    # The state that failed (Store or Record) and its error name: whether a write of this
+    # request may still be in flight (tasks/compensate.py, step 4).
+    failedState: str | None = None
+    error: str | None = None
 
 
-def price_as_json_number(text: str) -> int | float:
-    """The price for the client's body: an integer when sent as one, else the float it reads as."""
-    return float(text) if "." in text else int(text)
+class ReportEvent(Payload, frozen=True, kw_only=True):
+    requestId: _RequestId
+    productId: _ProductId
+    productName: _ProductName
+    s3Key: _NonEmpty
+    startedAt: str | None = None
+    # How Compensate ended (its error name).
+    error: str | None = None
+
+
+class SweepEvent(Payload, frozen=True, kw_only=True):
+    # The schedule's execution id (the logs' correlation id); absent when run by hand.
+    requestId: str | None = None
 
 
 PayloadT = TypeVar("PayloadT", bound=Payload)

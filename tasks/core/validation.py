@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -39,7 +40,12 @@ from tasks.contract.content_types import (
     is_textual,
     is_valid_content_type,
 )
-from tasks.contract.errors import FieldProblem, PayloadTooLarge, ValidationError
+from tasks.contract.errors import (
+    INVALID_JSON_MESSAGE,
+    FieldProblem,
+    PayloadTooLarge,
+    ValidationError,
+)
 from tasks.contract.keys import (
     PRODUCT_ID_RE,
     S3_KEY_MAX_BYTES,
@@ -272,12 +278,29 @@ def _field_label(name: str) -> str:
 
 
 INVALID_BODY_MESSAGE: Final = "The request body is invalid."
+BODY_FIELD: Final = "body"
 NOT_AN_OBJECT_MESSAGE: Final = "The request body must be a JSON object."
 TOO_LARGE_MESSAGE: Final = f"The file is larger than the limit of {MAX_FILE_BYTES} bytes."
 IDEMPOTENCY_KEY_FIELD: Final = "Idempotency-Key"
 CONTENT_TYPE_FIELD: Final = "contentType"
 # A body with thousands of unknown fields must not produce an error larger than the body.
 MAX_REPORTED_PROBLEMS: Final = 32
+
+
+def parse_body(text: str) -> object:
+    """The client's body, exactly as sent: every number an exact decimal (a JSON number read as a
+    binary float would lose digits of the price). Not JSON: :class:`ValidationError`."""
+    try:
+        return json.loads(text, parse_float=Decimal, parse_int=Decimal, parse_constant=_no_name)
+    except (ValueError, RecursionError):
+        raise ValidationError(
+            INVALID_JSON_MESSAGE, [FieldProblem(BODY_FIELD, "is not valid JSON")]
+        ) from None
+
+
+def _no_name(name: str) -> object:
+    """``NaN`` and ``Infinity`` are not JSON."""
+    raise ValueError(name)
 
 
 def validate_upload(

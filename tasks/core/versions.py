@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 import botocore.exceptions
 
@@ -51,18 +51,25 @@ def cutoff(started_at: str | None) -> datetime | None:
     return since - CLOCK_SKEW if since is not None else None
 
 
-def candidate_versions(s3: S3Client, *, bucket: str, key: str, since: datetime | None) -> list[str]:
-    """Version ids of exactly ``key`` modified since ``since`` (all of them when None), newest
+class Version(NamedTuple):
+    version_id: str
+    last_modified: datetime
+
+
+def candidate_versions(
+    s3: S3Client, *, bucket: str, key: str, since: datetime | None
+) -> list[Version]:
+    """The versions of exactly ``key`` modified since ``since`` (all of them when None), newest
     first: the versions a request that started then may have created. Needs
     s3:ListBucketVersions (prefix ``key``). SDK errors propagate."""
-    found: list[str] = []
+    found: list[Version] = []
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=key):
         for version in page.get("Versions", []):
             if version["Key"] != key:
                 continue
             if since is not None and version["LastModified"] < since:
                 continue
-            found.append(version["VersionId"])
+            found.append(Version(version["VersionId"], version["LastModified"]))
     return found
 
 
@@ -81,13 +88,28 @@ def created_by(s3: S3Client, *, bucket: str, key: str, version_id: str, request_
 def versions_of_request(
     s3: S3Client, *, bucket: str, key: str, request_id: str, since: datetime | None
 ) -> list[str]:
-    """Version ids of ``key`` (exactly) created by ``request_id``, newest first.
+    """Version ids of ``key`` (exactly) created by ``request_id``, newest first (see
+    :func:`dated_versions_of_request`)."""
+    return [
+        version.version_id
+        for version in dated_versions_of_request(
+            s3, bucket=bucket, key=key, request_id=request_id, since=since
+        )
+    ]
+
+
+def dated_versions_of_request(
+    s3: S3Client, *, bucket: str, key: str, request_id: str, since: datetime | None
+) -> list[Version]:
+    """The versions of ``key`` (exactly) created by ``request_id``, newest first.
 
     Needs s3:ListBucketVersions (prefix ``key``) and s3:GetObjectVersion on the key. SDK errors
     propagate; a version deleted meanwhile is skipped.
     """
     return [
-        version_id
-        for version_id in candidate_versions(s3, bucket=bucket, key=key, since=since)
-        if created_by(s3, bucket=bucket, key=key, version_id=version_id, request_id=request_id)
+        version
+        for version in candidate_versions(s3, bucket=bucket, key=key, since=since)
+        if created_by(
+            s3, bucket=bucket, key=key, version_id=version.version_id, request_id=request_id
+        )
     ]
