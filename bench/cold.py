@@ -44,31 +44,38 @@ RUNTIME_PACKAGES: Final = (
     "six",
 )
 
-# The clients each task's first invocation creates (none for validate; store without an
-# Idempotency-Key; compensate always reads the metadata table and the bucket).
+# The clients each task's first invocation creates (none for validate; every other task writes
+# the ledger; store, compensate, report and the sweep read or write the bucket too).
 TASK_CLIENTS: Final[dict[str, tuple[str, ...]]] = {
-    "validate": (),
-    "store": ("s3",),
-    "record": ("dynamodb",),
-    "compensate": ("dynamodb", "s3"),
+    names.VALIDATE: (),
+    names.STORE: ("dynamodb", "s3"),
+    names.RECORD: ("dynamodb",),
+    names.COMPENSATE: ("dynamodb", "s3"),
+    names.REPORT: ("dynamodb", "s3"),
+    names.SWEEP: ("dynamodb", "s3"),
 }
 # Stand-ins for the resource names and ARNs the template fills in per function (the same
 # variables: tests/infrastructure/test_functions.py checks it).
+_BUCKET: Final = {names.UPLOAD_BUCKET_NAME: "bench-bucket"}
+_METADATA: Final = {names.METADATA_TABLE_NAME: "bench-table"}
+_CLAIMS: Final = {names.IDEMPOTENCY_TABLE_NAME: "bench-claims"}
+_LEDGER: Final = {names.LEDGER_TABLE_NAME: "bench-ledger"}
 TASK_ENVIRONMENT: Final[dict[str, dict[str, str]]] = {
-    "validate": {},
-    "store": {
-        names.UPLOAD_BUCKET_NAME: "bench-bucket",
+    names.VALIDATE: {},
+    names.STORE: {
+        **_BUCKET,
         names.UPLOAD_KEY_ARN: "arn:aws:kms:us-east-1:123456789012:key/bench",
-        names.IDEMPOTENCY_TABLE_NAME: "bench-claims",
+        **_CLAIMS,
+        **_LEDGER,
     },
-    "record": {
-        names.METADATA_TABLE_NAME: "bench-table",
-        names.IDEMPOTENCY_TABLE_NAME: "bench-claims",
-    },
-    "compensate": {
-        names.UPLOAD_BUCKET_NAME: "bench-bucket",
-        names.METADATA_TABLE_NAME: "bench-table",
-        names.IDEMPOTENCY_TABLE_NAME: "bench-claims",
+    names.RECORD: {**_METADATA, **_CLAIMS, **_LEDGER},
+    names.COMPENSATE: {**_BUCKET, **_METADATA, **_CLAIMS, **_LEDGER},
+    names.REPORT: {**_BUCKET, **_METADATA, **_LEDGER},
+    names.SWEEP: {
+        **_METADATA,
+        **_LEDGER,
+        names.ORPHAN_GRACE_SECONDS: "600",
+        names.SWEEP_DELETES_ORPHANS: "false",
     },
 }
 

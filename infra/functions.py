@@ -153,6 +153,9 @@ class TaskFunction(Construct):
             log_group=self.log_group,
             environment={**COMMON_ENVIRONMENT, **environment},
             description=f"Upload service: {self.spec.name} task",
+            # A scheduled run that fails is not repeated (Lambda would retry an asynchronous
+            # invocation twice): the next run, minutes later, does the same work.
+            retry_attempts=0 if self.spec.scheduled else None,
         )
 
     def _build_alias(self, settings: Settings) -> lambda_.Alias | None:
@@ -342,16 +345,10 @@ class TaskFunctions(Construct):
         role = self.record.role
         # One TransactWriteItems, which IAM authorizes item by item: the reversible metadata
         # write (tasks.core.rollback), the claim's completion, the commit record (UpdateItem),
-        # and the lease: released (DeleteItem) or, after a retried Store, checked.
+        # and the release of the lease (DeleteItem).
         self._grant_table(role, storage.table, "dynamodb:UpdateItem")
         self._grant_table(role, storage.idempotency_table, "dynamodb:UpdateItem")
-        self._grant_table(
-            role,
-            storage.ledger_table,
-            "dynamodb:UpdateItem",
-            "dynamodb:DeleteItem",
-            "dynamodb:ConditionCheckItem",
-        )
+        self._grant_table(role, storage.ledger_table, "dynamodb:UpdateItem", "dynamodb:DeleteItem")
         self._grant_table_key(role)
 
     def _grant_compensate(self) -> None:

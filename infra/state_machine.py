@@ -14,11 +14,11 @@ function's SDK calls end before its own timeout. A retried task takes at most
     Store       3 + 1 + 3 =  7 s   (function 2 s)
     Record      2 + 1 + 2 =  5 s   (function 1 s)
     Compensate  3 + 1 + 3 =  7 s   (function 2 s)
-    ReportOrphan         2 s       (function 1 s, no retry: if it fails, the sweep reports)
-    worst path (Validate, Store, Record fails, Compensate crashes, ReportOrphan)  = 26 s
-    state machine TimeoutSeconds (backstop)                                       = 27 s < 29 s
+    ReportOrphan         3 s       (function 2 s, no retry: if it fails, the sweep reports)
+    worst path (Validate, Store, Record fails, Compensate crashes, ReportOrphan)  = 27 s
+    state machine TimeoutSeconds (backstop)                                       = 28 s < 29 s
 
-A Store failure goes to Compensate directly (5 + 7 + 7 + 2 = 21 s), so the longest path is the
+A Store failure goes to Compensate directly (5 + 7 + 7 + 3 = 22 s), so the longest path is the
 one through Record. tests/infrastructure recomputes this from the synthesized definition.
 
 Idempotency-Key (tasks.contract.idempotency): Store claims the key before its PUT; the claim's

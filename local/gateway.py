@@ -155,12 +155,26 @@ class Gateway:
         method = _routed(method)
         _check_size(request)
         media_type, template = _request_template(method, request)
-        text = _body_text(request.body)
+        text = self._body_text(method, media_type, request.body)
         self._check_body(method, media_type, text)
         headers = dict(request.headers)
         integration_request = _integration_request(template, text, headers, query, context)
         status, integration_body = self._timed_integration(method, integration_request, context)
         return self._integration_response(method, status, integration_body, headers, query, context)
+
+    @staticmethod
+    def _body_text(method: MethodSpec, media_type: str, body: bytes) -> str:
+        """The body as text. A JSON body must be UTF-8 (RFC 8259): one that is not fails the
+        method's model, as its JSON parser fails on it; without a model the bytes pass as
+        Latin-1, one character per byte."""
+        try:
+            return body.decode()
+        except UnicodeDecodeError:
+            if method.validate_body and media_type in method.request_models:
+                raise GatewayRejection(
+                    "BAD_REQUEST_BODY", validation_error="[Invalid UTF-8 in the request body]"
+                ) from None
+            return body.decode("latin-1")
 
     def _check_body(self, method: MethodSpec, media_type: str, text: str) -> None:
         """The body against the method's model, when the request validator validates bodies."""
@@ -341,13 +355,6 @@ def _request_template(method: MethodSpec, request: Request) -> tuple[str, str | 
         if behaviour == "NEVER" or (behaviour == "WHEN_NO_TEMPLATES" and method.request_templates):
             raise GatewayRejection("UNSUPPORTED_MEDIA_TYPE")
     return media_type, template
-
-
-def _body_text(body: bytes) -> str:
-    try:
-        return body.decode()
-    except UnicodeDecodeError:
-        return body.decode("latin-1")
 
 
 def _render(

@@ -109,7 +109,7 @@ def discover(
             state_machine_log_group, _tasks_from_names(task_log_groups, keep_others=True)
         )
     if endpoint_url is None:
-        found = fromstack_outputs(stack_outputs(session, stack_name))
+        found = from_stack_outputs(stack_outputs(session, stack_name))
     else:
         found = from_log_group_names(_log_group_names(logs, f"{stack_name}-"), stack_name)
     if task_log_groups:
@@ -117,7 +117,7 @@ def discover(
     return found
 
 
-def fromstack_outputs(outputs: Mapping[str, str]) -> LogGroups:
+def from_stack_outputs(outputs: Mapping[str, str]) -> LogGroups:
     if STATE_MACHINE_OUTPUT not in outputs:
         raise DiscoveryError(f"the stack has no output {STATE_MACHINE_OUTPUT}")
     tasks = {

@@ -245,7 +245,10 @@ def _delete_versions(
                 "orphan": {
                     "bucket": bucket,
                     "s3Key": key,
-                    "versionIds": [v for v in mine if v not in deleted],
+                    # None: the listing failed, nothing is known (the sweep finds them).
+                    "versionIds": None
+                    if candidates is None
+                    else [v for v in mine if v not in deleted],
                     "uncheckedVersions": None if candidates is None else len(candidates) - examined,
                     "requestId": request_id,
                 }

@@ -64,7 +64,8 @@ EXTENSIONS: Final[dict[str, str]] = {
 
 
 def is_valid_content_type(value: str) -> bool:
-    return CONTENT_TYPE_RE.fullmatch(value) is not None
+    """``type/subtype``; a media range (``*/*``, ``image/*``) is not a type."""
+    return CONTENT_TYPE_RE.fullmatch(value) is not None and "*" not in value
 
 
 def canonical(content_type: str) -> str:

@@ -40,9 +40,11 @@ S3_USER_METADATA_MAX_BYTES = 2_048
 # a store receipt or a replayed success body) stays within STATE_PAYLOAD_LIMIT_BYTES when every
 # other field is at its maximum length in its longest JSON spelling (each character written as a
 # \\uXXXX escape, astral characters as surrogate pairs; the state serialized with every non-ASCII
-# character escaped). The worst case is a one-character productId, which leaves the file name
-# (held three times: body, upload.fileName, upload.s3Key) the most of the S3 key's 1,024 bytes;
-# the longest price is a 17-digit one just above DynamoDB's smallest number, 1E-130 (148
-# characters as stored). tests/unit/test_limits.py derives this number from the real models, the
-# real validate logic and the real request template; change it only together with that test.
-MAX_FILE_BYTES = 183_630
+# character escaped). The body travels as JSON text inside the input, so each of those escapes
+# costs one byte more (its backslash escaped again). The worst case is a one-character productId,
+# which leaves the file name (held three times: body, upload.fileName, upload.s3Key) the most of
+# the S3 key's 1,024 bytes; the longest price is one just above DynamoDB's smallest number,
+# 1E-130, with its last digit 165 places after the point (167 characters, in the body and as
+# stored). tests/unit/test_limits.py derives this number from the real models, the real validate
+# logic and the real request template; change it only together with that test.
+MAX_FILE_BYTES = 181_335

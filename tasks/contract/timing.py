@@ -70,10 +70,12 @@ class SdkBudget:
 
 
 # DynamoDB: milliseconds per call; a second attempt for a throttle, when the deadline allows it.
-DYNAMODB_SDK: Final = SdkBudget(connect_timeout=0.2, read_timeout=0.4, total_max_attempts=2)
+# One attempt (0.5 s) fits a 1 s function's deadline even after a cold start created its client.
+DYNAMODB_SDK: Final = SdkBudget(connect_timeout=0.15, read_timeout=0.35, total_max_attempts=2)
 # S3: one attempt. A write whose attempt timed out may still land; a second attempt inside the
-# SDK would hide that from the task, which must know (it reports WriteOutcomeUnknown).
-S3_SDK: Final = SdkBudget(connect_timeout=0.25, read_timeout=1.0, total_max_attempts=1)
+# SDK would hide that from the task, which must know (it reports WriteOutcomeUnknown). The read
+# timeout is S3's answer to a PUT of at most MAX_FILE_BYTES, usually well under 0.1 s.
+S3_SDK: Final = SdkBudget(connect_timeout=0.25, read_timeout=0.75, total_max_attempts=1)
 
 # Step Functions' clock starts at the invoke: the call itself and a cold start (init is not part
 # of the function's timeout) come before the function's own clock starts.
@@ -114,8 +116,9 @@ TIMINGS: Final[dict[str, TaskTiming]] = {
     names.RECORD: TaskTiming(lambda_timeout_seconds=1),
     # A few DynamoDB writes, an S3 listing, a HEAD and a DELETE per version of the request.
     names.COMPENSATE: TaskTiming(lambda_timeout_seconds=2),
-    # An S3 listing and a HEAD per version; no retry: if it fails, the sweep still reports.
-    names.REPORT: TaskTiming(lambda_timeout_seconds=1, retry=None),
+    # A DynamoDB write, an S3 listing and a HEAD per version; no retry: if it fails, the sweep
+    # still reports.
+    names.REPORT: TaskTiming(lambda_timeout_seconds=2, retry=None),
     # Scheduled, outside the workflow: a page of open intents per run.
     names.SWEEP: TaskTiming(lambda_timeout_seconds=60, retry=None),
 }
@@ -130,7 +133,7 @@ WORKFLOW_PATH: Final = (
 )
 # The state machine's own TimeoutSeconds: a backstop above the longest path, below API Gateway's
 # 29 s integration timeout.
-STATE_MACHINE_TIMEOUT_SECONDS: Final = 27
+STATE_MACHINE_TIMEOUT_SECONDS: Final = 28
 API_GATEWAY_TIMEOUT_SECONDS: Final = 29
 
 

@@ -19,7 +19,10 @@ only when *all* of these hold:
   it knows nothing about (``application/vnd.android.package-archive``) may be a container built
   on the detected one, so it is not contradicted.
 
-Unrecognised bytes contradict nothing (``text/plain`` for unknown bytes is accepted).
+Unrecognised bytes contradict nothing (``text/plain`` for unknown bytes is accepted), except a
+declared type of :data:`SIGNED_TYPES`: every file of those types begins with a signature of
+three bytes or more, so bytes without it are not such a file (plain text declared as
+``image/png`` or ``application/pdf`` is refused).
 """
 
 from __future__ import annotations
@@ -43,6 +46,21 @@ MIN_CONFIDENCE: Final = 0.3
 # When equally strong signatures name several types (a zip matches every zip-based format's
 # signature), the common one wins.
 _PREFERRED: Final = frozenset(EXTENSIONS)
+# Types whose every file begins with a signature of three bytes or more that puremagic knows.
+# (Not audio/mpeg: an MP3 without an ID3 tag starts with a two-byte frame sync; not video/mp4,
+# whose ftyp box need not come first.)
+SIGNED_TYPES: Final = frozenset(
+    {
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "image/tiff",
+        "application/pdf",
+        ZIP,
+        "application/gzip",
+    }
+)
 # Text: valid UTF-8 without control characters other than tab, line feed, form feed, return.
 _BINARY_CONTROL_RE: Final = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 
@@ -100,9 +118,9 @@ def contradiction(declared: str, data: bytes, recognition: Recognition | None = 
     """The type the bytes are when they contradict ``declared`` (rule in the module doc), else
     None."""
     found = recognise(data) if recognition is None else recognition
-    if found.best is None:
-        return None
     value = canonical(declared)
+    if found.best is None:
+        return f"not {value} (they lack its signature)" if value in SIGNED_TYPES else None
     if value == OCTET_STREAM or value in found.candidates:
         return None
     if value.endswith("+zip") and ZIP in found.candidates:

@@ -244,6 +244,16 @@ class Intent:
         )
 
 
+def read_intent(dynamodb: DynamoDBClient, table: str, request_id: str) -> Intent | None:
+    """The intent as it is now (a strongly consistent read; the index may lag behind)."""
+    item = dynamodb.get_item(
+        TableName=table,
+        Key={ledger.PARTITION_KEY: {"S": ledger.intent_key(request_id)}},
+        ConsistentRead=True,
+    ).get("Item")
+    return Intent.from_item(dict(item)) if item else None
+
+
 def open_intents(dynamodb: DynamoDBClient, table: str, *, before: int) -> Iterator[Intent]:
     """Every intent opened before epoch second ``before`` and still open, shard by shard."""
     paginator = dynamodb.get_paginator("query")

@@ -94,11 +94,16 @@ def sweep(stores: Stores, *, grace: timedelta, now: datetime, mode: SweepMode) -
     """One pass over the open intents older than ``grace`` (module doc)."""
     result = SweepResult()
     before = int((now - grace).timestamp())
-    for intent in ledger.open_intents(stores.dynamodb, stores.ledger_table, before=before):
+    for listed in ledger.open_intents(stores.dynamodb, stores.ledger_table, before=before):
         left = deadline.seconds_left()
         if left is not None and left < RESERVE_SECONDS:
             result.unfinished = True  # the next run goes on where this one stopped
             break
+        # The index is eventually consistent: act on the intent as it is now, never on a copy
+        # that may predate its commit.
+        intent = ledger.read_intent(stores.dynamodb, stores.ledger_table, listed.upload.request_id)
+        if intent is None or intent.open_since == 0:
+            continue  # closed (or gone) since the index was written
         result.examined += 1
         _sweep_intent(stores, intent, grace=grace, now=now, mode=mode, result=result)
     logger.info(
@@ -127,7 +132,8 @@ def _sweep_intent(
     upload = intent.upload
     status = intent.status
     if status == ledger_contract.PENDING and mode is not SweepMode.REPORT:
-        ledger.fence_pending(stores.dynamodb, stores.ledger_table, upload.request_id)
+        if not ledger.fence_pending(stores.dynamodb, stores.ledger_table, upload.request_id):
+            return  # it committed or was fenced since it was read: the next run looks again
         status = ledger_contract.ABORTED
     versions = dated_versions_of_request(
         stores.s3,

@@ -203,7 +203,8 @@ def check_content_type(value: object) -> str | None:
     text = _require_str(value)
     if not is_valid_content_type(text):
         raise ValueError(
-            "must be a MIME type 'type/subtype' (token characters, at most 127 each, no parameters)"
+            "must be a MIME type 'type/subtype' (token characters, at most 127 each, no "
+            "parameters, no wildcard)"
         )
     return text
 

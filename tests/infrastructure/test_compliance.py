@@ -7,6 +7,8 @@ import json
 import pytest
 from cfnlint.api import lint_file
 
+from .infra_helpers import logical_id_with_prefix
+
 VARIANTS = (
     "default",
     "api_key",
@@ -18,7 +20,9 @@ VARIANTS = (
     "content_types",
     "snap_start",
     "provisioned",
+    "sweep_deletes",
 )
+TASKS = ("Validate", "Store", "Record", "Compensate", "Report", "Sweep")
 
 
 @pytest.fixture(params=VARIANTS)
@@ -76,17 +80,55 @@ def test_acknowledgements_sit_on_the_resources_concerned(default_stack):
                 "Serverless-LambdaLatestVersion",
                 "Serverless-LambdaDLQ",
             }
-            for task in ("Validate", "Store", "Record", "Compensate")
+            for task in TASKS
         },
-        **{
-            f"/UploadService/Tasks/{task}/Role": {"AwsSolutions-IAM5"}
-            for task in ("Validate", "Store", "Record", "Compensate")
-        },
+        **{f"/UploadService/Tasks/{task}/Role": {"AwsSolutions-IAM5"} for task in TASKS},
         "/UploadService/Workflow/StateMachine/Role": {"AwsSolutions-IAM5"},
+        # The scheduler's role: invoke (versions of) the sweep function.
+        "/UploadService/Sweep/Role": {"AwsSolutions-IAM5"},
         "/UploadService/Edge/Api/CloudWatchRole": {"AwsSolutions-IAM4"},
         "/UploadService/Edge/Api/Default/upload/POST": {"AwsSolutions-COG4"},
         "/UploadService/Edge/Api/DeploymentStage.prod": {"AwsSolutions-APIG3"},
     }
+
+
+def test_wildcard_acknowledgements_name_exactly_the_wildcards_granted(default_stack):
+    """Each IAM5 acknowledgement names the one wildcard resource it accepts."""
+    template = default_stack.template_json
+    functions = {
+        task: logical_id_with_prefix(template, "AWS::Lambda::Function", f"Tasks{task}Func")
+        for task in TASKS
+    }
+    bucket = logical_id_with_prefix(template, "AWS::S3::Bucket", "StorageUploadBucket")
+    uploads = f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/uploads/*]"
+    # Who finds (or deletes) a request's versions under uploads/.
+    finders = {"Store", "Compensate", "Report", "Sweep"}
+    expected = {
+        *(
+            (f"/UploadService/Tasks/{task}/Role", "AwsSolutions-IAM5[Resource::*]")
+            for task in TASKS
+        ),
+        *((f"/UploadService/Tasks/{task}/Role", uploads) for task in finders),
+        ("/UploadService/Workflow/StateMachine/Role", "AwsSolutions-IAM5[Resource::*]"),
+        *(
+            (
+                "/UploadService/Workflow/StateMachine/Role",
+                f"AwsSolutions-IAM5[Resource::<{functions[task]}.Arn>:*]",
+            )
+            for task in TASKS
+            if task != "Sweep"
+        ),
+        (
+            "/UploadService/Sweep/Role",
+            f"AwsSolutions-IAM5[Resource::<{functions['Sweep']}.Arn>:*]",
+        ),
+    }
+    found = {
+        (path, rule_id.split("::", 1)[1])
+        for path, rule_id in acknowledgements(default_stack)
+        if "IAM5" in rule_id
+    }
+    assert found == expected
 
 
 def test_alarm_topic_adds_only_the_email_subscription_acknowledgement(

@@ -1,13 +1,17 @@
-"""The four task functions: runtime, handler, limits, environment, assets, exact permissions."""
+"""The task functions: runtime, handler, limits, environment, assets, exact permissions."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from infra import bundling
+from tasks.contract import names as contract_names
+from tests.conftest import PROJECT_ROOT
 
+from .conftest import SWEEP_DELETES_GRACE_SECONDS
 from .infra_helpers import (
     asset_dir,
     layer_properties,
@@ -17,9 +21,18 @@ from .infra_helpers import (
     role_statements,
 )
 
-TASKS = {"Validate": 2, "Store": 3, "Record": 2, "Compensate": 3}
+# Lambda timeouts (tasks.contract.timing; test_time_budget.py checks how they nest).
+TASKS = {"Validate": 1, "Store": 2, "Record": 1, "Compensate": 2, "Report": 2, "Sweep": 60}
 # Chosen from the benchmark's warm split (infra/functions.py explains each).
-MEMORY_MB = {"Validate": 1769, "Store": 1024, "Record": 512, "Compensate": 512}
+MEMORY_MB = {
+    "Validate": 1769,
+    "Store": 1024,
+    "Record": 512,
+    "Compensate": 512,
+    "Report": 512,
+    "Sweep": 512,
+}
+DESCRIPTIONS = {title: f"Upload service: {title.lower()} task" for title in TASKS}
 COMMON_ENV = {
     "POWERTOOLS_SERVICE_NAME": "upload",
     "POWERTOOLS_METRICS_NAMESPACE": "UploadService",
@@ -43,6 +56,7 @@ def ids(template, title):
         "claims": logical_id_with_prefix(
             template, "AWS::DynamoDB::Table", "StorageIdempotencyTable"
         ),
+        "ledger": logical_id_with_prefix(template, "AWS::DynamoDB::Table", "StorageLedgerTable"),
     }
 
 
@@ -56,6 +70,7 @@ def test_function_runtime_handler_limits_tracing_and_log_group(default_stack, ti
     assert props["Handler"] == f"tasks.{title.lower()}.handler"
     assert props["Timeout"] == timeout
     assert props["MemorySize"] == MEMORY_MB[title]
+    assert props["Description"] == DESCRIPTIONS[title]
     assert "SnapStart" not in props
     assert "ReservedConcurrentExecutions" not in props
     assert props["TracingConfig"] == {"Mode": "Active"}
@@ -66,37 +81,110 @@ def test_function_runtime_handler_limits_tracing_and_log_group(default_stack, ti
     assert "FunctionName" not in props
 
 
-def test_function_environments(default_stack):
+def test_every_function_has_its_own_log_group(default_stack):
     template = default_stack.template_json
+    groups = {ids(template, title)["logs"] for title in TASKS}
+    assert len(groups) == len(TASKS)
+    for title in TASKS:
+        found = ids(template, title)
+        function = template["Resources"][found["function"]]["Properties"]
+        assert function["LoggingConfig"] == {"LogGroup": {"Ref": found["logs"]}}
+
+
+def environments(template):
     env = {}
     for title in TASKS:
         function = template["Resources"][ids(template, title)["function"]]
         env[title] = {
             k: render(v) for k, v in function["Properties"]["Environment"]["Variables"].items()
         }
+    return env
+
+
+def expected_environments(template, *, grace_seconds="600", deletes="false"):
     found = ids(template, "Store")
-    assert env["Validate"] == COMMON_ENV
-    claims = "${" + found["claims"] + "}"
-    assert env["Store"] == {
-        **COMMON_ENV,
-        "UPLOAD_BUCKET_NAME": "${" + found["bucket"] + "}",
-        "UPLOAD_KEY_ARN": "${" + found["bucket_key"] + ".Arn}",
-        "IDEMPOTENCY_TABLE_NAME": claims,
-    }
-    assert env["Record"] == {
-        **COMMON_ENV,
-        "METADATA_TABLE_NAME": "${" + found["table"] + "}",
-        "IDEMPOTENCY_TABLE_NAME": claims,
-    }
-    assert env["Compensate"] == {
-        **COMMON_ENV,
-        "UPLOAD_BUCKET_NAME": "${" + found["bucket"] + "}",
-        "METADATA_TABLE_NAME": "${" + found["table"] + "}",
-        "IDEMPOTENCY_TABLE_NAME": claims,
+    bucket = {"UPLOAD_BUCKET_NAME": "${" + found["bucket"] + "}"}
+    metadata = {"METADATA_TABLE_NAME": "${" + found["table"] + "}"}
+    claims = {"IDEMPOTENCY_TABLE_NAME": "${" + found["claims"] + "}"}
+    ledger = {"LEDGER_TABLE_NAME": "${" + found["ledger"] + "}"}
+    return {
+        "Validate": COMMON_ENV,
+        "Store": {
+            **COMMON_ENV,
+            **bucket,
+            "UPLOAD_KEY_ARN": "${" + found["bucket_key"] + ".Arn}",
+            **claims,
+            **ledger,
+        },
+        "Record": {**COMMON_ENV, **metadata, **claims, **ledger},
+        "Compensate": {**COMMON_ENV, **bucket, **metadata, **claims, **ledger},
+        "Report": {**COMMON_ENV, **bucket, **metadata, **ledger},
+        # The sweep finds each request's bucket in its intent.
+        "Sweep": {
+            **COMMON_ENV,
+            **metadata,
+            **ledger,
+            "ORPHAN_GRACE_SECONDS": grace_seconds,
+            "SWEEP_DELETES_ORPHANS": deletes,
+        },
     }
 
 
-def test_cold_benchmark_uses_each_functions_environment(default_stack):
+def test_function_environments(default_stack):
+    template = default_stack.template_json
+    assert environments(template) == expected_environments(template)
+
+
+def test_the_sweep_flags_reach_the_sweep_environment_only(default_stack, sweep_deletes_stack):
+    template = sweep_deletes_stack.template_json
+    assert environments(template) == expected_environments(
+        template, grace_seconds=str(SWEEP_DELETES_GRACE_SECONDS), deletes="true"
+    )
+    # Everything else about the functions is the default stack's.
+    for title in TASKS:
+        flagged = dict(template["Resources"][ids(template, title)["function"]]["Properties"])
+        base = dict(
+            default_stack.template_json["Resources"][
+                ids(default_stack.template_json, title)["function"]
+            ]["Properties"]
+        )
+        del flagged["Environment"], base["Environment"]
+        assert flagged == base, title
+
+
+def test_the_sweep_settings_are_what_the_sweep_task_applies(default_stack, sweep_deletes_stack):
+    from datetime import timedelta
+
+    from tasks.core.sweep import SweepMode
+    from tasks.sweep import settings
+
+    for stack, grace, mode in (
+        (default_stack, timedelta(minutes=10), SweepMode.SWEEP),
+        (sweep_deletes_stack, timedelta(minutes=15), SweepMode.DELETE),
+    ):
+        env = environments(stack.template_json)["Sweep"]
+        assert settings(env) == (grace, mode)
+
+
+_REQUIRED_SETTING = re.compile(r"required_setting\(env, names\.(\w+)\)|env\.get\(names\.(\w+)\)")
+
+
+@pytest.mark.parametrize("title", TASKS)
+def test_every_setting_a_task_reads_is_in_its_environment(default_stack, title):
+    """The names.X a task module reads from ``env`` are variables of its function (an optional
+    one, such as validate's allowlist, only with its flag)."""
+    source = (PROJECT_ROOT / "tasks" / f"{title.lower()}.py").read_text()
+    read = {
+        getattr(contract_names, first or second)
+        for first, second in _REQUIRED_SETTING.findall(source)
+    }
+    assert read  # the pattern still finds how the tasks read their settings
+    optional = {contract_names.ALLOWED_CONTENT_TYPES}
+    assert read - optional <= set(environments(default_stack.template_json)[title])
+
+
+@pytest.mark.parametrize("title", TASKS)
+def test_cold_benchmark_uses_each_functions_environment(default_stack, title):
     """bench/cold.py measures each task with its function's variables (stand-in values for the
     resources) and the very settings the template gives it."""
     from pathlib import Path
@@ -105,21 +193,20 @@ def test_cold_benchmark_uses_each_functions_environment(default_stack):
 
     template = default_stack.template_json
     sandbox = cold.Sandbox(code=Path("code"), layer=Path("layer"), runtime=Path("runtime"))
-    for title in TASKS:
-        variables = template["Resources"][ids(template, title)["function"]]["Properties"][
-            "Environment"
-        ]["Variables"]
-        bench_env = cold.lambda_environment(title.lower(), sandbox)
-        assert set(variables) <= set(bench_env)
-        for name, value in variables.items():
-            if isinstance(value, str):  # literal settings (not resource references)
-                assert bench_env[name] == value, name
+    variables = template["Resources"][ids(template, title)["function"]]["Properties"][
+        "Environment"
+    ]["Variables"]
+    bench_env = cold.lambda_environment(title.lower(), sandbox)
+    assert set(variables) <= set(bench_env)
+    for name, value in variables.items():
+        if isinstance(value, str):  # literal settings (not resource references)
+            assert bench_env[name] == value, name
 
 
 def test_each_function_has_its_own_role_assumable_by_lambda_only(default_stack):
     template = default_stack.template_json
     roles = {ids(template, title)["role"] for title in TASKS}
-    assert len(roles) == 4
+    assert len(roles) == len(TASKS)
     for role_id in roles:
         role = template["Resources"][role_id]["Properties"]
         assert role["AssumeRolePolicyDocument"]["Statement"] == [
@@ -132,15 +219,14 @@ def test_each_function_has_its_own_role_assumable_by_lambda_only(default_stack):
         assert "ManagedPolicyArns" not in role
 
 
-def expected_permissions(found, title):
+def expected_permissions(found, title, *, sweep_deletes=False):
     logs = {
         ("logs:CreateLogStream", "${" + found["logs"] + ".Arn}", "null"),
         ("logs:PutLogEvents", "${" + found["logs"] + ".Arn}", "null"),
     }
     uploads = "${" + found["bucket"] + ".Arn}/uploads/*"
-    # Find and delete by VersionId the versions of one request (compensate; a retried store).
-    request_versions = {
-        ("s3:DeleteObjectVersion", uploads, "null"),
+    # Find the versions of one request under uploads/ (tasks.core.versions): list, then HEAD.
+    find_versions = {
         ("s3:GetObjectVersion", uploads, "null"),
         (
             "s3:ListBucketVersions",
@@ -148,8 +234,12 @@ def expected_permissions(found, title):
             json.dumps({"StringLike": {"s3:prefix": "uploads/*"}}),
         ),
     }
+    # ... and delete them by VersionId (compensate; a retried store; the deleting sweep).
+    delete_versions = {*find_versions, ("s3:DeleteObjectVersion", uploads, "null")}
+    metadata = "${" + found["table"] + ".Arn}"
     claims = "${" + found["claims"] + ".Arn}"
-    # Both tables are encrypted with the table key.
+    ledger = "${" + found["ledger"] + ".Arn}"
+    # Every table is encrypted with the table key.
     table_key = {
         ("kms:GenerateDataKey", "${" + found["table_key"] + ".Arn}", "null"),
         ("kms:Decrypt", "${" + found["table_key"] + ".Arn}", "null"),
@@ -160,26 +250,65 @@ def expected_permissions(found, title):
             ("s3:PutObject", uploads, "null"),
             ("kms:GenerateDataKey", "${" + found["bucket_key"] + ".Arn}", "null"),
             ("kms:Decrypt", "${" + found["bucket_key"] + ".Arn}", "null"),
-            *request_versions,
-            # Claim the Idempotency-Key (conditional PutItem; GetItem as a fallback read).
+            *delete_versions,
+            # Claim the Idempotency-Key (conditional PutItem; GetItem as a fallback read); give
+            # it back (DeleteItem) when another upload holds the item's lease.
             ("dynamodb:PutItem", claims, "null"),
             ("dynamodb:GetItem", claims, "null"),
+            ("dynamodb:DeleteItem", claims, "null"),
+            # One transaction: open the intent (UpdateItem), take the item's lease (PutItem).
+            ("dynamodb:UpdateItem", ledger, "null"),
+            ("dynamodb:PutItem", ledger, "null"),
             *table_key,
         },
+        # One TransactWriteItems, authorized item by item.
         "Record": {
             # The reversible metadata write (tasks.core.rollback).
-            ("dynamodb:UpdateItem", "${" + found["table"] + ".Arn}", "null"),
-            # TransactWriteItems is authorized per item: the claim's completion is an update.
+            ("dynamodb:UpdateItem", metadata, "null"),
+            # The claim's completion.
             ("dynamodb:UpdateItem", claims, "null"),
+            # The commit record and the lease's release.
+            ("dynamodb:UpdateItem", ledger, "null"),
+            ("dynamodb:DeleteItem", ledger, "null"),
             *table_key,
         },
-        # Release the claim (conditional DeleteItem); undo Record's write of the metadata item.
         "Compensate": {
-            *request_versions,
+            *delete_versions,
+            # Release the claim (conditional DeleteItem).
             ("dynamodb:DeleteItem", claims, "null"),
-            ("dynamodb:GetItem", "${" + found["table"] + ".Arn}", "null"),
-            ("dynamodb:UpdateItem", "${" + found["table"] + ".Arn}", "null"),
-            ("dynamodb:DeleteItem", "${" + found["table"] + ".Arn}", "null"),
+            # Undo Record's write of the metadata item: read it, restore or delete it.
+            ("dynamodb:GetItem", metadata, "null"),
+            ("dynamodb:UpdateItem", metadata, "null"),
+            ("dynamodb:DeleteItem", metadata, "null"),
+            # Fence the intent (UpdateItem); release the item's lease (DeleteItem).
+            ("dynamodb:UpdateItem", ledger, "null"),
+            ("dynamodb:DeleteItem", ledger, "null"),
+            *table_key,
+        },
+        # It reports, it deletes nothing: fence the intent, read the metadata item, find the
+        # versions.
+        "Report": {
+            *find_versions,
+            ("dynamodb:UpdateItem", ledger, "null"),
+            ("dynamodb:GetItem", metadata, "null"),
+            *table_key,
+        },
+        "Sweep": {
+            *(delete_versions if sweep_deletes else find_versions),
+            # The open intents, through their sparse index only.
+            ("dynamodb:Query", ledger + "/index/OpenIntents", "null"),
+            # Fence a dead PENDING intent; close a settled one.
+            ("dynamodb:UpdateItem", ledger, "null"),
+            ("dynamodb:GetItem", metadata, "null"),
+            # Undo an uncommitted metadata write, only when deleting orphans.
+            *(
+                {
+                    ("dynamodb:UpdateItem", metadata, "null"),
+                    ("dynamodb:DeleteItem", metadata, "null"),
+                }
+                if sweep_deletes
+                else set()
+            ),
             *table_key,
         },
     }[title]
@@ -194,6 +323,28 @@ def test_role_grants_exactly_the_designed_permissions(default_stack, title):
     assert granted == expected_permissions(found, title)
 
 
+@pytest.mark.parametrize("title", TASKS)
+def test_with_sweep_deletes_orphans_only_the_sweep_may_delete_more(sweep_deletes_stack, title):
+    template = sweep_deletes_stack.template_json
+    found = ids(template, title)
+    granted = permissions(role_statements(template, found["role"]))
+    assert granted == expected_permissions(found, title, sweep_deletes=True)
+
+
+def test_only_the_deleting_sweep_differs_from_the_reporting_one(default_stack):
+    template = default_stack.template_json
+    found = ids(template, "Sweep")
+    added = expected_permissions(found, "Sweep", sweep_deletes=True) - expected_permissions(
+        found, "Sweep"
+    )
+    assert {action for action, _, _ in added} == {
+        "s3:DeleteObjectVersion",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+    }
+    assert all(resource.startswith("${Storage") for _, resource, _ in added)
+
+
 def test_validate_has_no_aws_permission_beyond_its_logs_and_xray(default_stack):
     template = default_stack.template_json
     granted = permissions(role_statements(template, ids(template, "Validate")["role"]))
@@ -206,11 +357,11 @@ def test_code_asset_is_the_tasks_package_only(default_stack):
         json.dumps(template["Resources"][ids(template, t)["function"]]["Properties"]["Code"])
         for t in TASKS
     }
-    assert len(codes) == 1  # one asset shared by the four functions
+    assert len(codes) == 1  # one asset shared by every function
     directory = asset_dir(default_stack, json.loads(codes.pop()))
     assert [p.name for p in directory.iterdir()] == ["tasks"]
     modules = {p.name for p in (directory / "tasks").glob("*.py")}
-    assert {"__init__.py", "validate.py", "store.py", "record.py", "compensate.py"} <= modules
+    assert {f"{title.lower()}.py" for title in TASKS} | {"__init__.py"} <= modules
     # Byte code, if any, only for the runtime's Python (infra/bundling.py: compile_bytecode).
     compiled = {p.name.split(".")[-2] for p in directory.rglob("__pycache__/*")}
     assert compiled <= {"cpython-313"}
@@ -260,13 +411,3 @@ def test_assets_never_use_docker(default_stack):
     assert manifest.get("dockerImages", {}) == {}
     zips = [a for a in manifest["files"].values() if a["source"].get("packaging") == "zip"]
     assert len(zips) == 2  # the tasks package and the dependencies layer
-
-
-def test_record_gives_up_on_dynamodb_strictly_before_its_lambda_timeout():
-    """A Record that outlives its SDK budget must fail as a task error, never time out after a
-    write that landed (Compensate undoes such a write, but only a clean failure is certain)."""
-    from infra.functions import RECORD
-    from tasks.contract.timing import RECORD_SDK
-
-    assert RECORD_SDK.worst_case_seconds() < RECORD.timeout_seconds
-    assert TASKS["Record"] == RECORD.timeout_seconds

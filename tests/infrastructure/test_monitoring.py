@@ -10,15 +10,27 @@ import pytest
 from tasks.contract.errors import CLIENT_ERROR_NAMES
 from tests.conftest import ALARM_EMAIL
 
-from .infra_helpers import logical_id_with_prefix, only, render, resources_of_type
+from .infra_helpers import (
+    logical_id_with_prefix,
+    only,
+    render,
+    resources_of_type,
+    state_machine_definition,
+)
 
-TASKS = ("Validate", "Store", "Record", "Compensate")
+TASKS = ("Validate", "Store", "Record", "Compensate", "Report", "Sweep")
 ALARMS = (
     "WorkflowFailures",
     "CompensationFailures",
+    "OrphanVersions",
+    "SweepErrors",
     "Api5xx",
     "ApiLatencyP99",
     *(f"{task}Throttles" for task in TASKS),
+)
+# The alarms on one metric (the others are metric math: WorkflowFailures, CompensationFailures).
+SINGLE_METRIC_ALARMS = tuple(
+    a for a in ALARMS if a not in ("WorkflowFailures", "CompensationFailures")
 )
 
 
@@ -64,11 +76,23 @@ def expected_single_metric_alarms(template):
     refs = ids(template)
     api = {"ApiName": refs["api_name"], "Stage": refs["stage"]}
     expected = {
-        "CompensationFailures": (
+        # Counted by the sweep every run while they remain.
+        "OrphanVersions": (
             {
                 "namespace": "UploadService",
-                "metric": "CompensationFailures",
+                "metric": "OrphanVersions",
                 "dimensions": {"service": "upload"},
+                "stat": "Sum",
+                "period": 300,
+            },
+            1,
+        ),
+        # A sweep that fails looks for no orphan.
+        "SweepErrors": (
+            {
+                "namespace": "AWS/Lambda",
+                "metric": "Errors",
+                "dimensions": {"FunctionName": refs["Sweep"]},
                 "stat": "Sum",
                 "period": 300,
             },
@@ -116,7 +140,7 @@ def test_exactly_the_planned_alarms(default_stack):
         alarm(default_stack.template_json, name)  # one each
 
 
-@pytest.mark.parametrize("name", [a for a in ALARMS if a != "WorkflowFailures"])
+@pytest.mark.parametrize("name", SINGLE_METRIC_ALARMS)
 def test_single_metric_alarm(default_stack, name):
     template = default_stack.template_json
     properties = alarm(template, name)
@@ -184,6 +208,72 @@ def test_workflow_failures_alarm_subtracts_client_rejections(default_stack):
     assert properties["EvaluationPeriods"] == 1
     assert properties["TreatMissingData"] == "notBreaching"
     assert "AlarmActions" not in properties
+
+
+def test_compensation_failures_alarm_takes_the_larger_of_reports_and_failed_executions(
+    default_stack,
+):
+    """A task that reports (compensate, report) counts CompensationFailures; an execution that
+    ended in CompensationFailed is counted from the workflow's own log, even if no task could
+    report. The alarm takes whichever saw more, a missing series counting as 0."""
+    properties = alarm(default_stack.template_json, "CompensationFailures")
+    metrics = {m["Id"]: m for m in properties["Metrics"]}
+    [expression] = [m for m in properties["Metrics"] if "Expression" in m]
+    assert expression["ReturnData"] is True
+    assert re.sub(r"\s+", "", expression["Expression"]) == (
+        "MAX([FILL(reported,0),FILL(executions,0)])"
+    )
+    assert {
+        metric_id: metric_stat(m["MetricStat"])
+        for metric_id, m in metrics.items()
+        if "MetricStat" in m
+    } == {
+        "reported": {
+            "namespace": "UploadService",
+            "metric": "CompensationFailures",
+            "dimensions": {"service": "upload"},
+            "stat": "Sum",
+            "period": 300,
+        },
+        # What the metric filter below publishes: no dimension.
+        "executions": {
+            "namespace": "UploadService",
+            "metric": "CompensationFailedExecutions",
+            "dimensions": {},
+            "stat": "Sum",
+            "period": 300,
+        },
+    }
+    assert len(metrics) == 3
+    assert all(m["ReturnData"] is False for m in metrics.values() if m is not expression)
+    assert properties["Threshold"] == 1
+    assert properties["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert properties["EvaluationPeriods"] == 1
+    assert properties["TreatMissingData"] == "notBreaching"
+    assert "AlarmActions" not in properties
+
+
+def test_failed_compensations_are_counted_from_the_workflow_log(default_stack):
+    template = default_stack.template_json
+    filter_id, metric_filter = only(template, "AWS::Logs::MetricFilter")
+    assert filter_id.startswith("MonitoringCompensationFailedExecutions")
+    group = logical_id_with_prefix(template, "AWS::Logs::LogGroup", "WorkflowLogGroup")
+    assert metric_filter["Properties"] == {
+        "LogGroupName": {"Ref": group},
+        # The workflow's ExecutionFailed event whose error is the CompensationFailed Fail state's.
+        "FilterPattern": (
+            '{ ($.type = "ExecutionFailed") && ($.details.error = "CompensationFailed") }'
+        ),
+        "MetricTransformations": [
+            {
+                "MetricName": "CompensationFailedExecutions",
+                "MetricNamespace": "UploadService",
+                "MetricValue": "1",
+            }
+        ],
+    }
+    states = state_machine_definition(template)["States"]
+    assert states["CompensationFailed"]["Error"] == "CompensationFailed"
 
 
 def test_no_alarm_topic_without_alarm_email(default_stack):
@@ -277,10 +367,20 @@ def test_dashboard_task_metrics(dashboard):
     assert graph_metrics(dashboard["Bytes stored"]) == [
         ("UploadService", "BytesStored", service, "Sum")
     ]
-    assert graph_metrics(dashboard["Compensations"]) == [
+    compensations = dashboard["Compensations and orphans"]
+    assert graph_metrics(compensations) == [
         ("UploadService", "Compensations", service, "Sum"),
+        ("expression", "MAX([FILL(reported, 0), FILL(executions, 0)])"),
+        # The expression's inputs, hidden.
         ("UploadService", "CompensationFailures", service, "Sum"),
+        ("UploadService", "CompensationFailedExecutions", {}, "Sum"),
+        # The sweep's counts, on the right axis.
+        ("UploadService", "OrphanVersions", service, "Sum"),
+        ("UploadService", "OrphansDeleted", service, "Sum"),
     ]
+    options = [line[-1] for line in compensations["properties"]["metrics"]]
+    assert [o.get("visible", True) for o in options] == [True, True, False, False, True, True]
+    assert [o.get("yAxis", "left") for o in options] == ["left"] * 4 + ["right"] * 2
     assert graph_metrics(dashboard["Rejections by reason"]) == [
         (
             "expression",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .infra_helpers import logical_id_with_prefix, only, render
 
-TASKS = ("Validate", "Store", "Record", "Compensate")
+TASKS = ("Validate", "Store", "Record", "Compensate", "Report", "Sweep")
 
 
 def test_outputs(default_stack):
@@ -28,6 +28,7 @@ def test_outputs(default_stack):
         "BucketName": ref("AWS::S3::Bucket", "StorageUploadBucket"),
         "TableName": ref("AWS::DynamoDB::Table", "StorageMetadataTable"),
         "IdempotencyTableName": ref("AWS::DynamoDB::Table", "StorageIdempotencyTable"),
+        "LedgerTableName": ref("AWS::DynamoDB::Table", "StorageLedgerTable"),
         "ApiAccessLogGroupName": ref("AWS::Logs::LogGroup", "EdgeAccessLogs"),
         "StateMachineLogGroupName": ref("AWS::Logs::LogGroup", "WorkflowLogGroup"),
         "DashboardName": ref("AWS::CloudWatch::Dashboard", "MonitoringDashboard"),

@@ -1,6 +1,7 @@
 """Context flags snapStart and provisionedConcurrency: published versions behind an alias the
 state machine invokes, SnapStart on the functions or provisioned concurrency on the alias, the
-state machine role still limited to the four tasks; the defaults add none of it."""
+state machine role still limited to the workflow's tasks; the scheduled sweep gets neither; the
+defaults add none of it."""
 
 from __future__ import annotations
 
@@ -19,7 +20,15 @@ from .infra_helpers import (
     state_machine_definition,
 )
 
-TITLES = ("Validate", "Store", "Record", "Compensate")
+# The workflow's tasks (the state machine invokes them); the sweep runs on a schedule.
+TITLES = ("Validate", "Store", "Record", "Compensate", "Report")
+STATE_OF = {
+    "Validate": "Validate",
+    "Store": "Store",
+    "Record": "Record",
+    "Compensate": "Compensate",
+    "Report": "ReportOrphan",
+}
 
 
 def function_id(template, title):
@@ -49,14 +58,14 @@ def test_defaults_publish_no_version_alias_snap_start_or_provisioned_concurrency
     states = state_machine_definition(template)["States"]
     for title in TITLES:
         arn = "${" + function_id(template, title) + ".Arn}"
-        assert render(states[title]["Resource"]) == arn
+        assert render(states[STATE_OF[title]]["Resource"]) == arn
 
 
 @pytest.mark.parametrize("variant", ["snap_start_stack", "provisioned_stack"])
 def test_each_task_gets_one_version_and_an_alias_on_it(request, variant):
     template = request.getfixturevalue(variant).template_json
-    assert len(resources_of_type(template, "AWS::Lambda::Version")) == 4
-    assert len(resources_of_type(template, "AWS::Lambda::Alias")) == 4
+    assert len(resources_of_type(template, "AWS::Lambda::Version")) == len(TITLES)
+    assert len(resources_of_type(template, "AWS::Lambda::Alias")) == len(TITLES)
     for title in TITLES:
         version = template["Resources"][version_id(template, title)]["Properties"]
         assert version["FunctionName"] == {"Ref": function_id(template, title)}
@@ -92,7 +101,7 @@ def test_the_state_machine_invokes_the_aliases_and_may_invoke_nothing_else(reque
     states = state_machine_definition(template)["States"]
     aliases = {title: "${" + alias_id(template, title) + "}" for title in TITLES}
     for title in TITLES:
-        assert render(states[title]["Resource"]) == aliases[title]
+        assert render(states[STATE_OF[title]]["Resource"]) == aliases[title]
     # The alias ARN itself: no version wildcard, no unqualified function.
     assert invoke_permissions(template) == {
         ("lambda:InvokeFunction", arn) for arn in aliases.values()
@@ -100,10 +109,30 @@ def test_the_state_machine_invokes_the_aliases_and_may_invoke_nothing_else(reque
 
 
 @pytest.mark.parametrize("variant", ["snap_start_stack", "provisioned_stack"])
+def test_the_sweep_gets_no_version_alias_or_snap_start(request, default_stack, variant):
+    """A run every few minutes gains nothing from either; the schedule invokes the function."""
+    template = request.getfixturevalue(variant).template_json
+    sweep = function_id(template, "Sweep")
+    for resource_type in ("AWS::Lambda::Version", "AWS::Lambda::Alias"):
+        assert not any(
+            r["Properties"]["FunctionName"] == {"Ref": sweep}
+            for r in resources_of_type(template, resource_type).values()
+        ), resource_type
+    assert (
+        template["Resources"][sweep]["Properties"]
+        == default_stack.template_json["Resources"][
+            function_id(default_stack.template_json, "Sweep")
+        ]["Properties"]
+    )
+    [schedule] = resources_of_type(template, "AWS::Scheduler::Schedule").values()
+    assert schedule["Properties"]["Target"]["Arn"] == {"Fn::GetAtt": [sweep, "Arn"]}
+
+
+@pytest.mark.parametrize("variant", ["snap_start_stack", "provisioned_stack"])
 def test_task_roles_are_unchanged_by_the_flags(request, default_stack, variant):
     flagged = request.getfixturevalue(variant).template_json
     base = default_stack.template_json
-    for title in TITLES:
+    for title in (*TITLES, "Sweep"):
         role = f"Tasks{title}Role"
         assert permissions(
             role_statements(flagged, logical_id_with_prefix(flagged, "AWS::IAM::Role", role))

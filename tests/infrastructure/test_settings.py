@@ -7,7 +7,9 @@ import json
 import pytest
 
 from infra.app import cdk_json_context, make_app
-from infra.settings import AuthMode, Settings, SettingsError
+from infra.settings import MIN_ORPHAN_GRACE_MINUTES, AuthMode, Settings, SettingsError
+from tasks.contract import ledger
+from tasks.contract.timing import STATE_MACHINE_TIMEOUT_SECONDS
 
 
 def settings(**context):
@@ -113,3 +115,70 @@ def test_build_app_applies_cdk_json_without_the_cli(monkeypatch):
     app = make_app()
     assert app.node.try_get_context("@aws-cdk/aws-iam:minimizePolicies") is True
     assert Settings.of(app.node) == Settings()
+
+
+# --- the orphan sweep: sweepDeletesOrphans, orphanGraceMinutes --------------------------------
+
+
+def test_sweep_defaults_report_orphans_after_ten_minutes():
+    parsed = settings()
+    assert parsed.sweep_deletes_orphans is False
+    assert parsed.orphan_grace_minutes == 10
+    assert parsed.orphan_grace_seconds == 600 == ledger.DEFAULT_GRACE_SECONDS
+    assert settings(sweepDeletesOrphans="", orphanGraceMinutes="") == settings()
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [(True, True), (False, False), ("true", True), ("TRUE", True), ("False", False)],
+)
+def test_sweep_deletes_orphans_as_json_or_cli_value(raw, expected):
+    assert settings(sweepDeletesOrphans=raw).sweep_deletes_orphans is expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "minutes"), [(15, 15), ("15", 15), (" 15 ", 15), (2, 2), ("2", 2), (1440, 1440)]
+)
+def test_orphan_grace_minutes_as_json_or_cli_value(raw, minutes):
+    parsed = settings(orphanGraceMinutes=raw)
+    assert parsed.orphan_grace_minutes == minutes
+    assert parsed.orphan_grace_seconds == minutes * 60
+
+
+def test_the_shortest_grace_outlasts_an_execution_and_an_item_lease():
+    # A version younger than that may belong to an upload still running (or to a request its
+    # dead execution sent): the sweep must never take it for an orphan.
+    assert MIN_ORPHAN_GRACE_MINUTES == 2
+    assert MIN_ORPHAN_GRACE_MINUTES * 60 >= STATE_MACHINE_TIMEOUT_SECONDS + ledger.LEASE_SECONDS
+    assert (
+        MIN_ORPHAN_GRACE_MINUTES - 1
+    ) * 60 < STATE_MACHINE_TIMEOUT_SECONDS + ledger.LEASE_SECONDS
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        (
+            {"sweepDeletesOrphans": "yes"},
+            "context sweepDeletesOrphans='yes': expected true or false",
+        ),
+        ({"sweepDeletesOrphans": 1}, "context sweepDeletesOrphans=1: expected true or false"),
+        (
+            {"orphanGraceMinutes": 1},
+            "context orphanGraceMinutes=1: expected a whole number of at least 2",
+        ),
+        (
+            {"orphanGraceMinutes": "1"},
+            "context orphanGraceMinutes='1': expected a whole number of at least 2",
+        ),
+        ({"orphanGraceMinutes": 0}, "context orphanGraceMinutes=0: "),
+        ({"orphanGraceMinutes": "-5"}, "context orphanGraceMinutes='-5': "),
+        ({"orphanGraceMinutes": True}, "context orphanGraceMinutes=True: "),
+        ({"orphanGraceMinutes": 2.5}, "context orphanGraceMinutes=2.5: "),
+        ({"orphanGraceMinutes": "ten"}, "context orphanGraceMinutes='ten': "),
+    ],
+)
+def test_invalid_sweep_settings_are_refused_naming_the_flag(context, message):
+    with pytest.raises(SettingsError) as raised:
+        settings(**context)
+    assert str(raised.value).startswith(message)

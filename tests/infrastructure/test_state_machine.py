@@ -1,4 +1,5 @@
-"""The Express workflow parsed from the synthesized template: routing, payloads, time budget."""
+"""The Express workflow parsed from the synthesized template: states, routing, payloads, retries.
+(The time budget is recomputed from the same definition in test_time_budget.py.)"""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from tasks.contract.errors import (
     ORPHAN_REPORTED_MESSAGE,
     WORKFLOW_ERRORS,
 )
-from tasks.contract.idempotency import CLAIM_SECONDS
 
 from .infra_helpers import (
     logical_id_with_prefix,
@@ -24,14 +24,22 @@ from .infra_helpers import (
     state_machine_definition,
 )
 
-API_GATEWAY_TIMEOUT_SECONDS = 29
-MARGIN_SECONDS = 3
 LAMBDA_SERVICE_ERRORS = [
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
 ]
+# Each Lambda task state and the function (construct title) it invokes.
+TASK_STATES = {
+    "Validate": "Validate",
+    "Store": "Store",
+    "Record": "Record",
+    "Compensate": "Compensate",
+    "ReportOrphan": "Report",
+}
+# What the workflow may invoke: every task function but the scheduled sweep.
+WORKFLOW_FUNCTIONS = tuple(TASK_STATES.values())
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +55,15 @@ def states(definition):
 def function_arn(template, title):
     logical_id = logical_id_with_prefix(template, "AWS::Lambda::Function", f"Tasks{title}Func")
     return "${" + logical_id + ".Arn}"
+
+
+def transitions(state):
+    """Every state ``state`` can go to next (Next, Default, each Choice and each Catch)."""
+    following = [state["Next"]] if "Next" in state else []
+    following += [choice["Next"] for choice in state.get("Choices", [])]
+    following += [state["Default"]] if "Default" in state else []
+    following += [catch["Next"] for catch in state.get("Catch", [])]
+    return following
 
 
 def test_state_machine_is_express_traced_and_logs_everything_without_execution_data(
@@ -71,42 +88,45 @@ def test_log_execution_data_flag_turns_execution_data_on(log_data_stack):
     assert machine["Properties"]["LoggingConfiguration"]["Level"] == "ALL"
 
 
-def test_states_and_their_order(definition, states):
+def test_states_and_their_transitions(definition, states):
     assert definition["StartAt"] == "Validate"
-    assert set(states) == {
-        "Validate",
-        "Store",
-        "DiscardFileContent",
-        "AlreadyUploaded",
-        "Record",
-        "Uploaded",
-        "Replayed",
-        "Compensate",
-        "Rejected",
-        "UploadFailed",
-        "CompensationFailed",
+    assert {name: (state["Type"], transitions(state)) for name, state in states.items()} == {
+        "Validate": ("Task", ["Store", "Rejected", "UploadFailed"]),
+        "Store": ("Task", ["DiscardFileContent", "Rejected", "StoreFailed"]),
+        "DiscardFileContent": ("Pass", ["AlreadyUploaded"]),
+        "AlreadyUploaded": ("Choice", ["Replayed", "Record"]),
+        "Record": ("Task", ["Uploaded", "RecordFailed"]),
+        "StoreFailed": ("Pass", ["Compensate"]),
+        "RecordFailed": ("Pass", ["Compensate"]),
+        "Compensate": ("Task", ["UploadFailed", "CompensationFailed", "ReportOrphan"]),
+        "ReportOrphan": ("Task", ["CompensationFailed", "CompensationFailed"]),
+        "Uploaded": ("Succeed", []),
+        "Replayed": ("Succeed", []),
+        "Rejected": ("Fail", []),
+        "UploadFailed": ("Fail", []),
+        "CompensationFailed": ("Fail", []),
     }
-    assert states["Validate"]["Next"] == "Store"
-    assert states["Store"]["Next"] == "DiscardFileContent"
-    assert states["DiscardFileContent"]["Next"] == "AlreadyUploaded"
-    assert states["Record"]["Next"] == "Uploaded"
     assert states["Uploaded"] == {"Type": "Succeed", "OutputPath": "$.receipt"}
-    assert states["Compensate"]["Next"] == "UploadFailed"
 
 
 def test_tasks_invoke_their_own_function_and_return_its_payload(default_stack, states):
-    for title in ("Validate", "Store", "Record", "Compensate"):
-        state = states[title]
-        assert state["Type"] == "Task"
+    template = default_stack.template_json
+    assert {name for name, s in states.items() if s["Type"] == "Task"} == set(TASK_STATES)
+    for name, title in TASK_STATES.items():
+        state = states[name]
         # The function ARN as Resource: the task result is the Lambda payload itself.
-        assert render(state["Resource"]) == function_arn(default_stack.template_json, title)
+        assert render(state["Resource"]) == function_arn(template, title)
         assert "ResultSelector" not in state
         assert "OutputPath" not in state
-    assert states["Validate"]["ResultPath"] == "$.upload"
-    # Store's result takes the body's place (the file leaves the state with it).
-    assert states["Store"]["ResultPath"] == "$.body"
-    assert states["Record"]["ResultPath"] == "$.receipt"
-    assert states["Compensate"]["ResultPath"] == "$.compensation"
+        assert "InputPath" not in state
+    assert {name: states[name]["ResultPath"] for name in TASK_STATES} == {
+        "Validate": "$.upload",
+        # Store's result takes the body's place (the file leaves the state with it).
+        "Store": "$.body",
+        "Record": "$.receipt",
+        "Compensate": "$.compensation",
+        "ReportOrphan": "$.report",
+    }
 
 
 def test_task_payloads_match_the_interface(states):
@@ -114,12 +134,14 @@ def test_task_payloads_match_the_interface(states):
         "requestId.$": "$.requestId",
         "idempotencyKey.$": "$.idempotencyKey",
         "caller.$": "$.caller",
+        # The client's JSON text (a string): validate parses its numbers exactly.
         "body.$": "$.body",
     }
     assert states["Store"]["Parameters"] == {
         "requestId.$": "$.requestId",
         "upload.$": "$.upload",
-        "fileContent.$": "$.body.fileContent",
+        # The same JSON text: Store takes the file from it.
+        "body.$": "$.body",
         "attempt.$": "$$.State.RetryCount",
         "startedAt.$": "$$.Execution.StartTime",
     }
@@ -137,34 +159,76 @@ def test_task_payloads_match_the_interface(states):
         "s3Key.$": "$.upload.s3Key",
         "startedAt.$": "$$.Execution.StartTime",
         "idempotencyId.$": "$.upload.idempotencyId",
+        # Which state failed with which error (StoreFailed / RecordFailed).
+        "failedState.$": "$.failure.state",
+        "error.$": "$.failure.error",
+    }
+    assert states["ReportOrphan"]["Parameters"] == {
+        "requestId.$": "$.requestId",
+        "productId.$": "$.upload.productId",
+        "productName.$": "$.upload.productName",
+        "s3Key.$": "$.upload.s3Key",
+        "startedAt.$": "$$.Execution.StartTime",
+        # How Compensate ended (Compensate's catch put its error there).
+        "error.$": "$.compensationError.Error",
+    }
+
+
+def test_a_failed_task_says_to_compensate_which_state_failed_and_with_what(states):
+    # Store's error took the body's place ($.body); Record's is at $.error.
+    assert states["StoreFailed"] == {
+        "Type": "Pass",
+        "Parameters": {
+            "requestId.$": "$.requestId",
+            "upload.$": "$.upload",
+            "failure": {"state": "Store", "error.$": "$.body.Error"},
+        },
+        "Next": "Compensate",
+    }
+    assert states["RecordFailed"] == {
+        "Type": "Pass",
+        "Parameters": {
+            "requestId.$": "$.requestId",
+            "upload.$": "$.upload",
+            "failure": {"state": "Record", "error.$": "$.error.Error"},
+        },
+        "Next": "Compensate",
     }
 
 
 def test_file_content_never_travels_past_store(states):
     discard = states["DiscardFileContent"]
-    assert discard["Type"] == "Pass"
-    # The Pass output is exactly these fields: the body (and its fileContent) is dropped.
     # The Pass output is exactly these fields: the body (replaced by Store's result, which moves
     # to $.stored) and the raw Idempotency-Key and caller are dropped.
-    assert discard["Parameters"] == {
-        "requestId.$": "$.requestId",
-        "upload.$": "$.upload",
-        "stored.$": "$.body",
+    assert discard == {
+        "Type": "Pass",
+        "Parameters": {
+            "requestId.$": "$.requestId",
+            "upload.$": "$.upload",
+            "stored.$": "$.body",
+        },
+        "Next": "AlreadyUploaded",
     }
-    for name in ("Record", "Compensate"):
+    # After Store nothing reads the body: StoreFailed reads only the error that replaced it.
+    for name in ("Record", "RecordFailed", "Compensate", "ReportOrphan"):
         text = json.dumps(states[name].get("Parameters"))
         assert "fileContent" not in text
         assert "$.body" not in text
+    assert json.dumps(states["StoreFailed"]["Parameters"]).count("$.body") == 1
 
 
 def test_client_errors_from_validate_end_in_rejected_with_the_tasks_error(states):
     # A client error takes the request body's place (the file leaves the state with it).
-    catches = states["Validate"]["Catch"]
-    assert catches == [
+    assert states["Validate"]["Catch"] == [
         {"ErrorEquals": list(CLIENT_ERROR_NAMES), "ResultPath": "$.body", "Next": "Rejected"},
         {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "UploadFailed"},
     ]
-    assert set(CLIENT_ERROR_NAMES) == {"ValidationError", "PayloadTooLarge", "IdempotencyConflict"}
+    assert set(CLIENT_ERROR_NAMES) == {
+        "ValidationError",
+        "PayloadTooLarge",
+        "IdempotencyConflict",
+        "UploadInProgress",
+    }
     assert states["Rejected"] == {
         "Type": "Fail",
         "ErrorPath": "$.body.Error",
@@ -172,12 +236,13 @@ def test_client_errors_from_validate_end_in_rejected_with_the_tasks_error(states
     }
 
 
-def test_idempotency_conflict_from_store_is_rejected_without_compensation(states):
-    # The claim comes before the PUT: a conflict stored nothing, so it ends in Rejected (409);
-    # the client-error catch comes before the catch-all that compensates.
+def test_a_conflict_from_store_is_rejected_without_compensation(states):
+    # The claim and the item's lease come before the PUT: an IdempotencyConflict or an
+    # UploadInProgress stored nothing, so it ends in Rejected (409); the client-error catch comes
+    # before the catch-all that compensates.
     assert states["Store"]["Catch"] == [
         {"ErrorEquals": list(CLIENT_ERROR_NAMES), "ResultPath": "$.body", "Next": "Rejected"},
-        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.body", "Next": "Compensate"},
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.body", "Next": "StoreFailed"},
     ]
 
 
@@ -198,23 +263,30 @@ def test_a_replay_skips_record_and_returns_the_first_success_body(states):
     assert states["Replayed"] == {"Type": "Succeed", "OutputPath": "$.stored.receipt"}
 
 
-def test_storage_failures_are_compensated(states):
-    # Store's error takes the request body's place, so the file leaves the state with it.
-    assert states["Store"]["Catch"][-1] == {
-        "ErrorEquals": ["States.ALL"],
-        "ResultPath": "$.body",
-        "Next": "Compensate",
-    }
+def test_storage_failures_are_compensated_and_failed_compensations_reported(states):
     assert states["Record"]["Catch"] == [
-        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Compensate"}
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "RecordFailed"}
     ]
+    # CompensationFailed: compensate reported what it could not undo. Anything else (a timeout,
+    # a crash): nobody reported, ReportOrphan does.
     assert states["Compensate"]["Catch"] == [
+        {
+            "ErrorEquals": ["CompensationFailed"],
+            "ResultPath": "$.compensationError",
+            "Next": "CompensationFailed",
+        },
         {
             "ErrorEquals": ["States.ALL"],
             "ResultPath": "$.compensationError",
-            "Next": "CompensationFailed",
-        }
+            "Next": "ReportOrphan",
+        },
     ]
+    assert states["Compensate"]["Next"] == "UploadFailed"
+    # Whatever happens to the report, the execution ends in CompensationFailed.
+    assert states["ReportOrphan"]["Catch"] == [
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.reportError", "Next": "CompensationFailed"}
+    ]
+    assert states["ReportOrphan"]["Next"] == "CompensationFailed"
 
 
 def test_fail_states_name_errors_the_response_template_knows(states):
@@ -233,83 +305,41 @@ def test_fail_states_name_errors_the_response_template_knows(states):
 
 
 def test_every_task_catches_everything_and_retries_only_transient_errors(states):
+    retry = {"IntervalSeconds": 1, "MaxAttempts": 1, "BackoffRate": 2}
+    expected = {
+        # Validate touches no storage: only the Lambda service's own transient errors.
+        "Validate": [{"ErrorEquals": LAMBDA_SERVICE_ERRORS, **retry}],
+        # Not WriteOutcomeUnknown (a PUT that may still land): that is compensated instead.
+        "Store": [{"ErrorEquals": [*LAMBDA_SERVICE_ERRORS, "TransientStorageError"], **retry}],
+        "Record": [{"ErrorEquals": [*LAMBDA_SERVICE_ERRORS, "TransientStorageError"], **retry}],
+        "Compensate": [{"ErrorEquals": [*LAMBDA_SERVICE_ERRORS, "TransientStorageError"], **retry}],
+        # No retry: if the report fails, the sweep still finds the orphan.
+        "ReportOrphan": None,
+    }
     for name, state in states.items():
         if state["Type"] != "Task":
             continue
         assert state["Catch"][-1]["ErrorEquals"] == ["States.ALL"], name
-        [retry] = state["Retry"]
-        transient = [] if name == "Validate" else ["TransientStorageError"]
-        assert retry == {
-            "ErrorEquals": LAMBDA_SERVICE_ERRORS + transient,
-            "IntervalSeconds": 1,
-            "MaxAttempts": 1,
-            "BackoffRate": 2,
-        }, name
+        assert state.get("Retry") == expected[name], name
+    assert "WriteOutcomeUnknown" not in json.dumps(states)
 
 
-def task_worst_case_seconds(state):
-    """Every attempt runs to its timeout; every retrier exhausts its attempts."""
-    attempts, waits = 1, 0.0
-    for retry in state.get("Retry", []):
-        interval = retry.get("IntervalSeconds", 1)
-        backoff = retry.get("BackoffRate", 2.0)
-        max_attempts = retry.get("MaxAttempts", 3)
-        attempts += max_attempts
-        waits += sum(interval * backoff**k for k in range(max_attempts))
-    return attempts * state["TimeoutSeconds"] + waits
-
-
-def worst_case_seconds(states, name, seen=()):
-    assert name not in seen, f"cycle through {name}"
-    state = states[name]
-    if state["Type"] in ("Succeed", "Fail"):
-        return 0.0
-    own = task_worst_case_seconds(state) if state["Type"] == "Task" else 0.0
-    assert state["Type"] in ("Task", "Pass", "Choice"), state["Type"]
-    if state["Type"] == "Choice":
-        following = [choice["Next"] for choice in state["Choices"]] + [state["Default"]]
-    else:
-        following = [state["Next"]] + [catch["Next"] for catch in state.get("Catch", [])]
-    return own + max(worst_case_seconds(states, n, (*seen, name)) for n in following)
-
-
-def test_worst_case_duration_fits_api_gateways_timeout_with_margin(definition, states):
-    for state in states.values():
-        if state["Type"] == "Task":
-            assert state["TimeoutSeconds"] > 0
-    worst = worst_case_seconds(states, definition["StartAt"])
-    assert worst == 24  # (2+1+2) + (3+1+3) + (2+1+2) + (3+1+3): Validate, Store, Record, Compensate
-    # An idempotent replay: Validate, Store (its claim inside the same timeout), Replayed.
-    assert worst_case_seconds(states, "Store") == 7 + 5 + 7
-    assert worst_case_seconds(states, "AlreadyUploaded") == 5 + 7
-    assert worst <= definition["TimeoutSeconds"] < API_GATEWAY_TIMEOUT_SECONDS
-    assert worst + MARGIN_SECONDS <= API_GATEWAY_TIMEOUT_SECONDS
-    # A live execution never outlasts its Idempotency-Key claim's lease.
-    assert definition["TimeoutSeconds"] + MARGIN_SECONDS < CLAIM_SECONDS
-
-
-def test_task_timeouts_equal_the_lambda_timeouts(default_stack, states):
-    template = default_stack.template_json
-    for title in ("Validate", "Store", "Record", "Compensate"):
-        logical_id = logical_id_with_prefix(template, "AWS::Lambda::Function", f"Tasks{title}Func")
-        lambda_timeout = template["Resources"][logical_id]["Properties"]["Timeout"]
-        assert states[title]["TimeoutSeconds"] == lambda_timeout
-
-
-def test_state_machine_role_may_invoke_the_four_functions_only(default_stack):
+def test_state_machine_role_may_invoke_the_workflow_functions_only(default_stack):
     template = default_stack.template_json
     role_id = logical_id_with_prefix(template, "AWS::IAM::Role", "WorkflowStateMachineRole")
     granted = permissions(role_statements(template, role_id))
     invoke = {(a, r) for a, r, _ in granted if a.startswith("lambda:")}
-    functions = [function_arn(template, t) for t in ("Validate", "Store", "Record", "Compensate")]
+    functions = [function_arn(template, title) for title in WORKFLOW_FUNCTIONS]
     assert invoke == {("lambda:InvokeFunction", arn) for arn in functions} | {
         ("lambda:InvokeFunction", f"{arn}:*") for arn in functions
     }
+    # Not the sweep: it runs on its schedule, outside the workflow.
+    assert function_arn(template, "Sweep") not in {r for _, r in invoke}
     others = {a for a, _, _ in granted if not a.startswith("lambda:")}
     # Log delivery and X-Ray: actions without resource-level permissions.
     assert {a.split(":")[0] for a in others} == {"logs", "xray"}
     assert {r for a, r, _ in granted if not a.startswith("lambda:")} == {"*"}
-    assert len(resources_of_type(template, "AWS::Lambda::Function")) == 4
+    assert len(resources_of_type(template, "AWS::Lambda::Function")) == 6
 
 
 def test_compensate_knows_its_retry_from_the_same_constant(states):

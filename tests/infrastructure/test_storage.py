@@ -1,4 +1,5 @@
-"""Upload bucket, access-log bucket, metadata table, keys: encryption, access, retention."""
+"""Upload bucket, access-log bucket, metadata, idempotency and ledger tables, keys: encryption,
+access, retention."""
 
 from __future__ import annotations
 
@@ -78,7 +79,8 @@ def test_access_log_bucket_is_private_encrypted_and_expires_logs(default_stack):
 def test_table_keys_billing_encryption_and_point_in_time_recovery(default_stack):
     template = default_stack.template_json
     key_id = logical_id_with_prefix(template, "AWS::KMS::Key", "StorageMetadataTableKey")
-    assert len(resources_of_type(template, "AWS::DynamoDB::Table")) == 2  # metadata, idempotency
+    # metadata, idempotency, ledger
+    assert len(resources_of_type(template, "AWS::DynamoDB::Table")) == 3
     table_id = logical_id_with_prefix(template, "AWS::DynamoDB::Table", "StorageMetadataTable")
     props = template["Resources"][table_id]["Properties"]
     assert props["KeySchema"] == [
@@ -120,11 +122,61 @@ def test_idempotency_table_is_keyed_by_the_hashed_key_encrypted_recoverable_and_
     assert table["UpdateReplacePolicy"] == "Retain"
 
 
+def test_ledger_table_keys_its_items_expires_them_and_indexes_open_intents_only(default_stack):
+    template = default_stack.template_json
+    key_id = logical_id_with_prefix(template, "AWS::KMS::Key", "StorageMetadataTableKey")
+    table_id = logical_id_with_prefix(template, "AWS::DynamoDB::Table", "StorageLedgerTable")
+    table = template["Resources"][table_id]
+    assert table["Properties"] == {
+        # One partition key for intents ("request#<id>") and item leases ("item#...").
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+        "AttributeDefinitions": [
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "openShard", "AttributeType": "S"},
+            {"AttributeName": "openSince", "AttributeType": "N"},
+        ],
+        # Sparse: only an open intent has openShard and openSince, so the sweep reads what is
+        # unaccounted for, never the whole history; the whole intent, no second read.
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": "OpenIntents",
+                "KeySchema": [
+                    {"AttributeName": "openShard", "KeyType": "HASH"},
+                    {"AttributeName": "openSince", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+        "SSESpecification": {
+            "KMSMasterKeyId": {"Fn::GetAtt": [key_id, "Arn"]},
+            "SSEEnabled": True,
+            "SSEType": "KMS",
+        },
+        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+        # Leases and closed intents expire; an open intent has no expiresAt.
+        "TimeToLiveSpecification": {"AttributeName": "expiresAt", "Enabled": True},
+    }
+    assert table["DeletionPolicy"] == "Retain"
+    assert table["UpdateReplacePolicy"] == "Retain"
+
+
+def test_ledger_table_names_are_the_contracts():
+    from tasks.contract import ledger
+
+    assert (ledger.PARTITION_KEY, ledger.EXPIRES_AT) == ("pk", "expiresAt")
+    assert (ledger.OPEN_INDEX, ledger.OPEN_SHARD, ledger.OPEN_SINCE) == (
+        "OpenIntents",
+        "openShard",
+        "openSince",
+    )
+
+
 def test_every_log_group_is_kms_encrypted_with_the_logs_key_and_retained(default_stack):
     template = default_stack.template_json
     key_id = logical_id_with_prefix(template, "AWS::KMS::Key", "StorageLogsKey")
     groups = resources_of_type(template, "AWS::Logs::LogGroup")
-    assert len(groups) == 6  # four tasks, state machine, API access logs
+    assert len(groups) == 8  # six tasks, state machine, API access logs
     for group in groups.values():
         assert group["Properties"]["KmsKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
         assert group["Properties"]["RetentionInDays"] > 0
@@ -151,6 +203,7 @@ def test_data_is_retained_by_default(default_stack):
     for resource_type in STATEFUL:
         for resource in resources_of_type(default_stack.template_json, resource_type).values():
             assert resource["DeletionPolicy"] == "Retain", resource_type
+            assert resource["UpdateReplacePolicy"] == "Retain", resource_type
     assert not resources_of_type(default_stack.template_json, "Custom::S3AutoDeleteObjects")
 
 
@@ -159,4 +212,7 @@ def test_destroy_on_delete_destroys_data_and_empties_buckets(destroy_stack):
     for resource_type in STATEFUL:
         for resource in resources_of_type(template, resource_type).values():
             assert resource["DeletionPolicy"] == "Delete", resource_type
+            assert resource["UpdateReplacePolicy"] == "Delete", resource_type
+    ledger = logical_id_with_prefix(template, "AWS::DynamoDB::Table", "StorageLedgerTable")
+    assert template["Resources"][ledger]["DeletionPolicy"] == "Delete"
     assert len(resources_of_type(template, "Custom::S3AutoDeleteObjects")) == 2

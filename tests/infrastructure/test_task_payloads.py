@@ -8,7 +8,14 @@ import msgspec
 import pytest
 
 from tasks.contract import names
-from tasks.core.models import CompensateEvent, Payload, RecordEvent, StoreEvent, ValidateEvent
+from tasks.core.models import (
+    CompensateEvent,
+    Payload,
+    RecordEvent,
+    ReportEvent,
+    StoreEvent,
+    ValidateEvent,
+)
 
 from .infra_helpers import state_machine_definition
 
@@ -17,6 +24,7 @@ EVENT_STRUCTS: dict[str, type[Payload]] = {
     names.STORE_STATE: StoreEvent,
     names.RECORD_STATE: RecordEvent,
     names.COMPENSATE_STATE: CompensateEvent,
+    names.REPORT_ORPHAN_STATE: ReportEvent,
 }
 
 

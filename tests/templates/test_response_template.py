@@ -4,6 +4,7 @@ StartSyncExecution can give, checked against the contract's statuses and bodies 
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -17,12 +18,15 @@ from tasks.contract.errors import (
     PAYLOAD_TOO_LARGE_MESSAGE,
     TIMEOUT_MESSAGE,
     UNAVAILABLE_MESSAGE,
+    UPLOAD_IN_PROGRESS_MESSAGE,
     WORKFLOW_ERRORS,
     FieldProblem,
     IdempotencyConflict,
     PayloadTooLarge,
     RequestRejected,
+    UploadInProgress,
     ValidationError,
+    codes_by_status,
 )
 from tasks.contract.limits import MAX_FILE_BYTES
 
@@ -33,12 +37,14 @@ STACK_LINE = '  File "/var/task/tasks/validate.py", line 57, in handler\n    rai
 # Texts that must never reach a client.
 LEAKS = ("arn:aws", "stackTrace", "/var/task", "errorType", "Traceback", "__type", "SdkSecret")
 
+# Record's success body, the execution's output: the price is its exact decimal TEXT (Step
+# Functions may read a JSON number as a binary float).
 SUCCESS_BODY = {
     "message": "File uploaded successfully",
     "requestId": REQUEST_ID,
     "productId": "PROD-001",
     "productName": 'Joe\'s "caf\u00e9" \\ \U0001f600',
-    "price": 99.99,
+    "price": "99.99",
     "fileName": "test-file.txt",
     "contentType": "text/plain",
     "size": 18,
@@ -93,13 +99,76 @@ def _assert_no_leak(rendered: Rendered) -> None:
         assert leak not in rendered.text
 
 
-def test_succeeded_returns_the_output_verbatim_with_200() -> None:
+def _succeeded(output: str) -> Rendered:
+    return _respond(_execution("SUCCEEDED", output=output, outputDetails={"included": True}))
+
+
+def _exact(text: str) -> Any:
+    """The body as a client reading numbers exactly sees it."""
+    return json.loads(text, parse_float=Decimal, parse_int=Decimal)
+
+
+def test_succeeded_returns_the_output_with_200_and_the_price_as_a_number() -> None:
     output = json.dumps(SUCCESS_BODY)
-    rendered = _respond(_execution("SUCCEEDED", output=output, outputDetails={"included": True}))
+    rendered = _succeeded(output)
+
+    assert rendered.status_override == 200
+    # The output verbatim, but for the price: the JSON number its text spells.
+    assert rendered.text.strip() == output.replace('"price": "99.99"', '"price":99.99')
+    assert _exact(rendered.text) == {**SUCCESS_BODY, "price": Decimal("99.99")}
+
+
+@pytest.mark.parametrize(
+    "price",
+    [
+        "0",
+        "7",
+        "0.5",
+        "1.50",  # the spelling is kept: trailing zeros too
+        "99.99",
+        "1.0000000000000000001",
+        "999999999999.999999999999999999999999999999",
+        "123456789012." + "1234567890" * 16 + "12345",  # 12 + 165 digits, the longest allowed
+    ],
+)
+@pytest.mark.parametrize("separators", [(", ", ": "), (",", ":")])
+def test_the_price_keeps_every_digit(price: str, separators: tuple[str, str]) -> None:
+    output = json.dumps({**SUCCESS_BODY, "price": price}, separators=separators)
+    rendered = _succeeded(output)
+
+    assert rendered.status_override == 200
+    assert f'"price":{price}' in rendered.text
+    assert _exact(rendered.text)["price"] == Decimal(price)
+    assert _exact(rendered.text) == {**SUCCESS_BODY, "price": Decimal(price)}
+    # Nothing else changed, character for character.
+    assert rendered.text.strip() == output.replace(
+        f'"price"{separators[1]}"{price}"', f'"price":{price}'
+    )
+
+
+@pytest.mark.parametrize(
+    "field", ["productName", "fileName", "message", "requestId", "contentType", "sha256"]
+)
+@pytest.mark.parametrize(
+    "text", ['"price":"1"', '{"price": "2.5"}', 'x", "price": "3', "price", '\\"price":"4"']
+)
+def test_a_price_inside_another_string_is_left_alone(field: str, text: str) -> None:
+    body = {**SUCCESS_BODY, field: text, "price": "12.5"}
+    output = json.dumps(body)
+    rendered = _succeeded(output)
+
+    assert _exact(rendered.text) == {**body, "price": Decimal("12.5")}
+    assert rendered.text.strip() == output.replace('"price": "12.5"', '"price":12.5')
+
+
+@pytest.mark.parametrize("price", ["1e5", "-1", "01", "1.", ".5", "1,5", " 1", "NaN", ""])
+def test_a_price_that_is_not_decimal_text_stays_a_string(price: str) -> None:
+    """Never produced by record; should one come, the body stays valid JSON, unchanged."""
+    output = json.dumps({**SUCCESS_BODY, "price": price})
+    rendered = _succeeded(output)
 
     assert rendered.status_override == 200
     assert rendered.text.strip() == output
-    assert json.loads(rendered.text) == SUCCESS_BODY
 
 
 CLIENT_ERRORS: dict[str, RequestRejected] = {
@@ -117,6 +186,9 @@ CLIENT_ERRORS: dict[str, RequestRejected] = {
     ),
     "IdempotencyConflict": IdempotencyConflict(
         "The Idempotency-Key 'k-1' was used with a \"different\" body."
+    ),
+    "UploadInProgress": UploadInProgress(
+        "Another upload of 'P-1' / \"caf\u00e9\" is in progress \\ retry in 2 s."
     ),
 }
 
@@ -145,10 +217,32 @@ def test_the_table_is_what_the_contract_says() -> None:
         "ValidationError": (400, "ValidationError"),
         "PayloadTooLarge": (413, "PayloadTooLarge"),
         "IdempotencyConflict": (409, "IdempotencyConflict"),
+        "UploadInProgress": (409, "UploadInProgress"),
         "InternalError": (500, "InternalError"),
         "CompensationFailed": (500, "InternalError"),
         "States.DataLimitExceeded": (413, "PayloadTooLarge"),
     }
+
+
+def test_409_comes_with_two_codes() -> None:
+    assert codes_by_status()[409] == frozenset({"IdempotencyConflict", "UploadInProgress"})
+
+
+def test_upload_in_progress_is_a_409_with_the_tasks_message() -> None:
+    """What store raises when another upload of the same item holds its lease."""
+    cause = _lambda_cause(UploadInProgress(UPLOAD_IN_PROGRESS_MESSAGE))
+    rendered = _respond(_execution("FAILED", error="UploadInProgress", cause=cause))
+
+    assert rendered.status_override == 409
+    assert json.loads(rendered.text) == _error("UploadInProgress", UPLOAD_IN_PROGRESS_MESSAGE)
+    _assert_no_leak(rendered)
+
+
+def test_upload_in_progress_with_an_unreadable_cause_keeps_its_status_and_code() -> None:
+    rendered = _respond(_execution("FAILED", error="UploadInProgress", cause="Task timed out"))
+
+    assert rendered.status_override == 409
+    assert json.loads(rendered.text) == _error("UploadInProgress", UPLOAD_IN_PROGRESS_MESSAGE)
 
 
 def test_a_client_error_message_with_every_awkward_character_stays_exact() -> None:

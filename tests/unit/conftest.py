@@ -12,10 +12,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from tasks.contract import ledger, names
 from tasks.core import aws
 from tasks.core.observability import logger
 
-from .support import BUCKET, CLAIMS_TABLE, CREDENTIALS, REGION, TABLE, Cloud
+from .support import BUCKET, CLAIMS_TABLE, CREDENTIALS, LEDGER_TABLE, REGION, TABLE, Cloud
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +28,7 @@ def _fresh_clients() -> Iterator[None]:
 
 @pytest.fixture
 def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
-    """A versioned, KMS-encrypted bucket, the metadata table and the idempotency table, in moto."""
+    """A versioned, KMS-encrypted bucket, the metadata, idempotency and ledger tables, in moto."""
     for name, value in CREDENTIALS.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
@@ -61,6 +62,30 @@ def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
             TableName=CLAIMS_TABLE,
             TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"},
         )
+        dynamodb.create_table(
+            TableName=LEDGER_TABLE,
+            KeySchema=[{"AttributeName": ledger.PARTITION_KEY, "KeyType": "HASH"}],
+            AttributeDefinitions=[
+                {"AttributeName": ledger.PARTITION_KEY, "AttributeType": "S"},
+                {"AttributeName": ledger.OPEN_SHARD, "AttributeType": "S"},
+                {"AttributeName": ledger.OPEN_SINCE, "AttributeType": "N"},
+            ],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": ledger.OPEN_INDEX,
+                    "KeySchema": [
+                        {"AttributeName": ledger.OPEN_SHARD, "KeyType": "HASH"},
+                        {"AttributeName": ledger.OPEN_SINCE, "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        dynamodb.update_time_to_live(
+            TableName=LEDGER_TABLE,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": ledger.EXPIRES_AT},
+        )
         env = {
             "AWS_REGION": REGION,
             **CREDENTIALS,
@@ -68,8 +93,13 @@ def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
             "UPLOAD_KEY_ARN": key_arn,
             "METADATA_TABLE_NAME": TABLE,
             "IDEMPOTENCY_TABLE_NAME": CLAIMS_TABLE,
+            "LEDGER_TABLE_NAME": LEDGER_TABLE,
             "POWERTOOLS_SERVICE_NAME": "upload",
             "POWERTOOLS_METRICS_NAMESPACE": "UploadService",
+            # moto runs in this process and its first calls (KMS, a new table) take longer than
+            # AWS's: stretch the tasks' SDK deadlines as local mode does for its emulator, so
+            # that no attempt is refused as late (tests/unit/test_aws.py tests the deadline).
+            names.SDK_TIMEOUT_SCALE: "16",
         }
         yield Cloud(env=env, s3=s3, dynamodb=dynamodb, key_arn=key_arn)
 

@@ -1,4 +1,4 @@
-"""Helpers shared by the task unit tests (constants, base64, EMF parsing)."""
+"""Helpers shared by the task unit tests (constants, base64, EMF parsing, ledger set-up)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ REGION = "us-east-1"
 BUCKET = "upload-bucket-test"
 TABLE = "upload-metadata-test"
 CLAIMS_TABLE = "upload-idempotency-test"
+LEDGER_TABLE = "upload-ledger-test"
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -47,3 +48,42 @@ def metric_values(stdout: str) -> list[tuple[str, dict[str, str], float]]:
             value = values[0] if isinstance(values, list) else values
             found.append((metric["Name"], dimensions, value))
     return found
+
+
+def complete_upload(cloud: Cloud, event: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    """Record what Store ``stored`` for the Store ``event``: the upload succeeds, committing its
+    intent and releasing the item's lease, so that another upload of the item may begin."""
+    from tasks import record  # the tasks' runtime libraries: only for the tests that use them
+
+    return record.run(
+        {"requestId": event["requestId"], "upload": event["upload"], "stored": stored},
+        env=cloud.env,
+    )
+
+
+def begin_upload(
+    cloud: Cloud,
+    request_id: str,
+    *,
+    product_id: str = "PROD-001",
+    product_name: str = "Test Product",
+    s3_key: str = "uploads/PROD-001/test-file.txt",
+) -> None:
+    """Store's ledger transaction for ``request_id`` without its PUT (the request's intent,
+    PENDING, and the item's lease): what Record's commit requires of a request that stored."""
+    from tasks import store
+    from tasks.core import ledger
+
+    store.begin_upload(
+        ledger.Upload(
+            request_id=request_id,
+            bucket=BUCKET,
+            s3_key=s3_key,
+            product_id=product_id,
+            product_name=product_name,
+            started_at=None,
+        ),
+        dynamodb=cloud.dynamodb,
+        table=LEDGER_TABLE,
+        attempt=0,
+    )

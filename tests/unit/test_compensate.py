@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,32 +12,59 @@ import pytest
 from botocore.stub import Stubber
 
 from tasks import compensate, store
-from tasks.contract.errors import CompensationFailed, InvalidTaskInput, TransientStorageError
+from tasks.contract.errors import (
+    CompensationFailed,
+    InvalidTaskInput,
+    TransientStorageError,
+    UploadInProgress,
+)
 from tasks.contract.timing import TASK_RETRY
 from tasks.core import aws
-from tasks.core.validation import validate_upload
+from tasks.core.validation import parse_body, validate_upload
 from tasks.core.versions import parse_started_at
 
-from .support import BUCKET, REGION, Cloud, b64, metric_values
+from .support import (
+    BUCKET,
+    LEDGER_TABLE,
+    REGION,
+    Cloud,
+    b64,
+    begin_upload,
+    complete_upload,
+    metric_values,
+)
 
 KEY = "uploads/PROD-001/test-file.txt"
 
 
-def put(cloud: Cloud, data: bytes, request_id: str, file_name: str = "test-file.txt") -> str:
-    """Store ``data`` through the store task; returns the new version id."""
-    body = {
-        "productId": "PROD-001",
-        "productName": "Test Product",
-        "price": 1,
-        "fileContent": b64(data),
-        "fileName": file_name,
-    }
+def put(
+    cloud: Cloud,
+    data: bytes,
+    request_id: str,
+    file_name: str = "test-file.txt",
+    *,
+    complete: bool = False,
+) -> str:
+    """Store ``data`` through the store task; returns the new version id. ``complete``: the
+    upload then succeeds (Record commits it and releases the item's lease)."""
+    text = json.dumps(
+        {
+            "productId": "PROD-001",
+            "productName": "Test Product",
+            "price": 1,
+            "fileContent": b64(data),
+            "fileName": file_name,
+        }
+    )
     event = {
         "requestId": request_id,
-        "upload": validate_upload(request_id, body).to_dict(),
-        "fileContent": b64(data),
+        "upload": validate_upload(request_id, parse_body(text)).to_dict(),
+        "body": text,
     }
-    return str(store.run(event, env=cloud.env)["versionId"])
+    stored = store.run(event, env=cloud.env)
+    if complete:
+        complete_upload(cloud, event, stored)
+    return str(stored["versionId"])
 
 
 def event(request_id: str = "req-1", key: str = KEY, **extra: Any) -> dict[str, Any]:
@@ -67,7 +95,7 @@ def versions(cloud: Cloud, key: str = KEY) -> tuple[list[str], list[str]]:
 def test_deletes_only_its_own_versions_and_keeps_the_previous_one_current(
     cloud: Cloud, capsys
 ) -> None:
-    previous = put(cloud, b"previous upload", "req-old")
+    previous = put(cloud, b"previous upload", "req-old", complete=True)
     start = started_at(timedelta(seconds=-1))
     own_first = put(cloud, b"this request, first attempt", "req-1")  # e.g. a retried PUT
     own_second = put(cloud, b"this request, second attempt", "req-1")
@@ -87,7 +115,7 @@ def test_deletes_only_its_own_versions_and_keeps_the_previous_one_current(
 
 
 def test_nothing_to_delete_when_store_never_wrote(cloud: Cloud) -> None:
-    previous = put(cloud, b"previous upload", "req-old")
+    previous = put(cloud, b"previous upload", "req-old", complete=True)
     result = compensate.run(event(startedAt=started_at()), env=cloud.env)
     assert result == {"deletedVersionIds": []}
     assert versions(cloud) == ([previous], [])
@@ -105,7 +133,7 @@ def test_versions_older_than_start_minus_a_minute_are_not_examined(cloud: Cloud)
 
 
 def test_missing_or_unreadable_start_time_examines_every_version(cloud: Cloud) -> None:
-    previous = put(cloud, b"previous", "req-old")
+    previous = put(cloud, b"previous", "req-old", complete=True)
     own = put(cloud, b"data", "req-1")
     result = compensate.run(event(startedAt="?"), env=cloud.env)
     assert result == {"deletedVersionIds": [own]}
@@ -173,6 +201,7 @@ def test_failure_to_delete_logs_the_orphan_counts_it_and_raises(logs, capsys) ->
         "bucket": BUCKET,
         "s3Key": KEY,
         "versionIds": ["v-orphan"],
+        "uncheckedVersions": 0,  # the one candidate was checked
         "requestId": "req-1",
     }
     assert errors[0]["deletedVersionIds"] == []
@@ -194,7 +223,9 @@ def test_failure_to_list_reports_the_key_with_unknown_versions(logs, capsys) -> 
             )
     [error] = [line for line in logs() if line["level"] == "ERROR"]
     assert error["orphan"]["s3Key"] == KEY
+    # Nothing was checked to be this request's, and how many versions there are is unknown.
     assert error["orphan"]["versionIds"] is None
+    assert error["orphan"]["uncheckedVersions"] is None
     assert [name for name, _, _ in metric_values(capsys.readouterr().out)] == [
         "CompensationFailures"
     ]
@@ -221,9 +252,10 @@ def _listing(now: datetime, *version_ids: str) -> dict[str, Any]:
     return {"Versions": [{"Key": KEY, "VersionId": v, "LastModified": now} for v in version_ids]}
 
 
-def test_failure_to_head_reports_the_candidate_versions(logs, capsys) -> None:
-    """HeadObject failing on the last attempt: the orphan line names the versions the listing
-    found and nothing had ruled out (not null)."""
+def test_failure_to_head_names_no_unchecked_version_and_counts_them(logs, capsys) -> None:
+    """HeadObject failing on the last attempt: the orphan line names no version it did not check
+    to be this request's (an unchecked one may be another request's live version, which an
+    operator must not delete) and counts the candidates left unchecked (the sweep finds them)."""
     s3 = _stubbed_s3()
     now = datetime.now(UTC)
     with Stubber(s3) as stubber:
@@ -236,7 +268,8 @@ def test_failure_to_head_reports_the_candidate_versions(logs, capsys) -> None:
             compensate.compensate("req-1", KEY, None, s3=s3, bucket=BUCKET, env={})
     [error] = [line for line in logs() if line["level"] == "ERROR"]
     assert error["message"].startswith("ORPHAN:")
-    assert error["orphan"]["versionIds"] == ["v-2", "v-3"]
+    assert error["orphan"]["versionIds"] == []
+    assert error["orphan"]["uncheckedVersions"] == 2
 
 
 @pytest.mark.parametrize("operation", ["list_object_versions", "head_object", "delete_object"])
@@ -320,3 +353,131 @@ def test_a_permanent_error_is_reported_on_the_first_attempt(cloud: Cloud, logs) 
         client.meta.events.unregister("before-call.s3.ListObjectVersions", deny)
     [error] = [line for line in logs() if line["level"] == "ERROR"]
     assert error["orphan"]["versionIds"] is None
+    assert error["orphan"]["uncheckedVersions"] is None  # the listing itself failed
+
+
+def _fail_call(client: Any, operation: str, on_call: int) -> Any:
+    """Make the ``on_call``-th call of ``operation`` (e.g. "HeadObject") fail with AccessDenied;
+    returns the handler to unregister."""
+    calls: list[int] = []
+
+    def deny(**_: Any) -> None:
+        calls.append(1)
+        if len(calls) == on_call:
+            raise botocore.exceptions.ClientError(
+                {"Error": {"Code": "AccessDenied"}, "ResponseMetadata": {"HTTPStatusCode": 403}},
+                operation,
+            )
+
+    client.meta.events.register(f"before-call.s3.{operation}", deny)
+    return deny
+
+
+@pytest.mark.parametrize(
+    ("operation", "on_call", "named"),
+    [
+        # The request's version is checked and deleted; checking the next candidate (another
+        # request's live version) fails: nothing is named, one candidate is left unchecked.
+        ("HeadObject", 2, False),
+        # The request's version is checked, its delete fails: it alone is named.
+        ("DeleteObject", 1, True),
+    ],
+)
+def test_the_orphan_report_names_only_versions_checked_to_be_this_requests(
+    cloud: Cloud, logs, operation: str, on_call: int, named: bool
+) -> None:
+    """Another request's live version of the same key must never be named: an operator
+    deleting the reported versions would delete a 200's file."""
+    live = put(cloud, b"another request's upload", "req-other", complete=True)
+    mine = put(cloud, b"this request's upload", "req-1")  # newer: listed first
+    client = aws.client("s3", cloud.env)
+    handler = _fail_call(client, operation, on_call)
+    try:
+        with pytest.raises(CompensationFailed):
+            compensate.run(
+                event(attempt=0, failedState="Record", error="StorageError"), env=cloud.env
+            )
+    finally:
+        client.meta.events.unregister(f"before-call.s3.{operation}", handler)
+    [error] = [line for line in logs() if line["level"] == "ERROR"]
+    assert error["message"].startswith("ORPHAN:")
+    assert error["orphan"] == {
+        "bucket": BUCKET,
+        "s3Key": KEY,
+        "versionIds": [mine] if named else [],
+        "uncheckedVersions": 1,  # the other request's version: never checked, never named
+        "requestId": "req-1",
+    }
+    assert error["deletedVersionIds"] == ([] if named else [mine])
+    assert live in versions(cloud)[0]
+    assert cloud.s3.get_object(Bucket=BUCKET, Key=KEY)["Body"].read() == (
+        b"this request's upload" if named else b"another request's upload"
+    )
+
+
+# --- the ledger: the fence and the item's lease ---
+
+
+def lease_holder(cloud: Cloud) -> str | None:
+    item = cloud.dynamodb.get_item(
+        TableName=LEDGER_TABLE,
+        Key={"pk": {"S": "item#PROD-001\nTest Product"}},
+        ConsistentRead=True,
+    ).get("Item")
+    return str(item["holder"]["S"]) if item else None
+
+
+def intent_of(cloud: Cloud, request_id: str) -> dict[str, Any]:
+    item = cloud.dynamodb.get_item(
+        TableName=LEDGER_TABLE, Key={"pk": {"S": f"request#{request_id}"}}, ConsistentRead=True
+    )["Item"]
+    return {name: next(iter(value.values())) for name, value in item.items()}
+
+
+@pytest.mark.parametrize(
+    ("failed_state", "error", "released"),
+    [
+        # Record failed: Store had finished, no write of the request can be in flight.
+        ("Record", "StorageError", True),
+        ("Record", "States.Timeout", True),
+        # Store failed with an answer from S3, or before its PUT: nothing in flight.
+        ("Store", "TransientStorageError", True),
+        ("Store", "StorageError", True),
+        ("Store", "InvalidTaskInput", True),
+        # Store's PUT may still land: the lease is kept until it expires.
+        ("Store", "States.Timeout", False),
+        ("Store", "WriteOutcomeUnknown", False),
+        ("Store", "Lambda.Unknown", False),
+        ("Store", None, False),
+        (None, None, False),
+    ],
+)
+def test_the_lease_is_released_only_when_no_write_can_be_in_flight(
+    cloud: Cloud, failed_state: str | None, error: str | None, released: bool
+) -> None:
+    put(cloud, b"data", "req-1")  # Store began: the intent and the item's lease
+    assert lease_holder(cloud) == "req-1"
+
+    compensate.run(event(failedState=failed_state, error=error), env=cloud.env)
+
+    assert lease_holder(cloud) == (None if released else "req-1")
+    intent = intent_of(cloud, "req-1")
+    assert intent["status"] == "ABORTED"  # fenced whatever failed
+    assert "openShard" in intent  # open for the sweep
+    if released:
+        begin_upload(cloud, "req-2")  # the next upload of the item may begin at once
+        assert lease_holder(cloud) == "req-2"
+    else:
+        with pytest.raises(UploadInProgress):
+            begin_upload(cloud, "req-2")
+
+
+def test_a_fence_and_lease_that_cannot_be_written_are_reported(cloud: Cloud, logs) -> None:
+    own = put(cloud, b"data", "req-1")
+    env = {**cloud.env, "LEDGER_TABLE_NAME": "no-such-table"}
+    with pytest.raises(CompensationFailed):
+        compensate.run(event(failedState="Record", error="StorageError"), env=env)
+    messages = [line["message"] for line in logs() if line["level"] == "ERROR"]
+    assert [message.split(":")[0] for message in messages] == ["FENCE", "LEASE"]
+    assert versions(cloud) == ([], [])  # the other steps ran all the same
+    assert own not in versions(cloud)[0]

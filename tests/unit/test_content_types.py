@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import struct
 import subprocess
 import sys
@@ -166,8 +167,9 @@ def test_contradictions(declared: str, data: bytes, found: str) -> None:
         ("IMAGE/PNG", png()),  # MIME types are case-insensitive
         ("image/jpg", jpeg()),  # a common alias
         ("application/octet-stream", pdf()),  # "some bytes" contradicts nothing
-        ("text/plain", UNKNOWN),  # unrecognised bytes contradict nothing
-        ("image/png", UNKNOWN),
+        ("text/plain", UNKNOWN),  # unrecognised bytes contradict nothing...
+        ("video/mp4", UNKNOWN),  # ...but a type whose every file has a signature (below)
+        ("audio/mpeg", UNKNOWN),
         ("text/plain", TEXT),
         ("text/csv", b"a,b\n1,2\n"),
         ("text/plain", b"ID3 tags describe MP3 files\n"),  # text may look like a signature
@@ -183,6 +185,45 @@ def test_no_contradiction(declared: str, data: bytes) -> None:
     assert contradiction(declared, data) is None
     upload = validate_upload(REQUEST_ID, body(data, declared))
     assert upload.contentType == declared
+
+
+@pytest.mark.parametrize(
+    ("declared", "data"),
+    [
+        ("image/png", TEXT),
+        ("application/pdf", TEXT),
+        ("image/png", UNKNOWN),
+        ("IMAGE/PNG", b"plain words\n"),
+        ("image/jpg", TEXT),  # an alias of a signed type
+        ("image/gif", TEXT),
+        ("application/zip", TEXT),
+        ("application/gzip", UNKNOWN),
+    ],
+)
+def test_a_signed_type_for_bytes_without_its_signature_is_refused(
+    declared: str, data: bytes
+) -> None:
+    """Every PNG, JPEG, GIF, PDF, zip, gzip, ... begins with its signature: bytes that do not
+    are not such a file, whatever is declared."""
+    value = content_types.canonical(declared)
+    found = f"not {value} (they lack its signature)"
+    assert contradiction(declared, data) == found
+    assert rejection(body(data, declared), ContentTypePolicy()) == [
+        ("contentType", f"is {declared!r} but the file's bytes are {found}")
+    ]
+
+
+@pytest.mark.parametrize(("declared", "data"), [("image/png", png()), ("application/pdf", pdf())])
+def test_a_signed_type_with_its_signature_is_accepted(declared: str, data: bytes) -> None:
+    assert validate_upload(REQUEST_ID, body(data, declared)).contentType == declared
+
+
+@pytest.mark.parametrize("declared", ["*/*", "image/*", "*/png", "image/p*g"])
+def test_a_media_range_is_not_a_declared_type(declared: str) -> None:
+    assert not content_types.is_valid_content_type(declared)
+    [(field, message)] = rejection(body(png(), declared), ContentTypePolicy())
+    assert field == "contentType"
+    assert message.startswith("must be a MIME type 'type/subtype'")
 
 
 # --- the allowlist ---
@@ -267,7 +308,7 @@ def test_policy_from_env() -> None:
 
 
 def event(document: dict[str, Any]) -> dict[str, Any]:
-    return {"requestId": REQUEST_ID, "idempotencyKey": None, "body": document}
+    return {"requestId": REQUEST_ID, "idempotencyKey": None, "body": json.dumps(document)}
 
 
 def test_validate_task_applies_allowed_content_types_from_its_env() -> None:

@@ -44,6 +44,7 @@ def test_the_contract_has_the_modules_the_project_reads() -> None:
         "tasks.contract.errors",
         "tasks.contract.idempotency",
         "tasks.contract.keys",
+        "tasks.contract.ledger",
         "tasks.contract.limits",
         "tasks.contract.names",
         "tasks.contract.timing",

@@ -19,10 +19,12 @@ from botocore.stub import Stubber
 
 from tasks import compensate, record, store
 from tasks.contract.errors import (
+    UPLOAD_IN_PROGRESS_MESSAGE,
     CompensationFailed,
     IdempotencyConflict,
     StorageError,
     TransientStorageError,
+    UploadInProgress,
 )
 from tasks.contract.idempotency import (
     CLAIM_SECONDS,
@@ -36,7 +38,17 @@ from tasks.contract.timing import TASK_RETRY
 from tasks.core import aws, claims
 from tasks.core.validation import validate_upload
 
-from .support import BUCKET, CLAIMS_TABLE, REGION, TABLE, Cloud, b64, metric_values
+from .support import (
+    BUCKET,
+    CLAIMS_TABLE,
+    LEDGER_TABLE,
+    REGION,
+    TABLE,
+    Cloud,
+    b64,
+    complete_upload,
+    metric_values,
+)
 
 KEY = "order-42"
 CALLER = "AROAEXAMPLE:client-a"
@@ -62,7 +74,7 @@ def store_event(request_id: str, request: dict[str, Any], attempt: int = 0) -> d
     return {
         "requestId": request_id,
         "upload": upload(request_id, request),
-        "fileContent": request["fileContent"],
+        "body": json.dumps(request),  # the client's JSON text
         "attempt": attempt,
     }
 
@@ -241,7 +253,7 @@ def test_an_expired_completion_is_not_replayed(cloud: Cloud) -> None:
 def test_without_a_key_store_touches_no_claim(cloud: Cloud) -> None:
     event = store_event("req-1", body())
     event["upload"] = upload("req-1", body(), key=None)
-    store.run(event, env=cloud.env)
+    complete_upload(cloud, event, store.run(event, env=cloud.env))
     store.run({**event, "requestId": "req-2"}, env=cloud.env)
     assert len(version_ids(cloud)) == 2
     assert cloud.dynamodb.scan(TableName=CLAIMS_TABLE)["Items"] == []
@@ -324,6 +336,9 @@ def test_record_writes_nothing_when_the_claim_is_no_longer_its_own(cloud: Cloud)
     assert type(caught.value) is StorageError  # not retried: compensate runs
     assert metadata_items(cloud) == []
     assert claim_item(cloud)["status"] == "IN_PROGRESS"  # type: ignore[index]
+    # One transaction: the request is not committed and still holds the item's lease.
+    assert ledger_item(cloud, "request#req-1")["status"] == "PENDING"  # type: ignore[index]
+    assert ledger_item(cloud, "item#PROD-001\nTest Product")["holder"] == "req-1"  # type: ignore[index]
 
 
 @pytest.mark.parametrize(
@@ -355,12 +370,15 @@ def test_a_cancelled_transaction_is_transient_only_for_conflicts_and_throttling(
 
 
 def compensate_event(request_id: str, request: dict[str, Any]) -> dict[str, Any]:
+    """Compensate after Record failed (Store had finished: the item's lease is released)."""
     return {
         "requestId": request_id,
         "productId": request["productId"],
         "productName": request["productName"],
         "s3Key": "uploads/PROD-001/test-file.txt",
         "idempotencyId": idempotency_id(CALLER, KEY),
+        "failedState": "Record",
+        "error": "StorageError",
     }
 
 
@@ -457,3 +475,46 @@ def _compensate(cloud: Cloud, claim: compensate.Claim, *, attempt: int) -> Any:
         claim=claim,
         attempt=attempt,
     )
+
+
+# --- another upload of the same item in progress ---
+
+
+def test_upload_in_progress_gives_back_the_claim_and_stores_nothing(cloud: Cloud, capsys) -> None:
+    """While req-1 holds the item's lease (its Store began, its Record has not committed),
+    another upload of the item is refused before its PUT: 409 UploadInProgress, its
+    Idempotency-Key claim released so that the client may retry with the same key."""
+    first = store_event("req-1", body())
+    stored = store.run(first, env=cloud.env)
+    versions = version_ids(cloud)
+    other_key = "order-43"
+    second = {
+        **store_event("req-2", body(b"a second file")),
+        "upload": upload("req-2", body(b"a second file"), key=other_key),
+    }
+    capsys.readouterr()
+
+    with pytest.raises(UploadInProgress) as caught:
+        store.run(second, env=cloud.env)
+
+    assert json.loads(str(caught.value)) == {"message": UPLOAD_IN_PROGRESS_MESSAGE}
+    assert version_ids(cloud) == versions  # nothing stored
+    assert claim_item(cloud, other_key) is None  # given back
+    assert claim_item(cloud)["requestId"] == "req-1"  # type: ignore[index]  # untouched
+    assert ledger_item(cloud, "request#req-2") is None  # no intent either
+    assert ledger_item(cloud, "item#PROD-001\nTest Product")["holder"] == "req-1"  # type: ignore[index]
+    assert metric_values(capsys.readouterr().out) == [
+        ("Rejections", {"service": "upload", "reason": "UploadInProgress"}, 1.0)
+    ]
+    # Once req-1 is done, the client's retry with the same key goes through.
+    complete_upload(cloud, first, stored)
+    retried = store.run({**second, "requestId": "req-3"}, env=cloud.env)
+    assert "replay" not in retried
+    assert claim_item(cloud, other_key)["requestId"] == "req-3"  # type: ignore[index]
+
+
+def ledger_item(cloud: Cloud, pk: str) -> dict[str, Any] | None:
+    found = cloud.dynamodb.get_item(
+        TableName=LEDGER_TABLE, Key={"pk": {"S": pk}}, ConsistentRead=True
+    ).get("Item")
+    return {name: next(iter(value.values())) for name, value in found.items()} if found else None

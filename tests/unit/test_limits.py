@@ -2,7 +2,8 @@
 
 The largest request the contract allows (every field other than the file at its maximum, spelled
 as long as JSON allows, with an Idempotency-Key and the longest caller id) goes through the real
-request template and the real validate logic; the states Step Functions holds (the execution
+request template (which puts the body in the execution input as JSON text, escaped once more)
+and the real validate logic; the states Step Functions holds (the execution
 input; + the validated metadata after Validate; after Store, its result in the body's place: a
 store receipt, or the first success body replayed for an idempotent repeat) are serialized in
 their longest form (``json.dumps(ensure_ascii=True)``: astral characters become
@@ -39,7 +40,7 @@ from tasks.contract.limits import (
     STATE_PAYLOAD_LIMIT_BYTES,
 )
 from tasks.core.models import StoreReceipt
-from tasks.core.validation import price_text, validate_upload
+from tasks.core.validation import parse_body, price_text, validate_upload
 from tasks.record import success_body
 
 STATE_MACHINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:Test"
@@ -47,11 +48,11 @@ REQUEST_ID = "c0ffee00-1234-4abc-8def-0123456789ab"  # API Gateway request ids a
 BUCKET_NAME = "b" * 63  # S3 bucket names have at most 63 characters
 ASTRAL = "\U0001f600"  # 4 bytes of UTF-8, 12 bytes as a JSON surrogate-pair escape
 TWO_BYTE = "\u00e9"  # 2 bytes of UTF-8, 6 bytes as a JSON escape
-# A double's shortest repr has at most 17 significant digits (23 characters at most, e.g.
-# 1.0000000000000003e-130). Validate refuses non-zero prices below 1E-130 (DynamoDB's smallest
-# number), so the longest plain-decimal text it stores (format "f") is a 17-digit price in
-# [1E-130, 1E-129): "0." + 129 zeros + 17 digits = 148 characters.
-LONGEST_PRICE = 1.0000000000000003e-130
+# Prices are exact decimals: at most 38 significant digits, and the last at most 165 places after
+# the point (DynamoDB's number context), non-zero ones from 1E-130 up. The longest plain text
+# validate stores is a price just above 1E-130 whose last digit is 165 places after the point:
+# "0." + 129 zeros + 36 digits = 167 characters, written the same way in the body.
+LONGEST_PRICE = Decimal("0." + "0" * 129 + "1" + "2" * 35)
 # Visible ASCII (the key's rule) that JSON must escape: 2 bytes per character, both in the
 # input string the template builds and in the state.
 IDEMPOTENCY_KEY = '"' * IDEMPOTENCY_KEY_MAX_CHARS
@@ -73,6 +74,8 @@ def _spelled_out(value: Any) -> str:
             for k, v in value.items()
         )
         return "{" + ",".join(members) + "}"
+    if isinstance(value, Decimal):
+        return format(value, "f")
     if isinstance(value, str):
         units = value.encode("utf-16-be")
         return (
@@ -118,13 +121,14 @@ def _largest_state(file_size: int, product_id_length: int) -> int:
     )
     execution_input_text = json.loads(rendered.text)["input"]
     execution_input = json.loads(execution_input_text)
-    assert execution_input["body"] == body
+    assert execution_input["body"] == raw_body
+    assert parse_body(execution_input["body"]) == body
     assert execution_input["idempotencyKey"] == IDEMPOTENCY_KEY
     assert execution_input["caller"] == CALLER
 
     # Validate refuses files over MAX_FILE_BYTES, so the metadata comes from the same request with
     # a one-byte file, then gets this file's size and hash (the only fields the file decides).
-    one_byte = {**execution_input["body"], "fileContent": base64.b64encode(b"\xa5").decode()}
+    one_byte = parse_body(_spelled_out({**body, "fileContent": base64.b64encode(b"\xa5").decode()}))
     upload = validate_upload(
         REQUEST_ID, one_byte, execution_input["idempotencyKey"], execution_input["caller"]
     )
@@ -172,22 +176,25 @@ def _derived_max_file_bytes() -> int:
 def test_the_worst_case_fields_are_at_their_maximum() -> None:
     assert len(CONTENT_TYPE) == CONTENT_TYPE_MAX_CHARS
     assert 0 <= LONGEST_PRICE < PRICE_UPPER_BOUND
-    assert len(repr(LONGEST_PRICE)) == 23
-    assert len(Decimal(repr(LONGEST_PRICE)).as_tuple().digits) == 17
-    longest = len(repr(LONGEST_PRICE)) + len(price_text(LONGEST_PRICE))
-    assert len(price_text(LONGEST_PRICE)) == 148
+    assert len(LONGEST_PRICE.as_tuple().digits) == 36
+    assert len(price_text(LONGEST_PRICE)) == 167
+    assert price_text(LONGEST_PRICE) == format(LONGEST_PRICE, "f")
+    longest = len(price_text(LONGEST_PRICE))
     for other in (
-        1e-130,
-        9.876543210987654e-130,
-        1.2345678901234567e-129,
-        1.2345678901234567e-100,
-        999999999999.9999,
+        Decimal("1E-130"),
+        Decimal("9.87654321098765432109876543210987654E-130"),
+        Decimal("1.2345678901234567890123456789012345678E-128"),
+        Decimal("999999999999.99999999999999999999999999"),
     ):
-        assert len(repr(other)) + len(price_text(other)) <= longest
-    for refused in (math.nextafter(1e-130, 0), 2.2250738585072014e-308, 5e-324):
-        with pytest.raises(ValueError, match="1E-130"):
+        assert len(price_text(other)) <= longest
+    for refused in (
+        Decimal("9.9E-131"),
+        Decimal("1.0000000000000000000000000000000000001E-130"),  # a 166th place
+        Decimal("1.23456789012345678901234567890123456789"),  # 39 significant digits
+        math.nextafter(1e-130, 0),
+    ):
+        with pytest.raises(ValueError, match=r"1E-130|DynamoDB|significant digits"):
             price_text(refused)
-    assert Decimal(price_text(LONGEST_PRICE)) == Decimal(repr(LONGEST_PRICE))
     file_name = _longest_file_name("P")
     assert len(file_name) == FILE_NAME_MAX_CHARS
     assert len(f"{UPLOAD_PREFIX}P/{file_name}".encode()) in (S3_KEY_MAX_BYTES - 1, S3_KEY_MAX_BYTES)
@@ -209,6 +216,7 @@ def test_validate_accepts_the_maximal_request_and_refuses_one_byte_more() -> Non
         "contentType": CONTENT_TYPE,
     }
     upload = validate_upload(REQUEST_ID, body, IDEMPOTENCY_KEY, CALLER)
+    assert upload.price == format(LONGEST_PRICE, "f")
     assert upload.size == MAX_FILE_BYTES
     assert upload.fileName == body["fileName"]
     too_large = {**body, "fileContent": base64.b64encode(b"\xa5" * (MAX_FILE_BYTES + 1)).decode()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, cast
@@ -12,12 +13,14 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from tasks import record
+from tasks import compensate, record
+from tasks.contract import ledger
 from tasks.contract.errors import InvalidTaskInput, StorageError, TransientStorageError
+from tasks.core import ledger as ledger_core
 from tasks.core import rollback
 from tasks.core.models import StoreReceipt, UploadMetadata, parse_payload
 
-from .support import BUCKET, REGION, TABLE, Cloud, metric_values
+from .support import BUCKET, LEDGER_TABLE, REGION, TABLE, Cloud, begin_upload, metric_values
 
 DATA = b"hello, upload test"
 SHA = hashlib.sha256(DATA).hexdigest()
@@ -46,8 +49,15 @@ def item(cloud: Cloud) -> dict[str, Any]:
     return {k: v for k, v in response["Item"].items() if not k.startswith("prev")}
 
 
+def run(cloud: Cloud, request_id: str, price: str = "99.99", **stored: str) -> dict[str, Any]:
+    """Record an upload whose Store began (its intent and the item's lease)."""
+    begin_upload(cloud, request_id)
+    event = {"requestId": request_id, "upload": upload(price), "stored": {**STORED, **stored}}
+    return record.run(event, env=cloud.env)
+
+
 def test_record_stores_exact_decimal_and_returns_the_contract_body(cloud: Cloud, capsys) -> None:
-    body = record.run({"requestId": "req-1", "upload": upload(), "stored": STORED}, env=cloud.env)
+    body = run(cloud, "req-1")
     timestamp = body["timestamp"]
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z", timestamp)
     assert body == {
@@ -55,7 +65,7 @@ def test_record_stores_exact_decimal_and_returns_the_contract_body(cloud: Cloud,
         "requestId": "req-1",
         "productId": "PROD-001",
         "productName": "Test Product",
-        "price": 99.99,
+        "price": "99.99",  # exact decimal text (the response template writes it as a number)
         "fileName": "test-file.txt",
         "contentType": "text/plain",
         "size": 18,
@@ -89,22 +99,23 @@ def test_record_stores_exact_decimal_and_returns_the_contract_body(cloud: Cloud,
 
 
 @pytest.mark.parametrize(
-    ("price", "stored", "returned"),
-    [("0", Decimal(0), 0), ("5", Decimal(5), 5), ("0.0000001", Decimal("1E-7"), 1e-7),
-     ("999999999999.99", Decimal("999999999999.99"), 999999999999.99)],
+    ("price", "stored"),
+    [("0", Decimal(0)), ("5", Decimal(5)), ("0.0000001", Decimal("1E-7")),
+     ("999999999999.99", Decimal("999999999999.99")),
+     ("1.0000000000000000001", Decimal("1.0000000000000000001")),
+     ("99999999999.99999999", Decimal("99999999999.99999999"))],
 )  # fmt: skip
-def test_price_round_trips(cloud: Cloud, price: str, stored: Decimal, returned: float) -> None:
-    body = record.run({"requestId": "r", "upload": upload(price), "stored": STORED}, env=cloud.env)
-    assert body["price"] == returned
-    assert type(body["price"]) is type(returned)
+def test_price_round_trips(cloud: Cloud, price: str, stored: Decimal) -> None:
+    body = run(cloud, "r", price)
+    assert body["price"] == price  # the exact text, no binary float on the way
+    assert type(body["price"]) is str
     assert item(cloud)["price"] == stored
     assert str(item(cloud)["price"]) == str(stored)
 
 
 def test_rerecord_points_at_the_newest_version(cloud: Cloud) -> None:
-    record.run({"requestId": "r1", "upload": upload(), "stored": STORED}, env=cloud.env)
-    newer = {**STORED, "versionId": "v-456"}
-    record.run({"requestId": "r2", "upload": upload(), "stored": newer}, env=cloud.env)
+    run(cloud, "r1")
+    run(cloud, "r2", versionId="v-456")
     assert (item(cloud)["versionId"], item(cloud)["requestId"]) == ("v-456", "r2")
 
 
@@ -118,10 +129,10 @@ def test_timestamp_is_read_once_and_formatted_in_utc_with_milliseconds() -> None
 
     class Table:
         def __init__(self) -> None:
-            self.items: list[dict[str, Any]] = []
+            self.transactions: list[list[dict[str, Any]]] = []
 
-        def update_item(self, **kwargs: Any) -> None:
-            self.items.append(kwargs)
+        def transact_write_items(self, *, TransactItems: list[dict[str, Any]]) -> None:
+            self.transactions.append(TransactItems)
 
     table = Table()
     body = record.record(
@@ -130,12 +141,23 @@ def test_timestamp_is_read_once_and_formatted_in_utc_with_milliseconds() -> None
         parse_payload(StoreReceipt, STORED),
         dynamodb=cast(Any, table),
         table_name=TABLE,
+        ledger_table=LEDGER_TABLE,
         clock=clock,
     )
     assert calls == [1]
     assert body.timestamp == "2026-11-25T22:48:54.123Z"
-    [update] = table.items
+    [transaction] = table.transactions
+    # One transaction: the metadata item, the commit record, the lease's release.
+    assert [next(iter(entry)) for entry in transaction] == ["Update", "Update", "Delete"]
+    update = transaction[0]["Update"]
     assert update["TableName"] == TABLE
+    assert {transaction[1]["Update"]["TableName"], transaction[2]["Delete"]["TableName"]} == {
+        LEDGER_TABLE
+    }
+    # The commit record's expiry comes from the same reading of the clock.
+    commit_values = transaction[1]["Update"]["ExpressionAttributeValues"]
+    closed_seconds = ledger.CLOSED_INTENT_DAYS * 24 * 3600
+    assert int(commit_values[":expiresAt"]["N"]) == int(moment.timestamp()) + closed_seconds
     values = {
         update["ExpressionAttributeNames"][f"#a{i}"]: update["ExpressionAttributeValues"][f":v{i}"]
         for i in range(len(rollback.ITEM_ATTRIBUTES))
@@ -167,7 +189,7 @@ def test_dynamodb_errors_map_to_named_errors(
     )
     with Stubber(client) as stubber:
         stubber.add_client_error(
-            "update_item",
+            "transact_write_items",
             service_error_code=code,
             service_message="SDK TEXT",
             http_status_code=status,
@@ -179,6 +201,7 @@ def test_dynamodb_errors_map_to_named_errors(
                 parse_payload(StoreReceipt, STORED),
                 dynamodb=client,
                 table_name=TABLE,
+                ledger_table=LEDGER_TABLE,
             )
     assert type(caught.value) is expected
     assert "SDK TEXT" not in str(caught.value)
@@ -192,3 +215,68 @@ def test_mismatched_key_is_refused(cloud: Cloud) -> None:
     assert "Items" not in cloud.dynamodb.scan(TableName=TABLE) or (
         cloud.dynamodb.scan(TableName=TABLE)["Items"] == []
     )
+
+
+# --- a late write after the compensation fenced the request ---
+
+
+def ledger_item(cloud: Cloud, pk: str) -> dict[str, Any] | None:
+    found = cloud.dynamodb.get_item(
+        TableName=LEDGER_TABLE, Key={"pk": {"S": pk}}, ConsistentRead=True
+    ).get("Item")
+    return dict(found) if found else None
+
+
+def metadata_table_items(cloud: Cloud) -> list[dict[str, Any]]:
+    return list(cloud.dynamodb.scan(TableName=TABLE).get("Items", []))
+
+
+def test_a_commit_after_compensate_fenced_the_request_writes_nothing(cloud: Cloud) -> None:
+    """Record timed out with its transaction still in flight; Compensate ran (fence, undo,
+    release). The late transaction then arrives: refused, the item never appears."""
+    begin_upload(cloud, "req-1")
+    event = {"requestId": "req-1", "upload": upload(), "stored": STORED}
+    compensate.run(
+        {
+            "requestId": "req-1",
+            "productId": "PROD-001",
+            "productName": "Test Product",
+            "s3Key": STORED["s3Key"],
+            "failedState": "Record",
+            "error": "States.Timeout",
+        },
+        env=cloud.env,
+    )
+    intent_before = ledger_item(cloud, "request#req-1")
+
+    with pytest.raises(StorageError) as caught:
+        record.run(event, env=cloud.env)
+
+    assert type(caught.value) is StorageError  # the refusal is final, not retried
+    assert metadata_table_items(cloud) == []
+    assert ledger_item(cloud, "request#req-1") == intent_before
+    assert intent_before is not None
+    assert intent_before["status"] == {"S": "ABORTED"}
+
+
+def test_the_fence_alone_refuses_the_commit(cloud: Cloud) -> None:
+    """Even while the request still holds the item's lease (the fence does not release it),
+    a commit of a fenced request is refused, and the earlier item stays as it was."""
+    run(cloud, "req-old", versionId="v-old")
+    before = metadata_table_items(cloud)
+    begin_upload(cloud, "req-1")
+    entry = ledger_core.Upload(
+        request_id="req-1",
+        bucket=BUCKET,
+        s3_key=STORED["s3Key"],
+        product_id="PROD-001",
+        product_name="Test Product",
+        started_at=None,
+    )
+    ledger_core.abort(cloud.dynamodb, LEDGER_TABLE, entry, now=int(time.time()))
+    with pytest.raises(StorageError):
+        record.run({"requestId": "req-1", "upload": upload(), "stored": STORED}, env=cloud.env)
+    assert metadata_table_items(cloud) == before
+    lease = ledger_item(cloud, "item#PROD-001\nTest Product")
+    assert lease is not None
+    assert lease["holder"] == {"S": "req-1"}  # the transaction's lease release did not apply

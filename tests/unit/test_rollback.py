@@ -19,7 +19,7 @@ from tasks.contract.errors import CompensationFailed
 from tasks.contract.timing import TASK_RETRY
 from tasks.core import rollback
 
-from .support import BUCKET, REGION, TABLE, Cloud
+from .support import BUCKET, REGION, TABLE, Cloud, begin_upload
 
 KEY = "uploads/PROD-001/test-file.txt"
 VISIBLE = {"productId", "productName", *rollback.ITEM_ATTRIBUTES}
@@ -46,7 +46,14 @@ def record_event(request_id: str, data: bytes, version_id: str, price: str = "1"
     }
 
 
+def recorded(cloud: Cloud, event: dict[str, Any]) -> dict[str, Any]:
+    """Run Record for a request whose Store began (its intent and the item's lease)."""
+    begin_upload(cloud, event["requestId"])
+    return record.run(event, env=cloud.env)
+
+
 def compensate_event(request_id: str, attempt: int = 0) -> dict[str, Any]:
+    """Compensate after Record failed (e.g. it timed out after its write landed)."""
     return {
         "requestId": request_id,
         "productId": "PROD-001",
@@ -54,6 +61,8 @@ def compensate_event(request_id: str, attempt: int = 0) -> dict[str, Any]:
         "s3Key": KEY,
         "startedAt": None,
         "attempt": attempt,
+        "failedState": "Record",
+        "error": "States.Timeout",
     }
 
 
@@ -73,11 +82,11 @@ def visible(item: dict[str, Any] | None) -> dict[str, Any] | None:
 def test_the_write_keeps_the_previous_attributes_and_a_first_write_marks_none(
     cloud: Cloud,
 ) -> None:
-    record.run(record_event("req-1", b"one", "v-1"), env=cloud.env)
+    recorded(cloud, record_event("req-1", b"one", "v-1"))
     first = raw_item(cloud)
     assert first is not None
     assert {first[rollback.previous_name(a)]["NULL"] for a in rollback.ITEM_ATTRIBUTES} == {True}
-    record.run(record_event("req-2", b"two", "v-2", price="2.5"), env=cloud.env)
+    recorded(cloud, record_event("req-2", b"two", "v-2", price="2.5"))
     second = raw_item(cloud)
     assert second is not None
     for attribute in rollback.ITEM_ATTRIBUTES:
@@ -90,10 +99,10 @@ def test_the_write_keeps_the_previous_attributes_and_a_first_write_marks_none(
 
 
 def test_compensate_restores_the_earlier_item_exactly(cloud: Cloud) -> None:
-    record.run(record_event("req-1", b"one", "v-1"), env=cloud.env)
+    recorded(cloud, record_event("req-1", b"one", "v-1"))
     before = visible(raw_item(cloud))
     # req-2's write lands, then its task fails (e.g. a timeout after the write).
-    record.run(record_event("req-2", b"two", "v-2", price="2.5"), env=cloud.env)
+    recorded(cloud, record_event("req-2", b"two", "v-2", price="2.5"))
     compensate.run(compensate_event("req-2"), env=cloud.env)
     after = raw_item(cloud)
     assert visible(after) == before
@@ -104,7 +113,7 @@ def test_compensate_restores_the_earlier_item_exactly(cloud: Cloud) -> None:
 
 
 def test_compensate_deletes_a_first_time_item(cloud: Cloud, logs) -> None:
-    record.run(record_event("req-1", b"one", "v-1"), env=cloud.env)
+    recorded(cloud, record_event("req-1", b"one", "v-1"))
     compensate.run(compensate_event("req-1"), env=cloud.env)
     assert raw_item(cloud) is None
     [done] = [line for line in logs() if line["message"] == "Compensated"]
@@ -112,7 +121,7 @@ def test_compensate_deletes_a_first_time_item(cloud: Cloud, logs) -> None:
 
 
 def test_compensate_of_a_write_that_never_landed_changes_nothing(cloud: Cloud) -> None:
-    record.run(record_event("req-1", b"one", "v-1"), env=cloud.env)
+    recorded(cloud, record_event("req-1", b"one", "v-1"))
     before = raw_item(cloud)
     compensate.run(compensate_event("req-2"), env=cloud.env)  # req-2's Record failed before
     assert raw_item(cloud) == before
@@ -121,9 +130,9 @@ def test_compensate_of_a_write_that_never_landed_changes_nothing(cloud: Cloud) -
 
 
 def test_compensate_leaves_a_later_uploads_item_alone(cloud: Cloud, logs) -> None:
-    record.run(record_event("req-1", b"one", "v-1"), env=cloud.env)
-    record.run(record_event("req-2", b"two", "v-2"), env=cloud.env)  # then req-2 fails...
-    record.run(record_event("req-3", b"three", "v-3"), env=cloud.env)  # ...after req-3 wrote
+    recorded(cloud, record_event("req-1", b"one", "v-1"))
+    recorded(cloud, record_event("req-2", b"two", "v-2"))  # then req-2 fails...
+    recorded(cloud, record_event("req-3", b"three", "v-3"))  # ...after req-3 wrote
     before = raw_item(cloud)
     compensate.run(compensate_event("req-2"), env=cloud.env)
     assert raw_item(cloud) == before
@@ -135,10 +144,10 @@ def test_a_retried_record_whose_write_landed_keeps_the_previous_attributes(cloud
     """A Record retry (or an SDK retry after a lost response) must not copy its own values over
     the previous upload's: the failed condition means "already written", and the body carries
     the first write's timestamp."""
-    record.run(record_event("req-1", b"one", "v-1"), env=cloud.env)
+    recorded(cloud, record_event("req-1", b"one", "v-1"))
     before = visible(raw_item(cloud))
-    first = record.run(record_event("req-2", b"two", "v-2"), env=cloud.env)
-    again = record.run(record_event("req-2", b"two", "v-2"), env=cloud.env)
+    first = recorded(cloud, record_event("req-2", b"two", "v-2"))
+    again = record.run(record_event("req-2", b"two", "v-2"), env=cloud.env)  # Record's retry
     assert again == first
     compensate.run(compensate_event("req-2"), env=cloud.env)
     assert visible(raw_item(cloud)) == before
@@ -147,7 +156,7 @@ def test_a_retried_record_whose_write_landed_keeps_the_previous_attributes(cloud
 def test_a_failed_restore_is_reported_on_the_last_attempt(cloud: Cloud, logs, capsys) -> None:
     from botocore.stub import Stubber
 
-    record.run(record_event("req-1", b"one", "v-1"), env=cloud.env)
+    recorded(cloud, record_event("req-1", b"one", "v-1"))
     failing = boto3.client(
         "dynamodb", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x"
     )

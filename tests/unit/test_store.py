@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -13,7 +14,12 @@ import pytest
 from botocore.stub import Stubber
 
 from tasks import store
-from tasks.contract.errors import InvalidTaskInput, StorageError, TransientStorageError
+from tasks.contract.errors import (
+    InvalidTaskInput,
+    StorageError,
+    TransientStorageError,
+    WriteOutcomeUnknown,
+)
 from tasks.contract.keys import S3_KEY_MAX_BYTES
 from tasks.contract.limits import (
     FILE_NAME_MAX_CHARS,
@@ -21,9 +27,9 @@ from tasks.contract.limits import (
     S3_USER_METADATA_MAX_BYTES,
 )
 from tasks.core.models import UploadMetadata, parse_payload
-from tasks.core.validation import validate_upload
+from tasks.core.validation import parse_body, validate_upload
 
-from .support import BUCKET, REGION, Cloud, b64
+from .support import BUCKET, REGION, Cloud, b64, complete_upload
 
 DATA = b"hello, upload test"
 PRODUCT_ID_MAX_CHARS = 128  # PRODUCT_ID_PATTERN: one character, then up to 127
@@ -39,8 +45,9 @@ def store_event(
         "fileContent": b64(data),
         "fileName": file_name,
     }
-    upload = validate_upload(request_id, body).to_dict()
-    return {"requestId": request_id, "upload": upload, "fileContent": body["fileContent"]}
+    text = json.dumps(body)  # the client's JSON text, as the request template passes it
+    upload = validate_upload(request_id, parse_body(text)).to_dict()
+    return {"requestId": request_id, "upload": upload, "body": text}
 
 
 def started_at(delta: timedelta = timedelta(0)) -> str:
@@ -116,7 +123,9 @@ def test_object_metadata_fits_s3s_2_kb_limit_for_the_largest_valid_request(wide:
 
 
 def test_each_store_creates_a_new_version(cloud: Cloud) -> None:
-    first = store.run(store_event(b"first"), env=cloud.env)
+    first_event = store_event(b"first")
+    first = store.run(first_event, env=cloud.env)
+    complete_upload(cloud, first_event, first)  # releases the item's lease
     second = store.run(store_event(b"second", request_id="req-2"), env=cloud.env)
     assert first["versionId"] != second["versionId"]
     versions = cloud.s3.list_object_versions(Bucket=BUCKET, Prefix=first["s3Key"])["Versions"]
@@ -125,8 +134,8 @@ def test_each_store_creates_a_new_version(cloud: Cloud) -> None:
 
 def test_content_not_matching_the_validated_metadata_is_refused(cloud: Cloud) -> None:
     event = store_event()
-    event["fileContent"] = b64(b"other bytes")
-    with pytest.raises(InvalidTaskInput):
+    event["body"] = json.dumps({**json.loads(event["body"]), "fileContent": b64(b"other bytes")})
+    with pytest.raises(InvalidTaskInput, match="does not match the validated size and sha256"):
         store.run(event, env=cloud.env)
     assert "Versions" not in cloud.s3.list_object_versions(Bucket=BUCKET)
 
@@ -139,7 +148,7 @@ def test_missing_setting_is_reported_by_name(cloud: Cloud) -> None:
 
 def _upload() -> tuple[UploadMetadata, str]:
     event = store_event()
-    return parse_payload(UploadMetadata, event["upload"]), event["fileContent"]
+    return parse_payload(UploadMetadata, event["upload"]), store.file_content(event["body"])
 
 
 @pytest.mark.parametrize(
@@ -178,14 +187,37 @@ def test_s3_errors_map_to_named_errors_without_sdk_text(
     assert "SDK SECRET TEXT" in line["sdkError"]
 
 
-def test_timeout_is_transient() -> None:
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        # Sent, never answered: the PUT may still land (not retried; the sweep finds it).
+        (botocore.exceptions.ReadTimeoutError(endpoint_url="https://s3"), WriteOutcomeUnknown),
+        (
+            botocore.exceptions.ConnectionClosedError(endpoint_url="https://s3"),
+            WriteOutcomeUnknown,
+        ),
+        # Never sent: an ordinary transient error, retried.
+        (
+            botocore.exceptions.ConnectTimeoutError(endpoint_url="https://s3"),
+            TransientStorageError,
+        ),
+        (
+            botocore.exceptions.EndpointConnectionError(endpoint_url="https://s3"),
+            TransientStorageError,
+        ),
+    ],
+)
+def test_a_timeout_is_transient_and_a_put_without_an_answer_is_unknown(
+    error: Exception, expected: type[Exception]
+) -> None:
     class TimingOut:
         def put_object(self, **_: Any) -> dict[str, Any]:
-            raise botocore.exceptions.ReadTimeoutError(endpoint_url="https://s3")
+            raise error
 
     upload, content = _upload()
-    with pytest.raises(TransientStorageError):
+    with pytest.raises(TransientStorageError) as caught:
         store.store("req-1", upload, content, s3=cast(Any, TimingOut()), bucket=BUCKET, key_arn="k")
+    assert type(caught.value) is expected
 
 
 def test_unversioned_bucket_is_a_storage_error() -> None:
@@ -204,7 +236,9 @@ def test_unversioned_bucket_is_a_storage_error() -> None:
 
 
 def test_a_retry_deletes_the_earlier_attempts_version_by_version_id(cloud: Cloud) -> None:
-    previous = store.run(store_event(b"previous upload", request_id="req-old"), env=cloud.env)
+    previous_event = store_event(b"previous upload", request_id="req-old")
+    previous = store.run(previous_event, env=cloud.env)
+    complete_upload(cloud, previous_event, previous)
     start = started_at(timedelta(seconds=-1))
     # The first attempt's PUT returned, but the task failed (e.g. timed out) afterwards.
     first = store.run({**store_event(), "attempt": 0, "startedAt": start}, env=cloud.env)

@@ -38,7 +38,8 @@ def event(**body_overrides: Any) -> dict[str, Any]:
         "fileName": "test-file.txt",
         **body_overrides,
     }
-    return {"requestId": "req-1", "idempotencyKey": None, "body": body}
+    # The client's JSON text, as the request template passes it.
+    return {"requestId": "req-1", "idempotencyKey": None, "body": json.dumps(body)}
 
 
 def test_run_returns_upload_metadata_and_logs_without_content(logs, capsys) -> None:
@@ -103,7 +104,9 @@ def test_rejection_is_logged_and_counted_by_reason(
 )
 def test_rejection_logs_no_product_id_unless_it_looks_valid(body: object, logs) -> None:
     with pytest.raises(ValidationError):
-        validate.run({"requestId": "req-1", "idempotencyKey": None, "body": body}, env=ENV)
+        validate.run(
+            {"requestId": "req-1", "idempotencyKey": None, "body": json.dumps(body)}, env=ENV
+        )
     [line] = logs()
     assert line["message"] == "Request rejected"
     assert "productId" not in line
@@ -121,19 +124,47 @@ def test_error_name_and_message_are_what_the_state_machine_reads() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad_event",
-    [{"idempotencyKey": None, "body": {}}, {"requestId": "", "body": {}}, {"requestId": 5}],
+    ("bad_event", "path"),
+    [
+        ({"idempotencyKey": None, "body": "{}"}, "requestId"),
+        ({"requestId": "", "body": "{}"}, "requestId"),
+        ({"requestId": 5, "body": "{}"}, "requestId"),
+        # The request template always passes the body as JSON text: anything else is wiring.
+        ({"requestId": "req-1", "idempotencyKey": None}, "body"),
+        ({"requestId": "req-1", "body": {"productId": "PROD-001"}}, "body"),
+    ],
 )
-def test_malformed_event_is_an_internal_error_not_a_client_error(bad_event: Any) -> None:
+def test_malformed_event_is_an_internal_error_not_a_client_error(bad_event: Any, path: str) -> None:
     with pytest.raises(InvalidTaskInput) as caught:
         validate.run(bad_event, env=ENV)
-    assert str(caught.value).startswith("The task's input does not match ValidateEvent: requestId")
+    assert str(caught.value) == f"The task's input does not match ValidateEvent: {path}"
 
 
-def test_missing_body_is_a_validation_error() -> None:
+@pytest.mark.parametrize("text", ["", "{", "{'productId': 1}", '{"price": NaN}', "[1,]"])
+def test_a_body_that_is_not_json_is_a_validation_error(text: str, capsys) -> None:
     with pytest.raises(ValidationError) as caught:
-        validate.run({"requestId": "req-1", "idempotencyKey": None}, env=ENV)
+        validate.run({"requestId": "req-1", "idempotencyKey": None, "body": text}, env=ENV)
+    assert caught.value.message == "The request body is not valid JSON."
+    assert [(d.field, d.message) for d in caught.value.details] == [("body", "is not valid JSON")]
+    assert metric_values(capsys.readouterr().out) == [
+        ("Rejections", {"service": "upload", "reason": "ValidationError"}, 1.0)
+    ]
+
+
+def test_a_body_that_is_not_an_object_is_a_validation_error() -> None:
+    with pytest.raises(ValidationError) as caught:
+        validate.run({"requestId": "req-1", "idempotencyKey": None, "body": "null"}, env=ENV)
     assert caught.value.message == "The request body must be a JSON object."
+
+
+def test_the_price_keeps_every_digit_the_client_sent() -> None:
+    """The body is parsed with every number an exact decimal: a binary float would round
+    1.0000000000000000001 to 1.0."""
+    text = json.dumps({**json.loads(event()["body"]), "price": 0}).replace(
+        '"price": 0', '"price": 1.0000000000000000001'
+    )
+    result = validate.run({"requestId": "req-1", "idempotencyKey": None, "body": text}, env=ENV)
+    assert result["price"] == "1.0000000000000000001"
 
 
 def test_lambda_handler_never_logs_the_event(logs, capsys, monkeypatch) -> None:

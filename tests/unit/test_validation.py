@@ -12,8 +12,9 @@ import pytest
 from boto3.dynamodb.types import TypeSerializer
 
 from tasks.contract.errors import FieldProblem, PayloadTooLarge, ValidationError
+from tasks.contract.idempotency import fingerprint
 from tasks.contract.limits import MAX_FILE_BYTES
-from tasks.core.validation import validate_upload
+from tasks.core.validation import parse_body, validate_upload
 from tasks.record import attribute_value
 
 from .support import b64
@@ -24,7 +25,8 @@ BASE64_MESSAGE = "must be standard base64 (A-Z, a-z, 0-9, '+', '/', '=' padding,
 CONTROL_MESSAGE = "must not contain control characters (U+0000-U+001F, U+007F)"
 KEY_MESSAGE = "must be 1 to 128 visible ASCII characters (no spaces)"
 CONTENT_TYPE_MESSAGE = (
-    "must be a MIME type 'type/subtype' (token characters, at most 127 each, no parameters)"
+    "must be a MIME type 'type/subtype' (token characters, at most 127 each, no parameters, "
+    "no wildcard)"
 )
 
 
@@ -65,8 +67,12 @@ def test_valid_request_is_described_exactly() -> None:
         # With an Idempotency-Key: the key scoped to the caller (none here), hashed, and the
         # body's canonical fingerprint (tests/unit/test_idempotency.py).
         "idempotencyId": hashlib.sha256(b"\nkey-1").hexdigest(),
+        # The canonical body: sorted keys, no whitespace, every number as digits and exponent.
         "fingerprint": hashlib.sha256(
-            json.dumps(body(), sort_keys=True, separators=(",", ":")).encode()
+            (
+                '{"fileContent":"' + b64(TEXT) + '","fileName":"test-file.txt",'
+                '"price":9999E-2,"productId":"PROD-001","productName":"Test Product"}'
+            ).encode()
         ).hexdigest(),
     }
     plain = validate_upload(REQUEST_ID, body())
@@ -349,7 +355,9 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
         (b"%PDF-1.7\n", None, "application/pdf", f"{REQUEST_ID}.pdf"),
         (b"plain text\n", None, "text/plain", f"{REQUEST_ID}.txt"),
         (b"\x00\x01\x02\xff", None, "application/octet-stream", f"{REQUEST_ID}.bin"),
-        (b"\x00\x01\x02\xff", "application/pdf", "application/pdf", f"{REQUEST_ID}.pdf"),
+        # A declared type names the extension even when the bytes are not recognised.
+        (b"\x00\x01\x02\xff", "audio/mpeg", "audio/mpeg", f"{REQUEST_ID}.mp3"),
+        (b"%PDF-1.7\n", "application/pdf", "application/pdf", f"{REQUEST_ID}.pdf"),
         (b"\x00\x01", "application/x-custom", "application/x-custom", f"{REQUEST_ID}.bin"),
     ],
 )
@@ -383,7 +391,17 @@ def test_content_type_accepted(content_type: str) -> None:
 
 @pytest.mark.parametrize(
     "content_type",
-    ["text", "text/", "/plain", "text/plain; charset=utf-8", " text/plain", "a" * 128 + "/b", ""],
+    [
+        "text",
+        "text/",
+        "/plain",
+        "text/plain; charset=utf-8",
+        " text/plain",
+        "a" * 128 + "/b",
+        "",
+        "*/*",  # a media range is not a type
+        "text/*",
+    ],
 )
 def test_content_type_rejected(content_type: str) -> None:
     assert problems(body(contentType=content_type)) == [("contentType", CONTENT_TYPE_MESSAGE)]
@@ -461,3 +479,122 @@ def test_body_must_be_an_object(document: object) -> None:
         "message": "The request body must be a JSON object.",
         "details": [{"field": "body", "message": "must be a JSON object"}],
     }
+
+
+# --- the body as the client sent it: JSON text, every number exact ---
+
+
+def body_text(price: str) -> str:
+    """The client's JSON text with ``price`` spelled exactly as given."""
+    return json.dumps(body(price=0)).replace('"price": 0', f'"price": {price}')
+
+
+@pytest.mark.parametrize(
+    ("spelled", "text"),
+    [
+        ("1.0000000000000000001", "1.0000000000000000001"),  # a float would say 1.0
+        ("99999999999.99999999", "99999999999.99999999"),  # a float would say 100000000000.0
+        ("999999999999.9999999", "999999999999.9999999"),  # below 1e12 (a float: 1e12, refused)
+        ("12.50", "12.50"),
+        ("5", "5"),
+        ("1e2", "100"),
+        ("1E-7", "0.0000001"),
+        ("0", "0"),
+        ("-0", "0"),
+        ("0.0", "0.0"),
+    ],
+)
+def test_parse_body_keeps_every_digit_of_the_price(spelled: str, text: str) -> None:
+    document = parse_body(body_text(spelled))
+    assert isinstance(document, dict)
+    assert isinstance(document["price"], Decimal)
+    assert validate_upload(REQUEST_ID, document).price == text
+
+
+def test_a_price_just_below_the_bound_is_accepted_and_the_bound_refused() -> None:
+    assert validate_upload(REQUEST_ID, parse_body(body_text("999999999999.9999999"))).price == (
+        "999999999999.9999999"
+    )
+    assert problems(parse_body(body_text("1000000000000.0"))) == [
+        ("price", "must be less than 1000000000000")
+    ]
+
+
+def test_a_price_with_39_significant_digits_is_refused_naming_price() -> None:
+    assert problems(parse_body(body_text("1.23456789012345678901234567890123456789"))) == [
+        ("price", TOO_PRECISE_MESSAGE)
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        body_text("NaN"),
+        body_text("Infinity"),
+        body_text("-Infinity"),
+        "",
+        "{",
+        "not json",
+        "{'productId': 'PROD-001'}",
+        '{"a": 1,}',
+        "[" * 100_000,  # too deep for the parser
+    ],
+)
+def test_a_body_that_is_not_json_is_refused_on_body(text: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        parse_body(text)
+    assert type(caught.value) is ValidationError
+    assert json.loads(str(caught.value)) == {
+        "message": "The request body is not valid JSON.",
+        "details": [{"field": "body", "message": "is not valid JSON"}],
+    }
+
+
+def test_parse_body_reads_any_json_value() -> None:
+    assert parse_body('"text"') == "text"
+    assert parse_body("null") is None
+    assert parse_body('[1, 2.5, {"a": true}]') == [Decimal(1), Decimal("2.5"), {"a": True}]
+
+
+# --- the fingerprint: equal JSON values are the same body ---
+
+
+def fingerprint_of(text: str) -> str:
+    return fingerprint(parse_body(text))
+
+
+@pytest.mark.parametrize("spelled", ["1", "1.0", "1e0", "1E+0", "10e-1", "1.000", "0.1e1"])
+def test_the_fingerprint_reads_numbers_by_value(spelled: str) -> None:
+    assert fingerprint_of(body_text(spelled)) == fingerprint_of(body_text("1"))
+    assert fingerprint(body(price=1.0)) == fingerprint_of(body_text("1"))  # a float too
+    assert fingerprint(body(price=1)) == fingerprint_of(body_text(spelled))  # and an int
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("1", "2"),
+        ("1", "1.0000000000000000001"),  # the same float, not the same number
+        ("1", "10"),
+        ("1", "0.1"),
+        ("0", "1e-130"),
+    ],
+)
+def test_the_fingerprint_tells_different_numbers_apart(one: str, other: str) -> None:
+    assert fingerprint_of(body_text(one)) != fingerprint_of(body_text(other))
+
+
+def test_the_fingerprint_ignores_key_order_and_whitespace() -> None:
+    assert fingerprint_of('{"a": 1, "b": [1.0, "x"], "c": {"y": 2, "z": 3}}') == fingerprint_of(
+        '{"c":{"z":3e0,"y":2},"b":[1,"x"],"a":1.00}'
+    )
+    assert fingerprint_of('{"b": [1, 2]}') != fingerprint_of('{"b": [2, 1]}')  # order of a list
+    assert fingerprint_of('{"a": "1"}') != fingerprint_of('{"a": 1}')  # a string is no number
+
+
+def test_a_replay_of_the_same_body_spelled_otherwise_has_the_same_upload_fingerprint() -> None:
+    first = validate_upload(REQUEST_ID, parse_body(body_text("10")), "key-1")
+    again = validate_upload(REQUEST_ID, parse_body(body_text("1.0E1")), "key-1")
+    assert first.fingerprint == again.fingerprint
+    assert first.price == "10"
+    assert again.price == "10"
