@@ -8,6 +8,7 @@ serves requests.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import logging
 import math
@@ -100,6 +101,67 @@ def serialized_dynamodb() -> Iterator[None]:
         yield
     finally:
         handler_class.call_action = original
+
+
+@contextlib.contextmanager
+def item_level_transactions() -> Iterator[None]:
+    """moto's ``transact_write_items`` deep-copies every table it touches before it starts (its
+    rollback snapshot): a transaction's cost grows with the table, and the ledger and metadata
+    tables grow with every upload -- after a few thousand uploads a transaction outlives the
+    tasks' SDK deadline. A rollback only needs the items the transaction touches: snapshot those,
+    let moto's table copy be the table itself, and restore the items if the transaction fails.
+    Runs inside :func:`serialized_dynamodb`'s lock, so nothing else changes the tables
+    meanwhile."""
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
+
+    backend_class: Any = DynamoDBBackend
+    table_class: Any = Table
+    original = backend_class.transact_write_items
+
+    def transact_write_items(backend: Any, transact_items: list[dict[str, Any]]) -> None:
+        snapshots = _touched_items(backend, transact_items)
+        table_class.__deepcopy__ = lambda table, memo: table
+        try:
+            original(backend, transact_items)
+        except Exception:
+            for table_name, key, attributes in reversed(snapshots):
+                if attributes is None:
+                    if backend.get_item(table_name, key) is not None:
+                        backend.delete_item(table_name, key)
+                else:
+                    backend.put_item(table_name, attributes)
+            raise
+        finally:
+            del table_class.__deepcopy__
+
+    backend_class.transact_write_items = transact_write_items
+    try:
+        yield
+    finally:
+        backend_class.transact_write_items = original
+
+
+def _touched_items(
+    backend: Any, transact_items: list[dict[str, Any]]
+) -> list[tuple[str, dict[str, Any], dict[str, Any] | None]]:
+    """(table, key, the item's attributes before the transaction or None) for each operation
+    on a table that exists (moto reports the others itself)."""
+    snapshots: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
+    for operation in transact_items:
+        _, parameters = next(iter(operation.items()))
+        table_name = parameters.get("TableName")
+        if table_name not in backend.tables:
+            continue
+        table = backend.tables[table_name]
+        key = parameters.get("Key")
+        if key is None:  # a Put: the key is in the item
+            names = [n for n in (table.hash_key_attr, table.range_key_attr) if n is not None]
+            key = {name: parameters["Item"][name] for name in names if name in parameters["Item"]}
+        current = backend.get_item(table_name, key)
+        attributes = copy.deepcopy(current.to_json()["Attributes"]) if current else None
+        snapshots.append((table_name, key, attributes))
+    return snapshots
 
 
 # Component modules whose objects keep per-execution state (Map's run records and job pools,

@@ -8,25 +8,32 @@ and wall-clock timeouts fire although no task is slow -- 16 clients on 2 cores m
 timeouts fire on ordinary uploads. (The handler's own CPU time is no measure either: most of a
 task's time is spent in the emulated AWS calls, served by other threads.)
 
-So, while more executions run than there are cores, every task timeout is stretched by
-``executions in flight / cores`` (the share of a core each one gets, at worst); with at most one
-execution per core -- a single client, as in the tests of timeouts -- the template's timeouts
-apply unchanged. The state machine's own ``TimeoutSeconds`` and the API's 29 s are not stretched.
+So, while more executions run than there are cores, or the machine is busy with other work
+(its one-minute load average above its cores: a test runner, a build), every task timeout is
+stretched by the larger of ``executions in flight / cores`` and ``load average / cores`` (the
+share of a core each one gets, at worst), and so are the tasks' own SDK timeouts and deadline
+(the Lambda runtime passes the factor as ``SDK_TIMEOUT_SCALE``). On an idle machine with at most
+one execution per core -- a single client, as in the tests of timeouts -- the template's
+timeouts apply unchanged. The state machine's own ``TimeoutSeconds`` and the API's 29 s are not
+stretched.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 
 class Saturation:
     """Counts executions in flight; :meth:`factor` is what task timeouts are multiplied by."""
 
-    def __init__(self, cores: int | None = None) -> None:
+    def __init__(
+        self, cores: int | None = None, load: Callable[[], float] | None = None
+    ) -> None:
         self.cores = max(1, cores or os.cpu_count() or 1)
+        self.load = load or _one_minute_load
         self._in_flight = 0
         self._lock = threading.Lock()
 
@@ -41,4 +48,8 @@ class Saturation:
                 self._in_flight -= 1
 
     def factor(self) -> float:
-        return max(1.0, self._in_flight / self.cores)
+        return max(1.0, self._in_flight / self.cores, self.load() / self.cores)
+
+
+def _one_minute_load() -> float:
+    return os.getloadavg()[0]

@@ -191,13 +191,16 @@ def test_interpreter_reuses_its_lambda_client(
 
 
 def test_timeouts_stretch_only_when_the_emulator_is_saturated() -> None:
-    saturation = Saturation(cores=2)
+    load = [0.5]
+    saturation = Saturation(cores=2, load=lambda: load[0])
     assert saturation.factor() == 1.0
     with saturation.execution(), saturation.execution():
         assert saturation.factor() == 1.0  # one execution per core: real time
         with saturation.execution(), saturation.execution():
             assert saturation.factor() == 2.0
     assert saturation.factor() == 1.0
+    load[0] = 3.0  # the machine is busy with other work: 1.5 runnable tasks per core
+    assert saturation.factor() == 1.5
 
 
 def _slow_validate(emulator: Emulator, monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
@@ -219,6 +222,7 @@ def test_a_task_over_its_timeout_fails_when_the_emulator_is_idle(
     emulator: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Faithful: with one execution in flight, the template's timeouts apply unchanged."""
+    monkeypatch.setattr(emulator.saturation, "load", lambda: 0.0)  # an idle machine
     timeout = emulator.function("validate").timeout_seconds
     _slow_validate(emulator, monkeypatch, timeout + 0.5)
     response = requests.post(emulator.api_url, json=make_upload().body, timeout=60)
