@@ -30,7 +30,8 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# Local mode: the synthesized stack running on emulated AWS services.
+# Local mode: the synthesized stack running on emulated AWS services. FAULTS takes --fault and
+# --delay options (README "See what an outage looks like").
 local: setup
 	$(BIN)/python -m local --port $(PORT) --aws-port $(AWS_PORT) $(FAULTS)
 

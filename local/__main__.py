@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
 from typing import Annotated
 
@@ -12,11 +13,21 @@ import typer
 from rich.console import Console
 
 from local.emulator import Emulator
-from local.faults import parse_fault
+from local.faults import TASK_OPERATIONS, parse_delay, parse_fault
 from local.gateway import Request, Response
 
 console = Console(soft_wrap=True, highlight=False)
 app = typer.Typer(add_completion=False, help=__doc__)
+
+
+def _refuse_bad_specs(option: str, specs: list[str], parse: Callable[[str], object]) -> None:
+    """Exit with status 2 and one line on stderr at the first spec ``parse`` refuses."""
+    for spec in specs:
+        try:
+            parse(spec)
+        except ValueError as exc:
+            typer.echo(f"Error: {option} {exc}", err=True)
+            raise typer.Exit(2) from None
 
 
 def _report(request: Request, response: Response, seconds: float) -> None:
@@ -36,18 +47,25 @@ def main(
         typer.Option(
             help="Make the tasks' calls of an AWS operation fail: SERVICE:Operation[=ErrorCode] "
             "(repeatable; default error code InternalServerError), "
-            "e.g. dynamodb:UpdateItem=ProvisionedThroughputExceededException (the record task).",
+            "e.g. dynamodb:UpdateItem=ProvisionedThroughputExceededException (the record task). "
+            f"The tasks call {', '.join(TASK_OPERATIONS)}.",
             metavar="SERVICE:Operation[=ErrorCode]",
+        ),
+    ] = None,
+    delay: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Make the tasks' calls of an AWS operation take SECONDS longer (repeatable): "
+            "each request waits just before it is sent, so a call can land after its task "
+            "timed out, e.g. s3:PutObject=5.",
+            metavar="SERVICE:Operation=SECONDS",
         ),
     ] = None,
 ) -> None:
     """Start local mode: the synthesized stack on emulated AWS services, plus the local API."""
-    faults = list(fault or [])
-    for spec in faults:
-        try:
-            parse_fault(spec)
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--fault") from None
+    faults, delays = list(fault or []), list(delay or [])
+    _refuse_bad_specs("--fault", faults, parse_fault)
+    _refuse_bad_specs("--delay", delays, parse_delay)
 
     stop = threading.Event()
 
@@ -59,7 +77,9 @@ def main(
 
     started = time.monotonic()
     console.print("[bold]Upload service, local mode[/bold] (synthesizing or reusing cdk.out ...)")
-    emulator = Emulator(port=port, aws_port=aws_port, faults=faults, on_response=_report)
+    emulator = Emulator(
+        port=port, aws_port=aws_port, faults=faults, delays=delays, on_response=_report
+    )
     try:
         emulator.start()
         assert emulator.assembly is not None
@@ -76,6 +96,11 @@ def main(
             console.print(f"  state machine {machine.arn}")
         for active in emulator.faults.active():
             console.print(f"[red]Fault injected: every {active.spec} call by the tasks fails[/red]")
+        for slow in emulator.faults.active_delays():
+            console.print(
+                f"[red]Delay injected: every {slow.service}:{slow.operation} call by the tasks "
+                f"takes {slow.seconds:g} s longer[/red]"
+            )
         console.print(
             "[yellow]Authentication is NOT checked locally "
             "(the API listens on loopback only).[/yellow]"

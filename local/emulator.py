@@ -5,6 +5,7 @@ Used by ``python -m local`` and, in-process, by the end-to-end tests::
     with Emulator(port=0, aws_port=0) as emulator:
         requests.post(emulator.api_url, json=...)
         emulator.faults.add("dynamodb", "PutItem", count=1)
+        emulator.faults.delay("s3", "PutObject", 0.5)
 """
 
 from __future__ import annotations
@@ -140,6 +141,7 @@ class Emulator:
         port: int = 3000,
         aws_port: int = 5000,
         faults: list[str] | None = None,
+        delays: list[str] | None = None,
         outdir: Path | None = None,
         root: Path = assembly_module.PROJECT_ROOT,
         on_response: Callable[[Request, Response, float], None] | None = None,
@@ -151,6 +153,8 @@ class Emulator:
         self.faults = Faults()
         for spec in faults or []:
             self.faults.add_spec(spec)
+        for spec in delays or []:
+            self.faults.add_delay_spec(spec)
         self._outdir = outdir
         self._root = root
         self._on_response = on_response

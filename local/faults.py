@@ -1,27 +1,54 @@
-"""Fault injection at the AWS-call level, for the tasks' calls only.
+"""Fault and delay injection at the AWS-call level, for the tasks' calls only.
 
-While the emulator runs, every botocore client's API call passes through :meth:`Faults.check`
-(``BaseClient._make_api_call`` is wrapped for the emulator's lifetime, so clients the tasks created
-and cached before the fault was set are covered too). A call fails only when it is made inside a
-task invocation (a context variable set by the Lambda runtime) and a fault matches its service and
-operation; the error is the ``ClientError`` botocore itself would raise for that error code, so the
-tasks' real error handling runs. The test clients and the emulator's own clients are never
-affected.
+While the emulator runs, every botocore client's API call passes through :meth:`Faults.installed`'s
+wrapper of ``BaseClient._make_api_call`` (so clients the tasks created and cached before a fault
+was set are covered too). A call is affected only when it is made inside a task invocation (a
+context variable set by the Lambda runtime) and a fault or delay names its service and operation:
+
+- a fault fails the call with the ``ClientError`` botocore itself would raise for that error code,
+  so the tasks' real error handling runs;
+- a delay holds each HTTP attempt of the call just before it is sent (a wrapper of
+  ``Endpoint._send``), after the client's ``before-send`` hooks: a call started in time can land
+  after its task timed out, as a request already sent can on AWS after the sandbox was stopped.
+
+Targets are checked against botocore's service models, so a misspelt one is refused instead of
+never firing. The test clients and the emulator's own clients are never affected.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import difflib
+import functools
+import math
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeVar
 
 import botocore.client
+import botocore.endpoint
+import botocore.session
 from botocore.exceptions import ClientError
 
 DEFAULT_ERROR_CODE = "InternalServerError"
+
+# The AWS operations the tasks call, as SERVICE:Operation (ListObjectVersions through a
+# paginator). tests/unit/test_fault_targets.py derives them from tasks/ and keeps this in step.
+TASK_OPERATIONS: Final = (
+    "s3:PutObject",
+    "s3:ListObjectVersions",
+    "s3:HeadObject",
+    "s3:DeleteObject",
+    "dynamodb:PutItem",
+    "dynamodb:GetItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:TransactWriteItems",
+    "dynamodb:DeleteItem",
+    "dynamodb:Query",
+)
 
 # HTTP status AWS answers with for well-known error codes (the default is 400).
 _STATUS_BY_CODE: dict[str, int] = {
@@ -47,6 +74,10 @@ _STATUS_BY_CODE: dict[str, int] = {
 _current_task: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "local_mode_current_task", default=None
 )
+# The delay taken for the task's API call in progress; each of its HTTP attempts waits it out.
+_call_delay: contextvars.ContextVar[Delay | None] = contextvars.ContextVar(
+    "local_mode_call_delay", default=None
+)
 
 
 @contextlib.contextmanager
@@ -59,34 +90,134 @@ def task_scope(function_name: str) -> Iterator[None]:
         _current_task.reset(token)
 
 
+# -- targets --------------------------------------------------------------------------------
+@functools.cache
+def _session() -> botocore.session.Session:
+    return botocore.session.get_session()
+
+
+@functools.cache
+def _operations(service: str) -> tuple[str, ...]:
+    return tuple(_session().get_service_model(service).operation_names)
+
+
+def _did_you_mean(word: str, candidates: Sequence[str]) -> str:
+    """A suggestion: the candidate spelt alike but for case and ``_``/``-``, else a close one."""
+
+    def folded(name: str) -> str:
+        return name.lower().replace("_", "").replace("-", "")
+
+    close = [c for c in candidates if folded(c) == folded(word)]
+    close = close or difflib.get_close_matches(word, candidates, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_target(service: str, operation: str) -> None:
+    """Raise ValueError (one line: why) unless botocore's models have ``service:operation``."""
+    services = _session().get_available_services()
+    if service not in services:
+        raise ValueError(f"{service!r} is not an AWS service{_did_you_mean(service, services)}")
+    operations = _operations(service)
+    if operation not in operations:
+        raise ValueError(
+            f"{service} has no operation {operation}{_did_you_mean(operation, operations)}"
+        )
+
+
+def _target(service: str, operation: str, spec: str) -> tuple[str, str]:
+    """The checked (service, operation); a ValueError names ``spec``, the value as given."""
+    service, operation = service.strip().lower(), operation.strip()
+    try:
+        check_target(service, operation)
+    except ValueError as exc:
+        raise ValueError(f"{spec}: {exc}") from None
+    return service, operation
+
+
+def _split(spec: str, form: str, *, value_required: bool) -> tuple[str, str, str]:
+    """``SERVICE:Operation[=VALUE]`` -> its three parts (VALUE empty when absent)."""
+    target, _, value = spec.partition("=")
+    service, sep, operation = target.partition(":")
+    if not sep or not service.strip() or not operation.strip() or (value_required and not value):
+        raise ValueError(f"{spec}: not {form}")
+    return service, operation, value.strip()
+
+
+def _seconds(value: str | float, spec: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"{spec}: SECONDS must be a positive number, not {value!r}")
+    return seconds
+
+
+# -- injections -----------------------------------------------------------------------------
 @dataclass
-class Fault:
+class Injection:
+    """Something done to the tasks' calls of one operation: every call, or the first few."""
+
     service: str  # botocore service name, lower case: "s3", "dynamodb"
     operation: str  # API operation name: "PutObject"
+    remaining: int | None = field(default=None, kw_only=True)  # None: every call
+    injected: int = field(default=0, kw_only=True)  # the calls it applied to
+
+    def take(self, service: str, operation: str) -> bool:
+        """Whether it applies to this call (then the call is counted)."""
+        if (service, operation) != (self.service, self.operation):
+            return False
+        if self.remaining is not None:
+            if self.remaining <= 0:
+                return False
+            self.remaining -= 1
+        self.injected += 1
+        return True
+
+
+@dataclass
+class Fault(Injection):
     error_code: str = DEFAULT_ERROR_CODE
-    remaining: int | None = None  # None: every call fails
-    injected: int = 0
 
     @property
     def spec(self) -> str:
         return f"{self.service}:{self.operation}={self.error_code}"
 
 
+@dataclass
+class Delay(Injection):
+    seconds: float
+
+    @property
+    def spec(self) -> str:
+        return f"{self.service}:{self.operation}={self.seconds:g}"
+
+
 def parse_fault(spec: str) -> Fault:
     """``SERVICE:Operation[=ErrorCode]`` -> :class:`Fault` (every call fails)."""
-    target, _, code = spec.partition("=")
-    service, sep, operation = target.partition(":")
-    if not sep or not service.strip() or not operation.strip():
-        raise ValueError(f"fault {spec!r} is not SERVICE:Operation[=ErrorCode]")
-    return Fault(service.strip().lower(), operation.strip(), code.strip() or DEFAULT_ERROR_CODE)
+    service, operation, code = _split(spec, "SERVICE:Operation[=ErrorCode]", value_required=False)
+    service, operation = _target(service, operation, spec)
+    return Fault(service, operation, error_code=code or DEFAULT_ERROR_CODE)
+
+
+def parse_delay(spec: str) -> Delay:
+    """``SERVICE:Operation=SECONDS`` -> :class:`Delay` (every call)."""
+    service, operation, value = _split(spec, "SERVICE:Operation=SECONDS", value_required=True)
+    service, operation = _target(service, operation, spec)
+    return Delay(service, operation, seconds=_seconds(value, spec))
+
+
+_I = TypeVar("_I", bound=Injection)
 
 
 class Faults:
-    """The active faults; thread-safe. Tests use :meth:`add` / :meth:`clear`."""
+    """The active faults and delays; thread-safe. Tests use :meth:`add`, :meth:`delay` and
+    :meth:`clear`."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
+        self._delays: list[Delay] = []
 
     def add(
         self,
@@ -97,59 +228,95 @@ class Faults:
         count: int | None = None,
     ) -> Fault:
         """Make the tasks' ``service:operation`` calls fail (the first ``count`` ones, or all)."""
-        fault = Fault(service.lower(), operation, error_code, count)
-        with self._lock:
-            self._faults.append(fault)
-        return fault
+        service, operation = _target(service, operation, f"{service}:{operation}")
+        return self._append(self._faults, Fault(service, operation, error_code, remaining=count))
 
     def add_spec(self, spec: str) -> Fault:
-        fault = parse_fault(spec)
+        return self._append(self._faults, parse_fault(spec))
+
+    def delay(
+        self, service: str, operation: str, seconds: float, count: int | None = None
+    ) -> Delay:
+        """Make the tasks' ``service:operation`` calls (the first ``count`` ones, or all) take
+        ``seconds`` longer: each HTTP attempt waits that long before it is sent."""
+        spec = f"{service}:{operation}={seconds}"
+        service, operation = _target(service, operation, spec)
+        delay = Delay(service, operation, seconds=_seconds(seconds, spec), remaining=count)
+        return self._append(self._delays, delay)
+
+    def add_delay_spec(self, spec: str) -> Delay:
+        return self._append(self._delays, parse_delay(spec))
+
+    def _append(self, injections: list[_I], injection: _I) -> _I:
         with self._lock:
-            self._faults.append(fault)
-        return fault
+            injections.append(injection)
+        return injection
 
     def clear(self) -> None:
         with self._lock:
             self._faults.clear()
+            self._delays.clear()
 
     def active(self) -> list[Fault]:
         with self._lock:
             return list(self._faults)
 
+    def active_delays(self) -> list[Delay]:
+        with self._lock:
+            return list(self._delays)
+
     def take(self, service: str, operation: str) -> Fault | None:
         """The fault that applies to this call, counting it; None when the call may proceed."""
         with self._lock:
-            for fault in self._faults:
-                if fault.service != service or fault.operation != operation:
-                    continue
-                if fault.remaining is not None:
-                    if fault.remaining <= 0:
-                        continue
-                    fault.remaining -= 1
-                fault.injected += 1
-                return fault
-        return None
+            return next((f for f in self._faults if f.take(service, operation)), None)
+
+    def take_delay(self, service: str, operation: str) -> Delay | None:
+        """The delay that applies to this call, counting it; None when it runs at full speed."""
+        with self._lock:
+            return next((d for d in self._delays if d.take(service, operation)), None)
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
-        """Wrap botocore's API call entry point for the duration of the block."""
-        original = botocore.client.BaseClient._make_api_call
+        """Wrap botocore's API call entry point and HTTP send for the duration of the block."""
+        make_api_call = botocore.client.BaseClient._make_api_call
+        send = botocore.endpoint.Endpoint._send
         faults = self
 
         def _make_api_call(client: Any, operation_name: str, api_params: Any) -> Any:
             task = _current_task.get()
-            if task is not None:
-                service = client.meta.service_model.service_name
-                fault = faults.take(service, operation_name)
-                if fault is not None:
-                    raise _client_error(client, operation_name, fault, task)
-            return original(client, operation_name, api_params)
+            if task is None:
+                return make_api_call(client, operation_name, api_params)
+            service = client.meta.service_model.service_name
+            fault = faults.take(service, operation_name)
+            if fault is not None:
+                raise _client_error(client, operation_name, fault, task)
+            token = _call_delay.set(faults.take_delay(service, operation_name))
+            try:
+                return make_api_call(client, operation_name, api_params)
+            finally:
+                _call_delay.reset(token)
 
-        botocore.client.BaseClient._make_api_call = _make_api_call
-        try:
+        def _send(endpoint: Any, request: Any) -> Any:
+            delay = _call_delay.get()
+            if delay is not None and _current_task.get() is not None:
+                time.sleep(delay.seconds)  # past the before-send hooks: the request is going out
+            return send(endpoint, request)
+
+        with (
+            _patched(botocore.client.BaseClient, "_make_api_call", _make_api_call),
+            _patched(botocore.endpoint.Endpoint, "_send", _send),
+        ):
             yield
-        finally:
-            botocore.client.BaseClient._make_api_call = original
+
+
+@contextlib.contextmanager
+def _patched(owner: type, name: str, replacement: Any) -> Iterator[None]:
+    original = getattr(owner, name)
+    setattr(owner, name, replacement)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
 
 
 def _client_error(client: Any, operation_name: str, fault: Fault, task: str) -> ClientError:

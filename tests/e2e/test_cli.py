@@ -1,4 +1,5 @@
-"""Local mode as the README starts it: a subprocess, the ready line, an upload, SIGTERM."""
+"""Local mode as the README starts it: a subprocess, the ready line, an upload, SIGTERM; a bad
+``--fault`` refused at once."""
 
 from __future__ import annotations
 
@@ -85,3 +86,20 @@ def test_python_m_local_serves_uploads_and_stops_cleanly_on_sigterm():
             process.kill()
             raise
     assert code == 0, "".join(output)
+
+
+def test_python_m_local_refuses_an_unknown_fault_target_at_once_in_one_line():
+    command = ["-m", "local", "--fault", "dynamo:UpdateItem", "--port", "0", "--aws-port", "0"]
+    completed = subprocess.run(
+        [sys.executable, *command],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+        timeout=30,  # refused at start: it never gets as far as synthesizing
+    )
+    assert completed.returncode == 2, completed
+    [line] = completed.stderr.splitlines()
+    assert line.startswith("Error: --fault dynamo:UpdateItem: 'dynamo' is not an AWS service")
+    assert "Traceback" not in completed.stderr
+    assert completed.stdout == ""  # refused before anything started, synthesis included

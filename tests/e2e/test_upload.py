@@ -210,6 +210,26 @@ def test_transient_error_is_absorbed_by_the_retry(client, emulator):
     assert client.items(upload.body["productId"])[0]["versionId"] == response.json()["versionId"]
 
 
+def test_a_delayed_put_object_slows_the_upload_and_it_still_succeeds(client, emulator):
+    warm_up = client.post(make_upload().body)  # a cold first upload could take the delay alone
+    assert warm_up.status_code == 200, warm_up.text
+    store = emulator.function("store").name
+    assert emulator.runtime is not None
+    before = emulator.runtime.invocation_count[store]
+    delay = emulator.faults.delay("s3", "PutObject", 0.5)  # far within Store's 3 s timeout
+    upload = make_upload()
+    started = time.monotonic()
+    response = client.post(upload.body)
+    elapsed = time.monotonic() - started
+
+    assert response.status_code == 200, response.text
+    assert delay.injected == 1
+    assert elapsed >= delay.seconds  # no upper bound: the machine may be busy
+    assert emulator.runtime.invocation_count[store] - before == 1  # within Store's timeout
+    assert [v["VersionId"] for v in client.versions(upload.key)] == [response.json()["versionId"]]
+    assert client.items(upload.body["productId"])[0]["versionId"] == response.json()["versionId"]
+
+
 def test_wrong_content_type_is_415(client):
     upload = make_upload()
     response = client.post(
