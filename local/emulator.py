@@ -26,6 +26,7 @@ from local import assembly as assembly_module
 from local import moto_patches, provisioning
 from local import template as tpl
 from local.faults import Faults
+from local.collector import Collector
 from local.gateway import MAX_PAYLOAD_BYTES, Gateway, Request, Response
 from local.lambda_runtime import LambdaRuntime
 from local.saturation import Saturation
@@ -255,6 +256,9 @@ class Emulator:
         thread = threading.Thread(target=self._http.serve_forever, name="local-api", daemon=True)
         thread.start()
         self._stack.callback(self._stop_http)
+        collector = Collector(self.saturation)  # full GCs between executions: local.collector
+        collector.start()
+        self._stack.callback(collector.stop)
 
     def _stop_http(self) -> None:
         if self._http is not None:

@@ -7,6 +7,8 @@ context variable set by the Lambda runtime) and a fault or delay names its servi
 
 - a fault fails the call with the ``ClientError`` botocore itself would raise for that error code,
   so the tasks' real error handling runs;
+- either may name one task (``record/dynamodb:TransactWriteItems``): only that task's calls are
+  affected (several tasks call the same operation);
 - a delay holds each HTTP attempt of the call just before it is sent (a wrapper of
   ``Endpoint._send``), after the client's ``before-send`` hooks: a call started in time can land
   after its task timed out, as a request already sent can on AWS after the sandbox was stopped.
@@ -32,6 +34,8 @@ import botocore.client
 import botocore.endpoint
 import botocore.session
 from botocore.exceptions import ClientError
+
+from tasks.contract import names
 
 DEFAULT_ERROR_CODE = "InternalServerError"
 
@@ -74,6 +78,10 @@ _STATUS_BY_CODE: dict[str, int] = {
 _current_task: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "local_mode_current_task", default=None
 )
+# The task (tasks.contract.names: "record") whose invocation is running.
+_current_task_name: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "local_mode_current_task_name", default=None
+)
 # The delay taken for the task's API call in progress; each of its HTTP attempts waits it out.
 _call_delay: contextvars.ContextVar[Delay | None] = contextvars.ContextVar(
     "local_mode_call_delay", default=None
@@ -81,12 +89,14 @@ _call_delay: contextvars.ContextVar[Delay | None] = contextvars.ContextVar(
 
 
 @contextlib.contextmanager
-def task_scope(function_name: str) -> Iterator[None]:
-    """Marks the calls made in this context as a task's calls."""
+def task_scope(function_name: str, task: str | None = None) -> Iterator[None]:
+    """Marks the calls made in this context as the calls of ``task``'s function."""
     token = _current_task.set(function_name)
+    name_token = _current_task_name.set(task)
     try:
         yield
     finally:
+        _current_task_name.reset(name_token)
         _current_task.reset(token)
 
 
@@ -134,13 +144,24 @@ def _target(service: str, operation: str, spec: str) -> tuple[str, str]:
     return service, operation
 
 
-def _split(spec: str, form: str, *, value_required: bool) -> tuple[str, str, str]:
-    """``SERVICE:Operation[=VALUE]`` -> its three parts (VALUE empty when absent)."""
+def _task(task: str | None, spec: str) -> str | None:
+    """The checked task name (None: every task)."""
+    if task is None or task in names.TASKS:
+        return task
+    raise ValueError(f"{spec}: {task!r} is not a task{_did_you_mean(task, names.TASKS)}")
+
+
+def _split(spec: str, form: str, *, value_required: bool) -> tuple[str | None, str, str, str]:
+    """``[TASK/]SERVICE:Operation[=VALUE]`` -> its parts (TASK None and VALUE empty when
+    absent)."""
     target, _, value = spec.partition("=")
+    task, slash, target = target.rpartition("/") if "/" in target else ("", "", target)
     service, sep, operation = target.partition(":")
     if not sep or not service.strip() or not operation.strip() or (value_required and not value):
         raise ValueError(f"{spec}: not {form}")
-    return service, operation, value.strip()
+    if slash and not task.strip():
+        raise ValueError(f"{spec}: not {form}")
+    return _task(task.strip() if slash else None, spec), service, operation, value.strip()
 
 
 def _seconds(value: str | float, spec: str) -> float:
@@ -162,10 +183,17 @@ class Injection:
     operation: str  # API operation name: "PutObject"
     remaining: int | None = field(default=None, kw_only=True)  # None: every call
     injected: int = field(default=0, kw_only=True)  # the calls it applied to
+    task: str | None = field(default=None, kw_only=True)  # None: every task's calls
 
-    def take(self, service: str, operation: str) -> bool:
+    @property
+    def target(self) -> str:
+        return f"{self.task + '/' if self.task else ''}{self.service}:{self.operation}"
+
+    def take(self, service: str, operation: str, task: str | None) -> bool:
         """Whether it applies to this call (then the call is counted)."""
         if (service, operation) != (self.service, self.operation):
+            return False
+        if self.task is not None and task != self.task:
             return False
         if self.remaining is not None:
             if self.remaining <= 0:
@@ -181,7 +209,7 @@ class Fault(Injection):
 
     @property
     def spec(self) -> str:
-        return f"{self.service}:{self.operation}={self.error_code}"
+        return f"{self.target}={self.error_code}"
 
 
 @dataclass
@@ -190,21 +218,25 @@ class Delay(Injection):
 
     @property
     def spec(self) -> str:
-        return f"{self.service}:{self.operation}={self.seconds:g}"
+        return f"{self.target}={self.seconds:g}"
 
 
 def parse_fault(spec: str) -> Fault:
-    """``SERVICE:Operation[=ErrorCode]`` -> :class:`Fault` (every call fails)."""
-    service, operation, code = _split(spec, "SERVICE:Operation[=ErrorCode]", value_required=False)
+    """``[TASK/]SERVICE:Operation[=ErrorCode]`` -> :class:`Fault` (every call fails)."""
+    task, service, operation, code = _split(
+        spec, "[TASK/]SERVICE:Operation[=ErrorCode]", value_required=False
+    )
     service, operation = _target(service, operation, spec)
-    return Fault(service, operation, error_code=code or DEFAULT_ERROR_CODE)
+    return Fault(service, operation, error_code=code or DEFAULT_ERROR_CODE, task=task)
 
 
 def parse_delay(spec: str) -> Delay:
-    """``SERVICE:Operation=SECONDS`` -> :class:`Delay` (every call)."""
-    service, operation, value = _split(spec, "SERVICE:Operation=SECONDS", value_required=True)
+    """``[TASK/]SERVICE:Operation=SECONDS`` -> :class:`Delay` (every call)."""
+    task, service, operation, value = _split(
+        spec, "[TASK/]SERVICE:Operation=SECONDS", value_required=True
+    )
     service, operation = _target(service, operation, spec)
-    return Delay(service, operation, seconds=_seconds(value, spec))
+    return Delay(service, operation, seconds=_seconds(value, spec), task=task)
 
 
 _I = TypeVar("_I", bound=Injection)
@@ -226,22 +258,39 @@ class Faults:
         error_code: str = DEFAULT_ERROR_CODE,
         *,
         count: int | None = None,
+        task: str | None = None,
     ) -> Fault:
-        """Make the tasks' ``service:operation`` calls fail (the first ``count`` ones, or all)."""
-        service, operation = _target(service, operation, f"{service}:{operation}")
-        return self._append(self._faults, Fault(service, operation, error_code, remaining=count))
+        """Make the tasks' ``service:operation`` calls fail (the first ``count`` ones, or all;
+        only ``task``'s, when given)."""
+        spec = f"{task + '/' if task else ''}{service}:{operation}"
+        service, operation = _target(service, operation, spec)
+        fault = Fault(service, operation, error_code, remaining=count, task=_task(task, spec))
+        return self._append(self._faults, fault)
 
     def add_spec(self, spec: str) -> Fault:
         return self._append(self._faults, parse_fault(spec))
 
     def delay(
-        self, service: str, operation: str, seconds: float, count: int | None = None
+        self,
+        service: str,
+        operation: str,
+        seconds: float,
+        count: int | None = None,
+        *,
+        task: str | None = None,
     ) -> Delay:
-        """Make the tasks' ``service:operation`` calls (the first ``count`` ones, or all) take
-        ``seconds`` longer: each HTTP attempt waits that long before it is sent."""
-        spec = f"{service}:{operation}={seconds}"
+        """Make the tasks' ``service:operation`` calls (the first ``count`` ones, or all; only
+        ``task``'s, when given) take ``seconds`` longer: each HTTP attempt waits that long
+        before it is sent."""
+        spec = f"{task + '/' if task else ''}{service}:{operation}={seconds}"
         service, operation = _target(service, operation, spec)
-        delay = Delay(service, operation, seconds=_seconds(seconds, spec), remaining=count)
+        delay = Delay(
+            service,
+            operation,
+            seconds=_seconds(seconds, spec),
+            remaining=count,
+            task=_task(task, spec),
+        )
         return self._append(self._delays, delay)
 
     def add_delay_spec(self, spec: str) -> Delay:
@@ -265,15 +314,15 @@ class Faults:
         with self._lock:
             return list(self._delays)
 
-    def take(self, service: str, operation: str) -> Fault | None:
+    def take(self, service: str, operation: str, task: str | None = None) -> Fault | None:
         """The fault that applies to this call, counting it; None when the call may proceed."""
         with self._lock:
-            return next((f for f in self._faults if f.take(service, operation)), None)
+            return next((f for f in self._faults if f.take(service, operation, task)), None)
 
-    def take_delay(self, service: str, operation: str) -> Delay | None:
+    def take_delay(self, service: str, operation: str, task: str | None = None) -> Delay | None:
         """The delay that applies to this call, counting it; None when it runs at full speed."""
         with self._lock:
-            return next((d for d in self._delays if d.take(service, operation)), None)
+            return next((d for d in self._delays if d.take(service, operation, task)), None)
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
@@ -287,10 +336,11 @@ class Faults:
             if task is None:
                 return make_api_call(client, operation_name, api_params)
             service = client.meta.service_model.service_name
-            fault = faults.take(service, operation_name)
+            name = _current_task_name.get()
+            fault = faults.take(service, operation_name, name)
             if fault is not None:
                 raise _client_error(client, operation_name, fault, task)
-            token = _call_delay.set(faults.take_delay(service, operation_name))
+            token = _call_delay.set(faults.take_delay(service, operation_name, name))
             try:
                 return make_api_call(client, operation_name, api_params)
             finally:

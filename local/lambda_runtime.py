@@ -199,7 +199,8 @@ class LambdaRuntime:
         context = contextvars.copy_context()
 
         def target() -> None:
-            with self._capture.capturing(invocation), task_scope(spec.name):
+            task = spec.module.rsplit(".", 1)[-1]
+            with self._capture.capturing(invocation), task_scope(spec.name, task):
                 try:
                     env = {**self.environment(spec), **(env_overrides or {})}
                     outcome["result"] = self.module(spec).run(event, env=env)

@@ -29,23 +29,38 @@ from contextlib import contextmanager
 class Saturation:
     """Counts executions in flight; :meth:`factor` is what task timeouts are multiplied by."""
 
-    def __init__(
-        self, cores: int | None = None, load: Callable[[], float] | None = None
-    ) -> None:
+    def __init__(self, cores: int | None = None, load: Callable[[], float] | None = None) -> None:
         self.cores = max(1, cores or os.cpu_count() or 1)
         self.load = load or _one_minute_load
         self._in_flight = 0
-        self._lock = threading.Lock()
+        self._held = False  # new executions wait (between_executions)
+        self._changed = threading.Condition()
 
     @contextmanager
     def execution(self) -> Iterator[None]:
-        with self._lock:
+        with self._changed:
+            self._changed.wait_for(lambda: not self._held)
             self._in_flight += 1
         try:
             yield
         finally:
-            with self._lock:
+            with self._changed:
                 self._in_flight -= 1
+                self._changed.notify_all()
+
+    @contextmanager
+    def between_executions(self, timeout: float) -> Iterator[bool]:
+        """Hold new executions back and wait (at most ``timeout`` seconds) for the running ones to
+        end; yields whether none is running. New executions go on when the block ends."""
+        with self._changed:
+            self._held = True
+            idle = self._changed.wait_for(lambda: self._in_flight == 0, timeout=timeout)
+        try:
+            yield idle
+        finally:
+            with self._changed:
+                self._held = False
+                self._changed.notify_all()
 
     def factor(self) -> float:
         return max(1.0, self._in_flight / self.cores, self.load() / self.cores)

@@ -302,6 +302,11 @@ def _product_from_input(events: Iterable[HistoryEvent]) -> str | None:
         except ValueError:  # cut at 248 KB: not JSON any more
             return None
         body = document.get("body") if isinstance(document, dict) else None
+        if isinstance(body, str):  # the client's JSON text, as the API passes it
+            try:
+                body = json.loads(body)
+            except ValueError:
+                return None
         product = body.get("productId") if isinstance(body, dict) else None
         return product if isinstance(product, str) else None
     return None

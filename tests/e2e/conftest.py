@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from local.emulator import Emulator
+from tasks.contract import names
 
 
 @pytest.fixture(autouse=True)
@@ -78,6 +79,20 @@ class Client:
 
         result = self.table.query(KeyConditionExpression=Key("productId").eq(product_id))
         return list(result["Items"])
+
+    def task_warnings(self, request_id: str) -> list[str]:
+        """The tasks' WARNING and ERROR log lines about one request: why it failed."""
+        logs = self.emulator.client("logs")
+        lines = []
+        for task in names.TASKS:
+            group = self.emulator.function(task).log_group
+            events = logs.filter_log_events(logGroupName=group, filterPattern=f'"{request_id}"')
+            lines += [
+                e["message"]
+                for e in events["events"]
+                if '"level":"WARNING"' in e["message"] or '"level":"ERROR"' in e["message"]
+            ]
+        return lines
 
     def object_bytes(self, key: str, version_id: str) -> bytes:
         data: bytes = self.s3.get_object(Bucket=self.bucket, Key=key, VersionId=version_id)[

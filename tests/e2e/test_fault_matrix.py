@@ -1,20 +1,24 @@
-"""The fault matrix: every AWS operation the tasks call, failing once with a throttling error
-(the workflow's Retry must absorb it), failing persistently with a throttling error, and failing
-persistently with a non-retryable error. Each cell checks the status and body, the fault really
-fired, the S3 versions and DynamoDB items left behind, and the 29 s API Gateway budget.
+"""The fault matrix: every AWS operation each workflow task calls, failing once with a throttling
+error (the workflow's Retry must absorb it), failing persistently with a throttling error, and
+failing persistently with a non-retryable error. Each cell checks the status and body, the fault
+really fired, the S3 versions and DynamoDB items left behind, and the 29 s API Gateway budget.
 
-Operations (tasks/**): store PutObject (+ on a retry ListObjectVersions/HeadObject/DeleteObject
-of its earlier attempts), record UpdateItem (no Idempotency-Key) or TransactWriteItems (with one:
-item + claim completion), compensate GetItem on the metadata table (did record's write land?),
-ListObjectVersions, HeadObject, DeleteObject (by VersionId) and, with an Idempotency-Key,
-DeleteItem (release); store's claim PutItem (GetItem only as a fallback moto never needs: see
-UNREACHABLE_LOCALLY). Compensate's UpdateItem/DeleteItem on the metadata item (undoing a record
-write that landed before record failed) cannot be reached here: a local fault fails the call
-before it runs, so record's write never lands; tests/unit/test_rollback.py covers them. No task
-calls KMS: S3 encrypts server-side with the bucket key (the kms rows prove it: their fault never
-fires). Compensation operations are reached by combining them with a persistent non-retryable
-record failure. A single throttle in compensation is absorbed by the Compensate Retry (the first
-attempt raises TransientStorageError, unreported); only the last attempt reports.
+A fault names its task (``record/dynamodb:TransactWriteItems``): several tasks call the same
+operation. Operations (tasks/**): store's claim PutItem (with an Idempotency-Key), its ledger
+transaction (intent + lease: TransactWriteItems), its PutObject and, on a retry,
+ListObjectVersions/HeadObject/DeleteObject of its earlier attempts; record's one
+TransactWriteItems (metadata item, intent commit, lease release, claim completion); compensate's
+fence (UpdateItem on the ledger), its read of the metadata item (GetItem: did record's write
+land?), ListObjectVersions, HeadObject and DeleteObject (by VersionId), the claim and lease
+releases (DeleteItem). Compensate's UpdateItem/DeleteItem on the metadata item (undoing a record
+write that landed) cannot be reached here: a local fault fails the call before it runs, so
+record's write never lands; tests/unit/test_rollback.py covers them, and tests/e2e/test_races.py
+a record write that lands late. Compensation operations are reached by combining them with a
+persistent non-retryable record failure. A single throttle in compensation is absorbed by the
+Compensate Retry (the first attempt raises TransientStorageError, unreported); only the last
+attempt reports. The report step (a compensation that timed out) and the sweep have their own
+tests (COVERED_ELSEWHERE). No task calls KMS: S3 encrypts server-side with the bucket key (the kms
+rows prove it: their fault never fires).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 import pytest
 
 from local.faults import TASK_OPERATIONS
+from tasks.contract import names
 from tasks.contract.errors import INTERNAL_ERROR_MESSAGE, ORPHAN_REPORTED_MESSAGE
 from tests.oracle import contract_problems
 
@@ -37,14 +42,27 @@ ALWAYS = None  # every call fails
 # Error codes: throttling (retryable) and non-retryable, per service.
 S3_THROTTLE, S3_DENIED = "SlowDown", "AccessDenied"
 DDB_THROTTLE, DDB_DENIED = "ProvisionedThroughputExceededException", "AccessDeniedException"
-FaultSpec = tuple[str, str, str, int | None]  # service, operation, error code, count
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    task: str | None  # None: every task's calls
+    service: str
+    operation: str
+    code: str
+    count: int | None  # None: every call
+
+    def add_to(self, faults: Any) -> Any:
+        return faults.add(self.service, self.operation, self.code, count=self.count, task=self.task)
 
 
 @dataclass(frozen=True)
 class Cell:
     id: str
     fault: FaultSpec  # the fault under test
-    outcome: str  # stored | replayed | nothing | orphan | claim-kept | metadata-reported
+    # stored | replayed | nothing | orphan | unnamed-orphan | claim-kept | metadata-reported |
+    # fence-reported | lease-reported
+    outcome: str
     setup: tuple[FaultSpec, ...] = ()  # faults that steer the request to the operation
     keyed: bool = False  # send an Idempotency-Key
     replay: bool = False  # first store the same keyed body without faults (the key is held)
@@ -52,135 +70,133 @@ class Cell:
     marks: tuple[Any, ...] = field(default=())
 
 
-RECORD_FAILS = ("dynamodb", "UpdateItem", DDB_DENIED, ALWAYS)
-RECORD_TRANSACTION_FAILS = ("dynamodb", "TransactWriteItems", DDB_DENIED, ALWAYS)
-STORE_RETRIED = ("s3", "PutObject", S3_THROTTLE, 1)
+RECORD_FAILS = FaultSpec(names.RECORD, "dynamodb", "TransactWriteItems", DDB_DENIED, ALWAYS)
+STORE_RETRIED = FaultSpec(names.STORE, "s3", "PutObject", S3_THROTTLE, 1)
 
 
-def _three(service: str, operation: str, throttle: str, denied: str, **kw: Any) -> list[Cell]:
-    """transient-once / throttled-always / denied-always for one operation."""
+def _three(task: str, service: str, operation: str, **kw: Any) -> list[Cell]:
+    """transient-once / throttled-always / denied-always for one task's operation."""
     once, always = kw.pop("once_outcome", "stored"), kw.pop("always_outcome", "nothing")
-    once_marks = kw.pop("once_marks", ())
-    prefix = kw.pop("prefix", f"{service}:{operation}")
+    throttle, denied = (S3_THROTTLE, S3_DENIED) if service == "s3" else (DDB_THROTTLE, DDB_DENIED)
+    prefix = f"{kw.pop('prefix', task)}:{operation}"
     return [
         Cell(
             f"{prefix}-{throttle}-once",
-            (service, operation, throttle, 1),
+            FaultSpec(task, service, operation, throttle, 1),
             once,
-            marks=once_marks,
             **kw,
         ),
-        Cell(f"{prefix}-{throttle}-always", (service, operation, throttle, ALWAYS), always, **kw),
-        Cell(f"{prefix}-{denied}-always", (service, operation, denied, ALWAYS), always, **kw),
+        *(
+            Cell(
+                f"{prefix}-{code}-always",
+                FaultSpec(task, service, operation, code, ALWAYS),
+                always,
+                **kw,
+            )
+            for code in (throttle, denied)
+        ),
     ]
 
 
+def _compensation(operation: str, service: str = "s3", **kw: Any) -> list[Cell]:
+    """Compensate's ``operation`` failing, after record failed for good."""
+    return _three(
+        names.COMPENSATE, service, operation, setup=(RECORD_FAILS,), once_outcome="nothing", **kw
+    )
+
+
 CELLS: list[Cell] = [
-    # Store, record (no Idempotency-Key).
-    *_three("s3", "PutObject", S3_THROTTLE, S3_DENIED),
-    *_three("dynamodb", "UpdateItem", DDB_THROTTLE, DDB_DENIED, prefix="record:UpdateItem"),
-    # Compensation after a failed record: the lookup and the delete by VersionId.
-    *[
-        cell
-        for operation in ("ListObjectVersions", "HeadObject", "DeleteObject")
-        for cell in _three(
-            "s3",
-            operation,
-            S3_THROTTLE,
-            S3_DENIED,
-            prefix=f"compensate:{operation}",
-            setup=(RECORD_FAILS,),
-            once_outcome="nothing",
-            always_outcome="orphan",
-        )
-    ],
-    # Compensation first reads the metadata item (record's write may have landed). Unreadable:
-    # the versions are still deleted, the unknown item is reported.
-    *_three(
-        "dynamodb",
-        "GetItem",
-        DDB_THROTTLE,
-        DDB_DENIED,
-        prefix="compensate:GetItem",
-        setup=(RECORD_FAILS,),
-        once_outcome="nothing",
-        always_outcome="metadata-reported",
-    ),
-    # A retried Store looks for its earlier attempts' versions; if that lookup fails, the
-    # workflow's compensation still removes what the retry stored.
+    # Store: the ledger transaction, then the PUT. Record: its one transaction.
+    *_three(names.STORE, "dynamodb", "TransactWriteItems", prefix="store-begin"),
+    *_three(names.STORE, "s3", "PutObject"),
+    *_three(names.RECORD, "dynamodb", "TransactWriteItems"),
+    # Compensation after a failed record: the lookup and the delete by VersionId. Only versions
+    # checked to be this request's are named (a failed listing or HEAD names none).
+    *_compensation("ListObjectVersions", always_outcome="unnamed-orphan"),
+    *_compensation("HeadObject", always_outcome="unnamed-orphan"),
+    *_compensation("DeleteObject", always_outcome="orphan"),
+    # Compensation reads the metadata item (record's write may have landed). Unreadable: the
+    # versions are still deleted, the unknown item is reported.
+    *_compensation("GetItem", "dynamodb", always_outcome="metadata-reported"),
+    # The fence (the intent becomes ABORTED) and the lease release.
+    *_compensation("UpdateItem", "dynamodb", always_outcome="fence-reported"),
+    *_compensation("DeleteItem", "dynamodb", always_outcome="lease-reported"),
+    # A retried Store looks for its earlier attempts' versions. If that fails, Store fails and the
+    # compensation removes every version of the request; if compensation's lookup fails too, the
+    # unchecked version is reported by key.
     Cell(
         "store-retry:ListObjectVersions-SlowDown-once",
-        ("s3", "ListObjectVersions", S3_THROTTLE, 1),
+        FaultSpec(names.STORE, "s3", "ListObjectVersions", S3_THROTTLE, 1),
         "nothing",
         setup=(STORE_RETRIED,),
     ),
     Cell(
         "store-retry:HeadObject-AccessDenied-always",
-        ("s3", "HeadObject", S3_DENIED, ALWAYS),
-        "orphan",
+        FaultSpec(names.STORE, "s3", "HeadObject", S3_DENIED, ALWAYS),
+        "nothing",
+        setup=(STORE_RETRIED,),
+    ),
+    Cell(
+        "store-retry-and-compensate:HeadObject-AccessDenied-always",
+        FaultSpec(None, "s3", "HeadObject", S3_DENIED, ALWAYS),
+        "unnamed-orphan",
         setup=(STORE_RETRIED,),
     ),
     # KMS: the tasks never call it (S3 uses the bucket key server-side).
-    Cell(
-        "kms:GenerateDataKey-not-called",
-        ("kms", "GenerateDataKey", "KMSInternalException", ALWAYS),
-        "stored",
-        never_called=True,
-    ),
-    Cell(
-        "kms:Encrypt-not-called",
-        ("kms", "Encrypt", "KMSInternalException", ALWAYS),
-        "stored",
-        never_called=True,
+    *(
+        Cell(
+            f"kms:{operation}-not-called",
+            FaultSpec(None, "kms", operation, "KMSInternalException", ALWAYS),
+            "stored",
+            never_called=True,
+        )
+        for operation in ("GenerateDataKey", "Encrypt")
     ),
     # Idempotency-Key operations: store's claim (PutItem; on a held key its failed condition
     # returns the claim, so the GetItem fallback is never reached locally), record's
-    # transaction, compensate's release (DeleteItem).
-    *_three("dynamodb", "PutItem", DDB_THROTTLE, DDB_DENIED, prefix="claim:PutItem", keyed=True),
+    # transaction with the claim's completion, compensate's releases (DeleteItem: the claim and
+    # the lease).
+    *_three(names.STORE, "dynamodb", "PutItem", prefix="claim", keyed=True),
     *_three(
+        names.STORE,
         "dynamodb",
         "PutItem",
-        DDB_THROTTLE,
-        DDB_DENIED,
-        prefix="claim-held:PutItem",
+        prefix="claim-held",
         keyed=True,
         replay=True,
         once_outcome="replayed",
     ),
-    *_three(
-        "dynamodb",
-        "TransactWriteItems",
-        DDB_THROTTLE,
-        DDB_DENIED,
-        prefix="record:TransactWriteItems",
-        keyed=True,
-    ),
-    *_three(
-        "dynamodb",
-        "DeleteItem",
-        DDB_THROTTLE,
-        DDB_DENIED,
-        prefix="release:DeleteItem",
-        keyed=True,
-        setup=(RECORD_TRANSACTION_FAILS,),
-        once_outcome="nothing",
-        always_outcome="claim-kept",
+    *_three(names.RECORD, "dynamodb", "TransactWriteItems", prefix="keyed-record", keyed=True),
+    *_compensation(
+        "DeleteItem", "dynamodb", prefix="release", keyed=True, always_outcome="claim-kept"
     ),
 ]
 
 
-# Operations the tasks call that local mode cannot reach, and why.
+# Operations the tasks call that the matrix cannot reach, and where they are covered.
 UNREACHABLE_LOCALLY = {
     "dynamodb:GetItem": "claims: fallback read when a failed condition does not return the item "
     "(ReturnValuesOnConditionCheckFailure); moto returns it",
 }
+COVERED_ELSEWHERE = {
+    "dynamodb:Query": "the sweep's read of open intents: tests/e2e/test_sweep.py",
+}
 
 
-def _compensate_log(emulator, request_id: str) -> list[str]:
+REPORT_LABELS = {
+    "claim-kept": "CLAIM",
+    "metadata-reported": "METADATA",
+    "fence-reported": "FENCE",
+    "lease-reported": "LEASE",
+}
+
+
+def _reports(emulator, request_id: str, label: str) -> list[str]:
+    """The compensate log's ``LABEL: ...`` ERROR lines about this request."""
     events = emulator.client("logs").filter_log_events(
         logGroupName=emulator.function("compensate").log_group, filterPattern=f'"{request_id}"'
     )["events"]
-    return [e["message"] for e in events]
+    return [e["message"] for e in events if f'"{label}: ' in e["message"]]
 
 
 def _post(client, body: dict[str, Any], key: str | None) -> tuple[Any, float]:
@@ -201,9 +217,9 @@ def test_fault_matrix(cell: Cell, client, emulator):
         first_version = first.json()["versionId"]
     [item_before] = client.items(upload.body["productId"]) if cell.replay else [None]
 
-    fault = emulator.faults.add(cell.fault[0], cell.fault[1], cell.fault[2], count=cell.fault[3])
-    for service, operation, code, count in cell.setup:
-        emulator.faults.add(service, operation, code, count=count)
+    fault = cell.fault.add_to(emulator.faults)
+    for spec in cell.setup:
+        spec.add_to(emulator.faults)
     response, elapsed = _post(client, upload.body, key)
     emulator.faults.clear()
 
@@ -211,8 +227,8 @@ def test_fault_matrix(cell: Cell, client, emulator):
     assert contract_problems(response, replay=cell.replay) == [], response.text
     if cell.never_called:
         assert fault.injected == 0
-    elif cell.fault[3] is not None:
-        assert fault.injected == cell.fault[3], "the fault under test never fired"
+    elif cell.fault.count is not None:
+        assert fault.injected == cell.fault.count, "the fault under test never fired"
     else:
         assert fault.injected >= 1, "the fault under test never fired"
 
@@ -241,27 +257,21 @@ def test_fault_matrix(cell: Cell, client, emulator):
             assert body["error"]["message"] == INTERNAL_ERROR_MESSAGE
             if not cell.replay:
                 assert versions == []
-        elif cell.outcome == "orphan":
+        elif cell.outcome in ("orphan", "unnamed-orphan"):
             assert body["error"]["message"] == ORPHAN_REPORTED_MESSAGE
             [orphan] = versions
-            reports = [m for m in _compensate_log(emulator, body["requestId"]) if "ORPHAN" in m]
-            assert reports, "the orphan was not reported in the compensate log group"
+            reports = _reports(emulator, body["requestId"], "ORPHAN")
             assert any(upload.key in r for r in reports), reports
-            if cell.fault[1] != "ListObjectVersions":  # a failed listing reports the key only
-                # A failed HeadObject or DeleteObject names the versions not yet ruled out.
-                assert any(orphan["VersionId"] in r for r in reports), reports
-        elif cell.outcome == "claim-kept":
+            # Only a version checked to be this request's is named.
+            named = any(orphan["VersionId"] in r for r in reports)
+            assert named == (cell.outcome == "orphan"), reports
+        else:
             assert body["error"]["message"] == ORPHAN_REPORTED_MESSAGE
-            assert versions == []  # the versions were deleted; only the claim remains
-            reports = [m for m in _compensate_log(emulator, body["requestId"]) if "CLAIM" in m]
-            assert reports, "the unreleased claim was not reported in the compensate log group"
-        elif cell.outcome == "metadata-reported":
-            assert body["error"]["message"] == ORPHAN_REPORTED_MESSAGE
-            assert versions == []  # the versions were deleted; the unread item is reported
-            reports = [m for m in _compensate_log(emulator, body["requestId"]) if "METADATA" in m]
-            assert reports, "the unknown metadata item was not reported in the compensate log group"
-        else:  # pragma: no cover
-            raise AssertionError(cell.outcome)
+            assert versions == []  # the versions were deleted; the rest is reported
+            label = REPORT_LABELS[cell.outcome]
+            assert _reports(emulator, body["requestId"], label), f"no {label} report"
+            if cell.outcome == "claim-kept":  # the lease release failed too
+                assert _reports(emulator, body["requestId"], "LEASE"), "no LEASE report"
 
     if cell.keyed and cell.outcome == "nothing" and not cell.replay:
         # Nothing was stored and the claim is free: the client may retry with the same key.
@@ -273,7 +283,7 @@ def test_fault_matrix(cell: Cell, client, emulator):
 def test_matrix_covers_every_operation_the_tasks_call():
     """A new AWS call in the tasks must get its rows here (TASK_OPERATIONS follows the code of
     tasks/: tests/unit/test_fault_targets.py)."""
-    covered = {f"{c.fault[0]}:{c.fault[1]}" for c in CELLS if not c.never_called}
-    covered |= set(UNREACHABLE_LOCALLY)
+    covered = {f"{c.fault.service}:{c.fault.operation}" for c in CELLS if not c.never_called}
+    covered |= set(UNREACHABLE_LOCALLY) | set(COVERED_ELSEWHERE)
     missing = set(TASK_OPERATIONS) - covered
     assert not missing, f"operations without a matrix row: {sorted(missing)}"

@@ -41,7 +41,7 @@ def _records(emulator: Emulator, group: str, term: str) -> list[dict[str, Any]]:
 
 def test_history_and_task_logs_of_a_compensated_upload(emulator: Emulator, client: Client) -> None:
     upload = make_upload()
-    emulator.faults.add("dynamodb", "UpdateItem")
+    emulator.faults.add("dynamodb", "TransactWriteItems", task="record")
     response = client.post(upload.body)
     assert response.status_code == 500
     request_id = response.json()["requestId"]

@@ -106,7 +106,7 @@ def test_no_secret_reaches_any_log(client, emulator, every_log_record, capfd):
     send(raw=b'{"fileContent": "' + encoded.encode() + b'", broken', status=400)
     too_large = make_upload(data=data * 2000)
     send(too_large.body, status=413)
-    emulator.faults.add("dynamodb", "UpdateItem")
+    emulator.faults.add("dynamodb", "TransactWriteItems", task="record")
     send(make_upload(data=data).body, status=500)  # record fails, compensation deletes
     emulator.faults.add("s3", "DeleteObject")
     send(make_upload(data=data).body, status=500)  # compensation fails: the orphan report

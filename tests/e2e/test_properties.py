@@ -313,7 +313,9 @@ def test_valid_bodies_are_stored_exactly_as_reported(client, emulator):
         before = ledger.product_state(body)
         response = _post_raw(client, raw)
         seen.append(response.status_code)
-        assert response.status_code == 200, (body, response.text[:500])
+        if response.status_code != 200:
+            why = client.task_warnings(response.json().get("requestId", ""))
+            pytest.fail(f"{response.status_code} for {body}: {response.text[:500]} {why}")
         ledger.check(body, before, response, data)
         result = response.json()
         if "fileName" not in body:

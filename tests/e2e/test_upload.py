@@ -136,7 +136,7 @@ def test_record_failure_deletes_the_new_version_and_keeps_the_previous_one(clien
     assert ok.status_code == 200, ok.text
     [item_before] = client.items(first.body["productId"])
 
-    emulator.faults.add("dynamodb", "UpdateItem")
+    emulator.faults.add("dynamodb", "TransactWriteItems", task="record")
     second = make_upload(data=b"second version", productId=first.body["productId"])
     body = assert_error(client.post(second.body), 500, "InternalError")
     assert body["error"]["message"] == INTERNAL_ERROR_MESSAGE
@@ -158,7 +158,7 @@ def test_store_failure_is_500_and_stores_nothing(client, emulator):
 
 
 def test_failed_compensation_is_500_and_the_orphan_is_logged(client, emulator):
-    emulator.faults.add("dynamodb", "UpdateItem")
+    emulator.faults.add("dynamodb", "TransactWriteItems", task="record")
     emulator.faults.add("s3", "DeleteObject")
     upload = make_upload()
     response = client.post(upload.body)

@@ -29,7 +29,7 @@ def uploads(emulator: Emulator) -> dict[str, str]:
     }
     ok = requests.post(emulator.api_url, json=body, timeout=60)
     bad = requests.post(emulator.api_url, json={**body, "fileContent": "!!!!"}, timeout=60)
-    emulator.faults.add("dynamodb", "UpdateItem")
+    emulator.faults.add("dynamodb", "TransactWriteItems", task="record")
     try:
         compensated = requests.post(emulator.api_url, json=body, timeout=60)
     finally:
@@ -100,11 +100,17 @@ def test_history_of_a_compensation(emulator: Emulator, uploads: dict[str, str]) 
         ("DiscardFileContent", 0, None),
         ("AlreadyUploaded", 0, None),  # the idempotency Choice
         ("Record", 2, "TransientStorageError"),  # retried once, then caught
+        ("RecordFailed", 0, None),  # tells Compensate which state failed, and how
         ("Compensate", 1, None),
         ("UploadFailed", 0, None),
     ]
-    tasks = [line["task"] for line in document["taskLogs"]]
-    assert tasks == ["validate", "store", "record", "record", "compensate"]
+    lines = [(line["task"], line["message"]) for line in document["taskLogs"]]
+    assert [task for task, _ in lines[:4]] == ["validate", "store", "record", "record"]
+    assert [message for _, message in lines[4:]] == [
+        "Request fenced",
+        "Lease released",
+        "Compensated",
+    ]
     # the event times are the execution's own (not the time they were logged): the retry of
     # Record waits its interval, so Record lasts that long and the others do not
     durations = {s["name"]: s["durationMs"] for s in document["states"]}

@@ -274,8 +274,10 @@ def test_step_functions_truncated_input_is_no_product() -> None:
 
 def test_summaries_take_product_from_input_then_logs() -> None:
     with_input = b.success()
+    # The execution's input as the API sends it: the client's JSON text under "body".
+    execution_input = json.dumps({"body": json.dumps({"productId": "IN-1", "price": 1.10})})
     with_input.records[0]["message"] = with_input.records[0]["message"].replace(
-        '"details": {', '"details": {"input": "{\\"body\\": {\\"productId\\": \\"IN-1\\"}}", '
+        '"details": {', f'"details": {{"input": {json.dumps(execution_input)}, '
     )
     rows = history.summarize(
         events(with_input, b.validation_failure(OTHER, T0 - 1000)), {OTHER: "LOG-2", RID: "X"}

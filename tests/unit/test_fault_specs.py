@@ -11,6 +11,7 @@ from typing import Any
 import botocore.session
 import pytest
 from botocore.awsrequest import AWSResponse, HeadersDict
+from botocore.exceptions import ClientError
 
 from local.faults import Delay, Fault, Faults, parse_delay, parse_fault, task_scope
 
@@ -28,6 +29,32 @@ from local.faults import Delay, Fault, Faults, parse_delay, parse_fault, task_sc
 )
 def test_good_fault_specs(spec, expected):
     assert parse_fault(spec) == expected
+
+
+def test_a_spec_may_name_the_one_task_it_affects():
+    fault = parse_fault("record/dynamodb:TransactWriteItems=TransactionCanceledException")
+    assert (fault.task, fault.service, fault.operation) == (
+        "record",
+        "dynamodb",
+        "TransactWriteItems",
+    )
+    assert fault.spec == "record/dynamodb:TransactWriteItems=TransactionCanceledException"
+    assert parse_delay(" compensate / s3:DeleteObject=2").task == "compensate"
+    assert parse_fault("s3:PutObject").task is None
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (
+            "recrod/dynamodb:GetItem",
+            "recrod/dynamodb:GetItem: 'recrod' is not a task (did you mean 'record'?)",
+        ),
+        ("/s3:PutObject", "/s3:PutObject: not [TASK/]SERVICE:Operation[=ErrorCode]"),
+    ],
+)
+def test_an_unknown_task_is_refused(spec, message):
+    assert _refusal(parse_fault, spec) == message
 
 
 @pytest.mark.parametrize(
@@ -77,9 +104,9 @@ def test_the_api_refuses_the_same_targets_with_the_same_message(target, why):
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("PutObject", "PutObject: not SERVICE:Operation[=ErrorCode]"),
-        ("s3:", "s3:: not SERVICE:Operation[=ErrorCode]"),
-        (":PutObject=SlowDown", ":PutObject=SlowDown: not SERVICE:Operation[=ErrorCode]"),
+        ("PutObject", "PutObject: not [TASK/]SERVICE:Operation[=ErrorCode]"),
+        ("s3:", "s3:: not [TASK/]SERVICE:Operation[=ErrorCode]"),
+        (":PutObject=SlowDown", ":PutObject=SlowDown: not [TASK/]SERVICE:Operation[=ErrorCode]"),
     ],
 )
 def test_malformed_fault_specs(spec, message):
@@ -89,8 +116,8 @@ def test_malformed_fault_specs(spec, message):
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("s3:PutObject", "s3:PutObject: not SERVICE:Operation=SECONDS"),
-        ("s3:PutObject=", "s3:PutObject=: not SERVICE:Operation=SECONDS"),
+        ("s3:PutObject", "s3:PutObject: not [TASK/]SERVICE:Operation=SECONDS"),
+        ("s3:PutObject=", "s3:PutObject=: not [TASK/]SERVICE:Operation=SECONDS"),
         ("s3:PutObject=0", "s3:PutObject=0: SECONDS must be a positive number, not '0'"),
         ("s3:PutObject=-2", "s3:PutObject=-2: SECONDS must be a positive number, not '-2'"),
         ("s3:PutObject=soon", "s3:PutObject=soon: SECONDS must be a positive number, not 'soon'"),
@@ -192,3 +219,16 @@ def test_a_delay_spares_the_callers_that_are_not_tasks_and_other_operations(dyna
     assert len(recorder.sent) == 2
     assert all(wait < LONG for wait in recorder.waits())
     assert delay.injected == 0
+
+
+def test_a_fault_for_one_task_spares_the_other_tasks_calls(dynamodb):
+    client, recorder = dynamodb
+    faults = Faults()
+    fault = faults.add("dynamodb", "GetItem", "Throttling", task="record")
+    with faults.installed():
+        with task_scope("store-fn", "store"):
+            _get_item(client)
+        with task_scope("record-fn", "record"), pytest.raises(ClientError, match="Throttling"):
+            _get_item(client)
+    assert len(recorder.sent) == 1
+    assert fault.injected == 1
