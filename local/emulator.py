@@ -25,8 +25,8 @@ from typing import Any
 from local import assembly as assembly_module
 from local import moto_patches, provisioning
 from local import template as tpl
-from local.faults import Faults
 from local.collector import Collector
+from local.faults import Faults
 from local.gateway import MAX_PAYLOAD_BYTES, Gateway, Request, Response
 from local.lambda_runtime import LambdaRuntime
 from local.saturation import Saturation

@@ -16,6 +16,7 @@ import json
 import uuid
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
