@@ -8,7 +8,10 @@ template plus the emulator endpoint and dummy credentials; ``os.environ`` is nev
 concurrent invocations of different functions cannot see each other's settings.
 
 Like Lambda, each invocation is bounded by the function's timeout (stretched only while more
-executions run than there are cores: :mod:`local.saturation`), an unhandled exception comes
+executions run than there are cores: :mod:`local.saturation`). At the timeout Lambda stops the
+sandbox: a request it had already sent may still land, but none of its code runs on. A thread
+cannot be stopped, so a timed-out invocation's thread is stopped at its next AWS call instead
+(:class:`SandboxStopped`); the call it is in the middle of completes. An unhandled exception comes
 back as ``x-amz-function-error: Unhandled`` with ``errorType`` / ``errorMessage`` / ``stackTrace``,
 and what the handler logs goes to the function's CloudWatch log group (between ``START``/``END``/
 ``REPORT`` lines), where operators and tests read it through the emulator endpoint.
@@ -30,6 +33,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import botocore.client
+
 from local.faults import task_scope
 from local.saturation import Saturation
 from local.template import ACCOUNT_ID, REGION, FunctionSpec
@@ -39,6 +44,35 @@ LOG = logging.getLogger("local.lambda")
 
 # Keep at most this many events per log stream: a long local run must not grow without bound.
 MAX_EVENTS_PER_STREAM = 5_000
+
+
+class SandboxStopped(BaseException):
+    """Raised at the next AWS call of an invocation that timed out: Lambda stopped its sandbox.
+    A BaseException, so the tasks' own ``except Exception`` cannot go on past it."""
+
+
+# Set while the invocation running in this context has timed out.
+_sandbox_stopped: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
+    "local_mode_sandbox_stopped", default=None
+)
+
+
+@contextmanager
+def _stopped_sandboxes_call_nothing() -> Iterator[None]:
+    """Every botocore call made by a timed-out invocation raises :class:`SandboxStopped`."""
+    original = botocore.client.BaseClient._make_api_call
+
+    def _make_api_call(client: Any, operation_name: str, api_params: Any) -> Any:
+        stopped = _sandbox_stopped.get()
+        if stopped is not None and stopped.is_set():
+            raise SandboxStopped(operation_name)
+        return original(client, operation_name, api_params)
+
+    botocore.client.BaseClient._make_api_call = _make_api_call
+    try:
+        yield
+    finally:
+        botocore.client.BaseClient._make_api_call = original
 
 
 class TaskModule(Protocol):
@@ -197,9 +231,11 @@ class LambdaRuntime:
         self.invocation_count[spec.name] = self.invocation_count.get(spec.name, 0) + 1
         outcome: dict[str, Any] = {}
         context = contextvars.copy_context()
+        stopped = threading.Event()
 
         def target() -> None:
             task = spec.module.rsplit(".", 1)[-1]
+            _sandbox_stopped.set(stopped)  # in the invocation's own context copy
             with self._capture.capturing(invocation), task_scope(spec.name, task):
                 try:
                     env = {**self.environment(spec), **(env_overrides or {})}
@@ -215,7 +251,9 @@ class LambdaRuntime:
         self._wait(worker, spec.timeout_seconds)
         duration_ms = (time.time() - invocation.started) * 1000
         if worker.is_alive():
-            # Lambda stops the sandbox here; a thread cannot be killed, so its result is dropped.
+            # Lambda stops the sandbox here: the thread makes no further call, its result is
+            # dropped.
+            stopped.set()
             message = f"Task timed out after {spec.timeout_seconds:.2f} seconds"
             response_headers["x-amz-function-error"] = "Unhandled"
             lines = [*invocation.lines, f"{_stamp()} {invocation.request_id} {message}"]
@@ -307,7 +345,8 @@ class LambdaRuntime:
 
         LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign,assignment]
         try:
-            yield
+            with _stopped_sandboxes_call_nothing():
+                yield
         finally:
             LambdaSimpleBackend.invoke = original  # type: ignore[method-assign]
             self.detach()
