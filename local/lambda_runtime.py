@@ -13,16 +13,19 @@ sandbox: a request it had already sent may still land, but none of its code runs
 cannot be stopped, so a timed-out invocation's thread is stopped at its next AWS call instead
 (:class:`SandboxStopped`); the call it is in the middle of completes. An unhandled exception comes
 back as ``x-amz-function-error: Unhandled`` with ``errorType`` / ``errorMessage`` / ``stackTrace``,
-and what the handler logs goes to the function's CloudWatch log group (between ``START``/``END``/
-``REPORT`` lines), where operators and tests read it through the emulator endpoint.
+and what the handler logs or prints goes to the function's CloudWatch log group (between
+``START``/``END``/``REPORT`` lines), where operators and tests read it through the emulator
+endpoint.
 """
 
 from __future__ import annotations
 
+import builtins
 import contextvars
 import importlib
 import json
 import logging
+import sys
 import threading
 import time
 import traceback
@@ -75,6 +78,28 @@ def _stopped_sandboxes_call_nothing() -> Iterator[None]:
         botocore.client.BaseClient._make_api_call = original
 
 
+@contextmanager
+def _prints_captured(capture: _CaptureHandler) -> Iterator[None]:
+    """What an invocation's thread prints to stdout goes to its log lines, as Lambda sends a
+    function's stdout to its log group: the tasks' metrics are printed (CloudWatch's embedded
+    metric format). ``print`` itself is wrapped, not ``sys.stdout``, which test runners swap."""
+    original = builtins.print
+
+    def print_(*values: object, sep: str | None = " ", end: str | None = "\n", **kw: Any) -> None:
+        invocation = capture.invocation_of(threading.get_ident())
+        if invocation is None or kw.get("file") not in (None, sys.stdout):
+            original(*values, sep=sep, end=end, **kw)
+            return
+        text = (" " if sep is None else sep).join(map(str, values)) + ("\n" if end is None else end)
+        invocation.lines.extend(line for line in text.splitlines() if line)
+
+    builtins.print = print_
+    try:
+        yield
+    finally:
+        builtins.print = original
+
+
 class TaskModule(Protocol):
     def run(self, event: dict[str, Any], *, env: Mapping[str, str]) -> Any: ...
 
@@ -107,6 +132,9 @@ class _CaptureHandler(logging.Handler):
         finally:
             with self._lock:
                 self._active.pop(ident, None)
+
+    def invocation_of(self, thread: int) -> Invocation | None:
+        return self._active.get(thread)
 
     def emit(self, record: logging.LogRecord) -> None:
         invocation = self._active.get(record.thread or 0)
@@ -345,7 +373,7 @@ class LambdaRuntime:
 
         LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign,assignment]
         try:
-            with _stopped_sandboxes_call_nothing():
+            with _stopped_sandboxes_call_nothing(), _prints_captured(self._capture):
                 yield
         finally:
             LambdaSimpleBackend.invoke = original  # type: ignore[method-assign]
