@@ -51,11 +51,11 @@ def _console() -> Console:
     return Console(highlight=False, width=wide)
 
 
-def parse_since(value: str) -> int:
-    """``90s``, ``30m``, ``24h``, ``7d`` -> seconds."""
+def parse_duration(value: str, option: str) -> int:
+    """``90s``, ``30m``, ``24h``, ``7d`` -> seconds; a BadParameter names ``option``."""
     match = _DURATION.match(value)
     if match is None:
-        raise typer.BadParameter(f"{value!r} is not like 30m, 24h or 7d", param_hint="--since")
+        raise typer.BadParameter(f"{value!r} is not like 90s, 30m, 24h or 7d", param_hint=option)
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
@@ -96,7 +96,7 @@ def _read_logs(
     request_id: str | None = None,
 ) -> tuple[list[Any], list[Any]]:
     """The workflow's history events and the tasks' log lines since ``since``, as filtered."""
-    start_ms = int((time.time() - parse_since(since)) * 1000)
+    start_ms = int((time.time() - parse_duration(since, "--since")) * 1000)
     client, groups = _setup(
         stack_name=stack_name,
         endpoint_url=endpoint_url,
@@ -239,12 +239,13 @@ def orphans_command(
 ) -> None:
     """What no compensation accounted for: object versions (and metadata writes) of requests
     that did not end in 200, older than the grace period. Exit 1 when any remain."""
+    given = parse_duration(grace, "--grace") if grace else None
     session = logs.aws_session(region, endpoint_url)
     try:
         target = orphans.discover(session, stack_name=stack_name, endpoint_url=endpoint_url)
     except logs.DiscoveryError as exc:
         _fail(str(exc))
-    period = timedelta(seconds=parse_since(grace) if grace else target.grace_seconds)
+    period = timedelta(seconds=target.grace_seconds if given is None else given)
     try:
         result = orphans.find(
             session, target, endpoint_url=endpoint_url, grace=period, delete=delete

@@ -13,6 +13,9 @@ Where the tables are and the grace period: against AWS, the stack's outputs (``L
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ops import logs
 from tasks.contract import names
+from tasks.core.observability import logger as task_logger
 from tasks.core.sweep import Stores, SweepMode, SweepResult, sweep
 
 
@@ -92,7 +96,20 @@ def find(
         metadata_table=target.metadata_table,
     )
     mode = SweepMode.DELETE if delete else SweepMode.REPORT
-    return sweep(stores, grace=grace, now=datetime.now(UTC), mode=mode)
+    with _sweep_logs_off():
+        return sweep(stores, grace=grace, now=datetime.now(UTC), mode=mode)
+
+
+@contextmanager
+def _sweep_logs_off() -> Iterator[None]:
+    """The sweep's log lines are for its log group; here its result is the output, and stdout
+    stays one table or one JSON document."""
+    python_logger = logging.getLogger(task_logger.name)
+    python_logger.disabled = True
+    try:
+        yield
+    finally:
+        python_logger.disabled = False
 
 
 def result_model(result: SweepResult, grace: timedelta) -> dict[str, Any]:
