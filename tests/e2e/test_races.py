@@ -14,6 +14,7 @@ template's (local.saturation); their delays are well past those timeouts either 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import threading
@@ -51,7 +52,9 @@ def _all_at_once(calls: list[Callable[[], T]]) -> list[T]:
         return list(pool.map(run, calls))
 
 
-def _report_lines(emulator: Emulator, task: str, request_id: str, label: str) -> list[dict]:
+def _report_lines(
+    emulator: Emulator, task: str, request_id: str, label: str
+) -> list[dict[str, Any]]:
     """The task's ERROR lines ``LABEL: ...`` about one request, parsed."""
     events = emulator.client("logs").filter_log_events(
         logGroupName=emulator.function(task).log_group, filterPattern=f'"{request_id}"'
@@ -115,7 +118,7 @@ def test_concurrent_uploads_of_one_item_leave_it_on_the_current_version(client, 
         )
         for n in range(1, PARALLEL)
     ]
-    responses = _all_at_once([lambda u=u: client.post(u.body) for u in uploads])
+    responses = _all_at_once([functools.partial(client.post, u.body) for u in uploads])
 
     statuses = [r.status_code for r in responses]
     assert set(statuses) <= {200, 409}, [r.text for r in responses]
@@ -143,7 +146,7 @@ def test_concurrent_uploads_of_one_item_leave_it_on_the_current_version(client, 
 
 def test_uploads_of_different_items_run_in_parallel(client):
     uploads = [make_upload(data=f"item {n}".encode()) for n in range(PARALLEL)]
-    responses = _all_at_once([lambda u=u: client.post(u.body) for u in uploads])
+    responses = _all_at_once([functools.partial(client.post, u.body) for u in uploads])
     assert [r.status_code for r in responses] == [200] * PARALLEL, [r.text for r in responses]
     for upload in uploads:
         _assert_item_on_current_version(client, upload.key, upload.body["productId"])
@@ -160,7 +163,7 @@ def test_a_refused_upload_keeps_its_idempotency_key_for_a_retry(client):
     keys = [f"race-{first.body['productId']}-{n}" for n in range(PARALLEL)]
     responses = _all_at_once(
         [
-            lambda u=u, k=k: client.post(u.body, headers={"Idempotency-Key": k})
+            functools.partial(client.post, u.body, headers={"Idempotency-Key": k})
             for u, k in zip(racers, keys, strict=True)
         ]
     )

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from local.emulator import Emulator
-from local.scheduler import SweepFailed
+from local.scheduler import Sweeper, SweepFailed
 from tasks.contract import names
 from tasks.contract.errors import ORPHAN_REPORTED_MESSAGE
 
@@ -32,6 +32,11 @@ def _sweep_reports(emulator: Emulator) -> list[dict[str, Any]]:
     return [line for line in lines if str(line.get("message", "")).startswith("ORPHAN: ")]
 
 
+def _sweeper(emulator: Emulator) -> Sweeper:
+    assert emulator.sweeper is not None  # set once local mode started
+    return emulator.sweeper
+
+
 class _Sweeping:
     """Runs the sweep (deleting) over and over on its own thread, as its schedule would."""
 
@@ -44,7 +49,7 @@ class _Sweeping:
     def _loop(self) -> None:
         while not self._stop.is_set():
             self.runs.append(
-                self._emulator.sweeper.run_once(grace_seconds=GRACE_SECONDS, deletes=True)
+                _sweeper(self._emulator).run_once(grace_seconds=GRACE_SECONDS, deletes=True)
             )
 
     def __enter__(self) -> _Sweeping:
@@ -122,7 +127,7 @@ def test_the_sweep_never_touches_committed_or_young_versions_while_uploads_run(
 
     # Once they are older than the grace period, the sweep deletes exactly them.
     time.sleep(GRACE_SECONDS)
-    emulator.sweeper.run_once(grace_seconds=GRACE_SECONDS, deletes=True)
+    _sweeper(emulator).run_once(grace_seconds=GRACE_SECONDS, deletes=True)
     remaining = {v["VersionId"] for u, _ in results for v in client.versions(u.key)}
     assert not remaining & orphan_versions
     assert {body["versionId"] for _, body in stored} <= remaining

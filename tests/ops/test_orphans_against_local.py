@@ -44,7 +44,7 @@ def _orphans_command(emulator: Emulator, *args: str) -> tuple[int, dict[str, Any
 
 
 def _upload(emulator: Emulator, product: str, data: bytes) -> requests.Response:
-    body = {
+    body: dict[str, Any] = {
         "productId": product,
         "productName": "Orphan Product",
         "price": 1,
