@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import signal
 import threading
 import time
@@ -13,11 +14,17 @@ import typer
 from rich.console import Console
 
 from local.emulator import Emulator
-from local.faults import TASK_OPERATIONS, parse_delay, parse_fault
+from local.faults import TASK_OPERATIONS, Injection, parse_delay, parse_fault
 from local.gateway import Request, Response
+from local.scheduler import Sweeper
+from tasks.contract import names
 
 console = Console(soft_wrap=True, highlight=False)
 app = typer.Typer(add_completion=False, help=__doc__)
+
+# The longest --sweep-interval or --orphan-grace (about 31 years): within what a thread can wait
+# for and what the sweep's timedelta holds.
+MAX_SECONDS = 1_000_000_000
 
 
 def _refuse_bad_specs(option: str, specs: list[str], parse: Callable[[str], object]) -> None:
@@ -28,6 +35,44 @@ def _refuse_bad_specs(option: str, specs: list[str], parse: Callable[[str], obje
         except ValueError as exc:
             typer.echo(f"Error: {option} {exc}", err=True)
             raise typer.Exit(2) from None
+
+
+def _seconds(option: str, value: str, *, zero: str | None = None) -> float:
+    """``value`` in seconds, else exit with status 2 and one line on stderr. Zero is taken only
+    when ``zero`` says what it means."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if math.isfinite(seconds) and (0 < seconds <= MAX_SECONDS or (zero and seconds == 0)):
+        return seconds
+    wanted = f"0 ({zero}) or a number above 0" if zero else "a number above 0"
+    typer.echo(
+        f"Error: {option} {value}: SECONDS must be {wanted}, at most {MAX_SECONDS}", err=True
+    )
+    raise typer.Exit(2)
+
+
+def _sweep_line(sweeper: Sweeper, interval: float, aws_endpoint: str) -> str:
+    """What the background sweep does: how often, with which grace period, deleting or not."""
+    grace = sweeper.grace_seconds
+    if not interval:
+        return (
+            "Orphan sweep: off (--sweep-interval 0); on demand: upload-ops orphans "
+            f"--endpoint-url {aws_endpoint} --grace {math.ceil(grace)}s"
+        )
+    does = "reports and deletes orphans" if sweeper.deletes else "reports orphans, deletes none"
+    flag = "on" if sweeper.deletes else "off"
+    return (
+        f"Orphan sweep: every {interval:g} s, grace {grace:g} s "
+        f"({does}: sweepDeletesOrphans is {flag})"
+    )
+
+
+def _whose(injection: Injection) -> str:
+    """The calls an injection affects, in words."""
+    calls = f"every {injection.service}:{injection.operation} call"
+    return f"{calls} by the {injection.task} task" if injection.task else f"{calls} by the tasks"
 
 
 def _report(request: Request, response: Response, seconds: float) -> None:
@@ -45,27 +90,48 @@ def main(
     fault: Annotated[
         list[str] | None,
         typer.Option(
-            help="Make the tasks' calls of an AWS operation fail: SERVICE:Operation[=ErrorCode] "
-            "(repeatable; default error code InternalServerError), "
-            "e.g. dynamodb:UpdateItem=ProvisionedThroughputExceededException (the record task). "
-            f"The tasks call {', '.join(TASK_OPERATIONS)}.",
-            metavar="SERVICE:Operation[=ErrorCode]",
+            help="Make the tasks' calls of an AWS operation fail: "
+            "[TASK/]SERVICE:Operation[=ErrorCode] (repeatable; default error code "
+            "InternalServerError; with TASK/, only that task's calls, the others' succeed), "
+            "e.g. record/dynamodb:TransactWriteItems or store/s3:PutObject=SlowDown. "
+            f"The tasks: {', '.join(names.TASKS)}. "
+            f"They call {', '.join(TASK_OPERATIONS)}.",
+            metavar="[TASK/]SERVICE:Operation[=ErrorCode]",
         ),
     ] = None,
     delay: Annotated[
         list[str] | None,
         typer.Option(
-            help="Make the tasks' calls of an AWS operation take SECONDS longer (repeatable): "
-            "each request waits just before it is sent, so a call can land after its task "
-            "timed out, e.g. s3:PutObject=5.",
-            metavar="SERVICE:Operation=SECONDS",
+            help="Make the tasks' calls of an AWS operation take SECONDS longer: "
+            "[TASK/]SERVICE:Operation=SECONDS (repeatable; with TASK/, only that task's calls, "
+            "as for --fault): each request waits just before it is sent, so a call can land "
+            "after its task timed out, e.g. s3:PutObject=5 or compensate/s3:DeleteObject=5.",
+            metavar="[TASK/]SERVICE:Operation=SECONDS",
         ),
     ] = None,
+    sweep_interval: Annotated[
+        str,
+        typer.Option(
+            help="Run the orphan sweep (the sweep function, as its schedule does on AWS) every "
+            "SECONDS in the background; 0: never (upload-ops orphans runs it on demand).",
+            metavar="SECONDS",
+        ),
+    ] = "30",
+    orphan_grace: Annotated[
+        str,
+        typer.Option(
+            help="The sweep's grace period: it leaves alone what is younger than SECONDS "
+            "(on AWS: the stack's orphanGraceMinutes).",
+            metavar="SECONDS",
+        ),
+    ] = "60",
 ) -> None:
     """Start local mode: the synthesized stack on emulated AWS services, plus the local API."""
     faults, delays = list(fault or []), list(delay or [])
     _refuse_bad_specs("--fault", faults, parse_fault)
     _refuse_bad_specs("--delay", delays, parse_delay)
+    interval = _seconds("--sweep-interval", sweep_interval, zero="no background sweep")
+    grace = _seconds("--orphan-grace", orphan_grace)
 
     stop = threading.Event()
 
@@ -78,7 +144,13 @@ def main(
     started = time.monotonic()
     console.print("[bold]Upload service, local mode[/bold] (synthesizing or reusing cdk.out ...)")
     emulator = Emulator(
-        port=port, aws_port=aws_port, faults=faults, delays=delays, on_response=_report
+        port=port,
+        aws_port=aws_port,
+        faults=faults,
+        delays=delays,
+        on_response=_report,
+        sweep_interval=interval,
+        orphan_grace=grace,
     )
     try:
         emulator.start()
@@ -95,12 +167,15 @@ def main(
         for machine in emulator.state_machines:
             console.print(f"  state machine {machine.arn}")
         for active in emulator.faults.active():
-            console.print(f"[red]Fault injected: every {active.spec} call by the tasks fails[/red]")
+            console.print(
+                f"[red]Fault injected: {_whose(active)} fails with {active.error_code}[/red]"
+            )
         for slow in emulator.faults.active_delays():
             console.print(
-                f"[red]Delay injected: every {slow.service}:{slow.operation} call by the tasks "
-                f"takes {slow.seconds:g} s longer[/red]"
+                f"[red]Delay injected: {_whose(slow)} takes {slow.seconds:g} s longer[/red]"
             )
+        assert emulator.sweeper is not None
+        console.print(_sweep_line(emulator.sweeper, interval, emulator.aws_endpoint))
         console.print(
             "[yellow]Authentication is NOT checked locally "
             "(the API listens on loopback only).[/yellow]"

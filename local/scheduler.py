@@ -46,6 +46,15 @@ class Sweeper:
         value = self._overrides.get(names.ORPHAN_GRACE_SECONDS)
         return float(value or self._function.environment[names.ORPHAN_GRACE_SECONDS])
 
+    @property
+    def deletes(self) -> bool:
+        """Whether the sweep deletes the orphans it finds (the template's
+        ``sweepDeletesOrphans``, unless overridden), as tasks/sweep.py reads it."""
+        value = self._overrides.get(names.SWEEP_DELETES_ORPHANS)
+        if value is None:
+            value = self._function.environment.get(names.SWEEP_DELETES_ORPHANS, "")
+        return value.lower() == "true"
+
     def run_once(
         self, *, grace_seconds: float | None = None, deletes: bool | None = None
     ) -> dict[str, Any]:

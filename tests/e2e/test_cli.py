@@ -1,5 +1,6 @@
-"""Local mode as the README starts it: a subprocess, the ready line, an upload, SIGTERM; a bad
-``--fault`` refused at once."""
+"""Local mode as the README starts it: a subprocess, the startup lines (the orphan sweep's
+settings among them), the ready line, an upload, SIGTERM; a bad ``--fault`` or a bad number of
+seconds refused at once, in one line."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import boto3
+import pytest
 import requests
 
 from local.emulator import free_port
@@ -25,7 +27,24 @@ READY_TIMEOUT_SECONDS = 180
 def test_python_m_local_serves_uploads_and_stops_cleanly_on_sigterm():
     port, aws_port = free_port(), free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "local", "--port", str(port), "--aws-port", str(aws_port)],
+        [
+            sys.executable,
+            "-m",
+            "local",
+            "--port",
+            str(port),
+            "--aws-port",
+            str(aws_port),
+            # Not the defaults (30, 60), so that the line below shows they were passed on; no
+            # sweep runs before the test ends.
+            "--sweep-interval",
+            "45",
+            "--orphan-grace",
+            "90.5",
+            # A delay of a call a successful upload never makes: announced, never in the way.
+            "--delay",
+            "compensate/s3:DeleteObject=1",
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -50,6 +69,11 @@ def test_python_m_local_serves_uploads_and_stops_cleanly_on_sigterm():
                 break
         assert sum(url in line for line in output) == 1, output
         assert any("Authentication is NOT checked" in line for line in output), output
+        # The template's sweepDeletesOrphans is off by default (cdk.json does not set it).
+        sweep = "Orphan sweep: every 45 s, grace 90.5 s (reports orphans, deletes none: "
+        assert f"{sweep}sweepDeletesOrphans is off)\n" in output, output
+        delay = "Delay injected: every s3:DeleteObject call by the compensate task takes 1 s longer"
+        assert f"{delay}\n" in output, output
 
         product_id = f"CLI-{uuid.uuid4().hex[:8]}"
         response = requests.post(
@@ -88,18 +112,54 @@ def test_python_m_local_serves_uploads_and_stops_cleanly_on_sigterm():
     assert code == 0, "".join(output)
 
 
-def test_python_m_local_refuses_an_unknown_fault_target_at_once_in_one_line():
-    command = ["-m", "local", "--fault", "dynamo:UpdateItem", "--port", "0", "--aws-port", "0"]
-    completed = subprocess.run(
-        [sys.executable, *command],
+def _refused(*options: str) -> subprocess.CompletedProcess[str]:
+    """``python -m local`` with ``options``, which it must refuse at start."""
+    return subprocess.run(
+        [sys.executable, "-m", "local", *options, "--port", "0", "--aws-port", "0"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         env={**os.environ, "NO_COLOR": "1"},
-        timeout=30,  # refused at start: it never gets as far as synthesizing
+        timeout=60,  # refused at start: it never gets as far as synthesizing
     )
+
+
+def _assert_refused_in_one_line(completed: subprocess.CompletedProcess[str], start: str) -> None:
     assert completed.returncode == 2, completed
     [line] = completed.stderr.splitlines()
-    assert line.startswith("Error: --fault dynamo:UpdateItem: 'dynamo' is not an AWS service")
+    assert line.startswith(start), completed.stderr
     assert "Traceback" not in completed.stderr
     assert completed.stdout == ""  # refused before anything started, synthesis included
+
+
+def test_python_m_local_refuses_an_unknown_fault_target_at_once_in_one_line():
+    completed = _refused("--fault", "dynamo:UpdateItem")
+    _assert_refused_in_one_line(
+        completed, "Error: --fault dynamo:UpdateItem: 'dynamo' is not an AWS service"
+    )
+
+
+def test_python_m_local_refuses_an_unknown_task_prefix_at_once_in_one_line():
+    completed = _refused("--fault", "recrod/dynamodb:GetItem")
+    _assert_refused_in_one_line(
+        completed,
+        "Error: --fault recrod/dynamodb:GetItem: 'recrod' is not a task (did you mean 'record'?)",
+    )
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "wanted"),
+    [
+        pytest.param("--orphan-grace", "-1", "a number above 0", id="negative-grace"),
+        pytest.param("--orphan-grace", "nan", "a number above 0", id="nan-grace"),
+        pytest.param(
+            "--sweep-interval",
+            "-5",
+            "0 (no background sweep) or a number above 0",
+            id="negative-interval",
+        ),
+    ],
+)
+def test_python_m_local_refuses_a_bad_number_of_seconds_at_once_in_one_line(option, value, wanted):
+    completed = _refused(option, value)
+    _assert_refused_in_one_line(completed, f"Error: {option} {value}: SECONDS must be {wanted}")
