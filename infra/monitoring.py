@@ -9,8 +9,13 @@ service is a healthy one):
   Express workflows publish the same execution metrics as Standard ones (``AWS/States``, dimension
   ``StateMachineArn``) but have no execution history API: the history is in the state machine's
   log group (``StateMachineLogGroupName``).
-- ``CompensationFailures``: an orphaned S3 version, stored without metadata because compensate
-  could not delete it (its log names the key and version).
+- ``CompensationFailures``: a compensation that could not undo everything: the larger of the
+  metric the compensate and report tasks emit with their ORPHAN line, and a metric filter on the
+  workflow's log counting executions that ended in ``CompensationFailed`` (it fires even if no
+  task managed to report).
+- ``OrphanVersions``: the sweep found uncommitted versions or metadata writes older than the
+  grace period; it stays on, run after run, until they are dealt with (``upload-ops orphans``).
+- ``SweepErrors``: the sweep function failed, so orphans are not being looked for.
 - ``Api5xx`` and ``ApiLatencyP99`` on the ``prod`` stage.
 - ``<Task>Throttles``: the functions have no reserved concurrency, so the account's pool can
   run dry. (No per-function ``Errors`` alarm: validate raises on every rejected request and store
