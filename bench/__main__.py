@@ -222,10 +222,13 @@ def _payload_table(
             "the largest state is the execution input",
             True if over <= 0 else None,
             f"execution input {execution_input:,} B; largest {largest.size:,} B "
-            f"({largest.event_type} of {largest.state}, +{over:,} B): by design Validate puts "
-            "its findings ($.upload: size, sha256, type, name, key) beside the body, which Store "
-            "still needs; MAX_FILE_BYTES (tasks/core/limits.py) is derived from this largest "
-            "state, not from the input, so it stays under the limit.",
+            f"({largest.event_type} of {largest.state}, +{over:,} B): by design the body (the "
+            "client's JSON text) stays in the state until Store, which takes the file from it, "
+            "and Validate puts its findings ($.upload: size, sha256, type, name, key) beside "
+            "it; Store's parameters add attempt and startedAt and drop idempotencyKey and "
+            "caller. MAX_FILE_BYTES (tasks/contract/limits.py) is derived from the largest state "
+            "of a worst-case request (tests/unit/test_limits.py), not from the input, so it "
+            "stays under the limit.",
         )
     )
 

@@ -106,10 +106,33 @@ def state_payloads(emulator: Emulator) -> tuple[int, list[Boundary]]:
                         state,
                         data_field,
                         size,
-                        '"fileContent"' in value,
+                        carries_file(value),
                     )
                 )
     return execution_input, boundaries
+
+
+def carries_file(value: str) -> bool:
+    """Whether a state payload holds the client's file: a ``fileContent`` field in it, or in
+    the client's body, which travels as JSON text inside the payload (``$.body``)."""
+    try:
+        document = json.loads(value)
+    except ValueError:
+        return '"fileContent"' in value or '\\"fileContent\\"' in value
+    return _has_file(document)
+
+
+def _has_file(node: object) -> bool:
+    if isinstance(node, dict):
+        return "fileContent" in node or any(_has_file(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_has_file(v) for v in node)
+    if isinstance(node, str) and node.lstrip().startswith("{") and "fileContent" in node:
+        try:
+            return _has_file(json.loads(node))
+        except ValueError:
+            return False
+    return False
 
 
 def execution_history(emulator: Emulator, name: str) -> list[dict[str, Any]]:

@@ -1,5 +1,11 @@
-"""Warm handler time: each task's Lambda handler called again and again in one process against
-moto in-process (``mock_aws``), for a ``MAX_FILE_BYTES`` file and a 1 KB file.
+"""Warm handler time: each workflow task's Lambda handler called again and again in one process
+against moto in-process (``mock_aws``), for a ``MAX_FILE_BYTES`` file and a 1 KB file.
+
+Each timed round is one upload as the state machine runs it (infra/state_machine.py): Validate,
+Store and Record on the happy path, then Compensate as after a Record that timed out once its
+write had landed (the compensation path's heaviest case: it fences the request in the ledger,
+undoes the metadata item, deletes the stored version and releases the item's lease). Every
+task gets the payload its Task state passes, with the client's body as JSON text.
 
 The handlers run exactly as on Lambda (``tasks.<task>.handler(event, context)``, settings from
 ``os.environ``, Powertools decorators included; log lines and EMF documents are written to
@@ -14,6 +20,7 @@ import base64
 import contextlib
 import importlib
 import io
+import json
 import logging
 import os
 import statistics
@@ -24,10 +31,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from tasks.contract import names
+from tasks.contract import idempotency, ledger, names
+from tasks.contract.errors import TIMEOUT_ERROR
 
 REGION: Final = "us-east-1"
-TASKS: Final = names.TASKS
+# The tasks one upload runs, happy path then compensation (report runs only when compensate
+# crashed, the sweep on a schedule: cold init measures them, not this).
+TASKS: Final = (names.VALIDATE, names.STORE, names.RECORD, names.COMPENSATE)
 
 
 @dataclass
@@ -105,15 +115,18 @@ class CallTimer:
             BaseClient._make_api_call = original
 
 
-def body(size: int, index: int) -> dict[str, Any]:
+def body(size: int, index: int) -> str:
+    """The client's body as the JSON text API Gateway passes on (the workflow's ``$.body``)."""
     data = (index.to_bytes(4, "big") + os.urandom(size))[:size]
-    return {
-        "productId": "BENCH-001",
-        "productName": "Benchmark product",
-        "price": 12.34,
-        "fileName": f"file-{size}-{index}.bin",
-        "fileContent": base64.b64encode(data).decode("ascii"),
-    }
+    return json.dumps(
+        {
+            "productId": "BENCH-001",
+            "productName": "Benchmark product",
+            "price": 12.34,
+            "fileName": f"file-{size}-{index}.bin",
+            "fileContent": base64.b64encode(data).decode("ascii"),
+        }
+    )
 
 
 @contextlib.contextmanager
@@ -144,8 +157,18 @@ def measure(sizes: list[int], calls: int, warmup: int = 5) -> list[WarmResult]:
         **COMMON_ENVIRONMENT,
         names.UPLOAD_BUCKET_NAME: "bench-uploads",
         names.METADATA_TABLE_NAME: "bench-metadata",
+        names.IDEMPOTENCY_TABLE_NAME: "bench-claims",
+        names.LEDGER_TABLE_NAME: "bench-ledger",
+        # moto's in-process stub answers in botocore's ``before-send`` event, ahead of the tasks'
+        # deadline hook (tasks.core.aws), so that hook counts moto's own work (tens of ms for
+        # the ledger's transactions, more on a busy machine) as time already spent: record's
+        # 0.75 s deadline could refuse a call moto has already applied. The scale stretches the
+        # deadline as local mode does; with mock_aws no socket is opened, so it changes nothing
+        # else that is timed.
+        names.SDK_TIMEOUT_SCALE: "4",
     }
-    saved = {name: os.environ.get(name) for name in [*environment, "AWS_ENDPOINT_URL"]}
+    touched = [*environment, "AWS_ENDPOINT_URL", names.UPLOAD_KEY_ARN]
+    saved = {name: os.environ.get(name) for name in touched}
     os.environ.update(environment)
     os.environ.pop("AWS_ENDPOINT_URL", None)
     try:
@@ -172,18 +195,7 @@ def _measure(sizes: list[int], calls: int, warmup: int) -> list[WarmResult]:
     )
     key = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["Arn"]
     os.environ[names.UPLOAD_KEY_ARN] = key
-    boto3.client("dynamodb", region_name=REGION).create_table(
-        TableName=os.environ[names.METADATA_TABLE_NAME],
-        KeySchema=[
-            {"AttributeName": "productId", "KeyType": "HASH"},
-            {"AttributeName": "productName", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "productId", "AttributeType": "S"},
-            {"AttributeName": "productName", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    _create_tables(boto3.client("dynamodb", region_name=REGION))
     aws.clear_clients()
     handlers = {t: importlib.import_module(f"tasks.{t}").handler for t in TASKS}
     timer = CallTimer()
@@ -196,6 +208,57 @@ def _measure(sizes: list[int], calls: int, warmup: int) -> list[WarmResult]:
             results.extend(found.values())
     aws.clear_clients()
     return results
+
+
+def _create_tables(dynamodb: Any) -> None:
+    """The metadata, idempotency and ledger tables as infra/storage.py defines them (keys, the
+    ledger's OpenIntents index, the TTL attributes)."""
+    dynamodb.create_table(
+        TableName=os.environ[names.METADATA_TABLE_NAME],
+        KeySchema=[
+            {"AttributeName": "productId", "KeyType": "HASH"},
+            {"AttributeName": "productName", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "productId", "AttributeType": "S"},
+            {"AttributeName": "productName", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.create_table(
+        TableName=os.environ[names.IDEMPOTENCY_TABLE_NAME],
+        KeySchema=[{"AttributeName": idempotency.KEY_ATTRIBUTE, "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": idempotency.KEY_ATTRIBUTE, "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.create_table(
+        TableName=os.environ[names.LEDGER_TABLE_NAME],
+        KeySchema=[{"AttributeName": ledger.PARTITION_KEY, "KeyType": "HASH"}],
+        AttributeDefinitions=[
+            {"AttributeName": ledger.PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": ledger.OPEN_SHARD, "AttributeType": "S"},
+            {"AttributeName": ledger.OPEN_SINCE, "AttributeType": "N"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": ledger.OPEN_INDEX,
+                "KeySchema": [
+                    {"AttributeName": ledger.OPEN_SHARD, "KeyType": "HASH"},
+                    {"AttributeName": ledger.OPEN_SINCE, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for table, attribute in (
+        (names.IDEMPOTENCY_TABLE_NAME, idempotency.EXPIRES_ATTRIBUTE),
+        (names.LEDGER_TABLE_NAME, ledger.EXPIRES_AT),
+    ):
+        dynamodb.update_time_to_live(
+            TableName=os.environ[table],
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": attribute},
+        )
 
 
 def _one_upload(
@@ -219,27 +282,39 @@ def _one_upload(
             found[task].aws_ms.append((timer.seconds - before) * 1000)
         return result
 
-    upload = call("validate", {"requestId": request_id, "idempotencyKey": None, "body": request})
+    # Validate: the execution input (no Idempotency-Key; the caller's id as API Gateway gives it).
+    upload = call(
+        "validate",
+        {"requestId": request_id, "idempotencyKey": None, "caller": "bench", "body": request},
+    )
+    # Store: the upload, the body text again (the file is in it) and the execution's context.
     stored = call(
         "store",
         {
             "requestId": request_id,
             "upload": upload,
-            "fileContent": request["fileContent"],
+            "body": request,
             "attempt": 0,
             "startedAt": started_at,
         },
     )
+    # DiscardFileContent moves Store's result to $.stored; Record gets it beside the upload.
     call("record", {"requestId": request_id, "upload": upload, "stored": stored})
-    # Compensate undoes both: the item record just wrote (a read and a delete) and the version
-    # store created (one list, one head, one delete).
+    # Compensate, as after Record timed out once its write had landed (RecordFailed): it fences
+    # the intent, undoes the item record wrote (a read and a delete), deletes the version store
+    # created (one list, one head, one delete) and releases the lease (already gone: one
+    # conditional delete).
     call(
         "compensate",
         {
             "requestId": request_id,
+            "attempt": 0,
             "productId": upload["productId"],
             "productName": upload["productName"],
             "s3Key": upload["s3Key"],
             "startedAt": started_at,
+            "idempotencyId": upload.get("idempotencyId"),
+            "failedState": names.RECORD_STATE,
+            "error": TIMEOUT_ERROR,
         },
     )
