@@ -233,23 +233,8 @@ def _create_tables(dynamodb: Any) -> None:
     )
     dynamodb.create_table(
         TableName=os.environ[names.LEDGER_TABLE_NAME],
-        KeySchema=[{"AttributeName": ledger.PARTITION_KEY, "KeyType": "HASH"}],
-        AttributeDefinitions=[
-            {"AttributeName": ledger.PARTITION_KEY, "AttributeType": "S"},
-            {"AttributeName": ledger.OPEN_SHARD, "AttributeType": "S"},
-            {"AttributeName": ledger.OPEN_SINCE, "AttributeType": "N"},
-        ],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": ledger.OPEN_INDEX,
-                "KeySchema": [
-                    {"AttributeName": ledger.OPEN_SHARD, "KeyType": "HASH"},
-                    {"AttributeName": ledger.OPEN_SINCE, "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
         BillingMode="PAY_PER_REQUEST",
+        **ledger.table_schema(),
     )
     for table, attribute in (
         (names.IDEMPOTENCY_TABLE_NAME, idempotency.EXPIRES_ATTRIBUTE),

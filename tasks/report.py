@@ -70,13 +70,9 @@ def report(
     logger.error(
         ORPHAN_MESSAGE,
         extra={
-            "orphan": {
-                "bucket": upload.bucket,
-                "s3Key": upload.s3_key,
-                "versionIds": version_ids,
-                "requestId": upload.request_id,
-                "metadataItemWritten": item if isinstance(item, bool) else None,
-            },
+            "orphan": upload.orphan(
+                version_ids, metadataItemWritten=item if isinstance(item, bool) else None
+            ),
             "compensationError": error,
             "fenced": not isinstance(fenced, Exception),
         },

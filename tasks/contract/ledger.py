@@ -23,7 +23,7 @@ Why this is correct: :mod:`tasks.core.ledger` (the transactions) and :mod:`tasks
 from __future__ import annotations
 
 import hashlib
-from typing import Final
+from typing import Any, Final
 
 PARTITION_KEY: Final = "pk"
 OPEN_INDEX: Final = "OpenIntents"
@@ -60,6 +60,30 @@ CLOSED_INTENT_DAYS: Final = 90
 DEFAULT_GRACE_SECONDS: Final = 600
 # The sweep's schedule.
 SWEEP_INTERVAL_MINUTES: Final = 5
+
+
+def table_schema() -> dict[str, Any]:
+    """The table's key and its index as DynamoDB's ``CreateTable`` takes them: what
+    infra/storage.py declares (tests/infrastructure/test_storage.py holds the two together), for
+    the tables tests and benchmarks create on moto."""
+    return {
+        "KeySchema": [{"AttributeName": PARTITION_KEY, "KeyType": "HASH"}],
+        "AttributeDefinitions": [
+            {"AttributeName": PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": OPEN_SHARD, "AttributeType": "S"},
+            {"AttributeName": OPEN_SINCE, "AttributeType": "N"},
+        ],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": OPEN_INDEX,
+                "KeySchema": [
+                    {"AttributeName": OPEN_SHARD, "KeyType": "HASH"},
+                    {"AttributeName": OPEN_SINCE, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    }
 
 
 def intent_key(request_id: str) -> str:

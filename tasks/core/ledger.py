@@ -56,6 +56,16 @@ class Upload:
     product_name: str
     started_at: str | None  # the execution's start ($$.Execution.StartTime)
 
+    def orphan(self, version_ids: list[str] | None, **details: object) -> dict[str, object]:
+        """The ``orphan`` field of an ``ORPHAN: ...`` line about this request's versions."""
+        return {
+            "bucket": self.bucket,
+            "s3Key": self.s3_key,
+            "versionIds": version_ids,
+            "requestId": self.request_id,
+            **details,
+        }
+
     def lease(self) -> dict[str, Any]:
         return {ledger.PARTITION_KEY: {"S": ledger.lease_key(self.product_id, self.product_name)}}
 

@@ -189,13 +189,9 @@ def _settle_version(
     logger.error(
         ORPHAN_MESSAGE,
         extra={
-            "orphan": {
-                "bucket": upload.bucket,
-                "s3Key": upload.s3_key,
-                "versionIds": [version.version_id],
-                "requestId": upload.request_id,
-                "lastModified": version.last_modified.isoformat(),
-            },
+            "orphan": upload.orphan(
+                [version.version_id], lastModified=version.last_modified.isoformat()
+            ),
             "deleted": deleted,
         },
     )

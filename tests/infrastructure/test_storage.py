@@ -161,6 +161,16 @@ def test_ledger_table_keys_its_items_expires_them_and_indexes_open_intents_only(
     assert table["UpdateReplacePolicy"] == "Retain"
 
 
+def test_ledger_table_schema_is_the_contracts(default_stack):
+    """The tables tests and benchmarks create on moto (ledger.table_schema) are the stack's."""
+    from tasks.contract import ledger
+
+    template = default_stack.template_json
+    table_id = logical_id_with_prefix(template, "AWS::DynamoDB::Table", "StorageLedgerTable")
+    properties = template["Resources"][table_id]["Properties"]
+    assert {name: properties[name] for name in ledger.table_schema()} == ledger.table_schema()
+
+
 def test_ledger_table_names_are_the_contracts():
     from tasks.contract import ledger
 

@@ -63,24 +63,7 @@ def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
             TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"},
         )
         dynamodb.create_table(
-            TableName=LEDGER_TABLE,
-            KeySchema=[{"AttributeName": ledger.PARTITION_KEY, "KeyType": "HASH"}],
-            AttributeDefinitions=[
-                {"AttributeName": ledger.PARTITION_KEY, "AttributeType": "S"},
-                {"AttributeName": ledger.OPEN_SHARD, "AttributeType": "S"},
-                {"AttributeName": ledger.OPEN_SINCE, "AttributeType": "N"},
-            ],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": ledger.OPEN_INDEX,
-                    "KeySchema": [
-                        {"AttributeName": ledger.OPEN_SHARD, "KeyType": "HASH"},
-                        {"AttributeName": ledger.OPEN_SINCE, "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            ],
-            BillingMode="PAY_PER_REQUEST",
+            TableName=LEDGER_TABLE, BillingMode="PAY_PER_REQUEST", **ledger.table_schema()
         )
         dynamodb.update_time_to_live(
             TableName=LEDGER_TABLE,

@@ -50,6 +50,42 @@ def metric_values(stdout: str) -> list[tuple[str, dict[str, str], float]]:
     return found
 
 
+def store_event(request_id: str, data: bytes, file_name: str = "test-file.txt") -> dict[str, Any]:
+    """Store's event for a valid upload of ``data`` (what Validate hands on)."""
+    from tasks.core.validation import parse_body, validate_upload
+
+    text = json.dumps(
+        {
+            "productId": "PROD-001",
+            "productName": "Test Product",
+            "price": 1,
+            "fileContent": b64(data),
+            "fileName": file_name,
+        }
+    )
+    upload = validate_upload(request_id, parse_body(text))
+    return {"requestId": request_id, "upload": upload.to_dict(), "body": text}
+
+
+def put(
+    cloud: Cloud,
+    data: bytes,
+    request_id: str,
+    file_name: str = "test-file.txt",
+    *,
+    complete: bool = False,
+) -> str:
+    """Store ``data`` through the store task; returns the new version id. ``complete``: the
+    upload then succeeds (Record commits it and releases the item's lease)."""
+    from tasks import store
+
+    event = store_event(request_id, data, file_name)
+    stored = store.run(event, env=cloud.env)
+    if complete:
+        complete_upload(cloud, event, stored)
+    return str(stored["versionId"])
+
+
 def complete_upload(cloud: Cloud, event: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
     """Record what Store ``stored`` for the Store ``event``: the upload succeeds, committing its
     intent and releasing the item's lease, so that another upload of the item may begin."""

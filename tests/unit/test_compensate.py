@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,7 +10,7 @@ import botocore.exceptions
 import pytest
 from botocore.stub import Stubber
 
-from tasks import compensate, store
+from tasks import compensate
 from tasks.contract.errors import (
     CompensationFailed,
     InvalidTaskInput,
@@ -20,7 +19,6 @@ from tasks.contract.errors import (
 )
 from tasks.contract.timing import TASK_RETRY
 from tasks.core import aws
-from tasks.core.validation import parse_body, validate_upload
 from tasks.core.versions import parse_started_at
 
 from .support import (
@@ -28,43 +26,12 @@ from .support import (
     LEDGER_TABLE,
     REGION,
     Cloud,
-    b64,
     begin_upload,
-    complete_upload,
     metric_values,
+    put,
 )
 
 KEY = "uploads/PROD-001/test-file.txt"
-
-
-def put(
-    cloud: Cloud,
-    data: bytes,
-    request_id: str,
-    file_name: str = "test-file.txt",
-    *,
-    complete: bool = False,
-) -> str:
-    """Store ``data`` through the store task; returns the new version id. ``complete``: the
-    upload then succeeds (Record commits it and releases the item's lease)."""
-    text = json.dumps(
-        {
-            "productId": "PROD-001",
-            "productName": "Test Product",
-            "price": 1,
-            "fileContent": b64(data),
-            "fileName": file_name,
-        }
-    )
-    event = {
-        "requestId": request_id,
-        "upload": validate_upload(request_id, parse_body(text)).to_dict(),
-        "body": text,
-    }
-    stored = store.run(event, env=cloud.env)
-    if complete:
-        complete_upload(cloud, event, stored)
-    return str(stored["versionId"])
 
 
 def event(request_id: str = "req-1", key: str = KEY, **extra: Any) -> dict[str, Any]:

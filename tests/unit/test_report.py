@@ -3,42 +3,18 @@ reported once, whatever lookup fails."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import botocore.exceptions
 
-from tasks import report, store
+from tasks import report
 from tasks.contract import names
 from tasks.contract.timing import S3_SDK, TIMINGS
 from tasks.core import ledger
-from tasks.core.validation import parse_body, validate_upload
 
-from .support import BUCKET, LEDGER_TABLE, Cloud, b64, complete_upload, metric_values
+from .support import BUCKET, LEDGER_TABLE, Cloud, metric_values, put
 
 KEY = "uploads/PROD-001/test-file.txt"
-
-
-def put(cloud: Cloud, data: bytes, request_id: str, *, complete: bool = False) -> str:
-    """Store ``data`` through the store task (and, with ``complete``, record it)."""
-    text = json.dumps(
-        {
-            "productId": "PROD-001",
-            "productName": "Test Product",
-            "price": 1,
-            "fileContent": b64(data),
-            "fileName": "test-file.txt",
-        }
-    )
-    event = {
-        "requestId": request_id,
-        "upload": validate_upload(request_id, parse_body(text)).to_dict(),
-        "body": text,
-    }
-    stored = store.run(event, env=cloud.env)
-    if complete:
-        complete_upload(cloud, event, stored)
-    return str(stored["versionId"])
 
 
 def event(request_id: str = "req-1", **extra: Any) -> dict[str, Any]:

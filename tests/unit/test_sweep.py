@@ -25,28 +25,14 @@ from .support import (
     LEDGER_TABLE,
     TABLE,
     Cloud,
-    b64,
     complete_upload,
     metric_values,
+    store_event,
 )
 
 KEY = "uploads/PROD-001/test-file.txt"
 GRACE = timedelta(minutes=10)
 HOUR_AGO = int(time.time()) - 3600
-
-
-def store_event(request_id: str, data: bytes) -> dict[str, Any]:
-    text = json.dumps(
-        {
-            "productId": "PROD-001",
-            "productName": "Test Product",
-            "price": 1,
-            "fileContent": b64(data),
-            "fileName": "test-file.txt",
-        }
-    )
-    upload = validate_upload(request_id, parse_body(text))
-    return {"requestId": request_id, "upload": upload.to_dict(), "body": text}
 
 
 def entry(request_id: str) -> ledger.Upload:
