@@ -193,6 +193,12 @@ class TaskFunction(Construct):
         acknowledge(self.function, "AwsSolutions-L1", _RUNTIME_REASON)
         acknowledge(self.function, "Serverless-LambdaLatestVersion", _RUNTIME_REASON)
         acknowledge(self.function, "Serverless-LambdaDLQ", self._no_dlq_reason())
+        if self.spec.scheduled:
+            # The same reason covers the asynchronous invoke config that turns Lambda's own
+            # retries off (there is nothing to send to a failure destination either).
+            acknowledge(
+                self.function, "Serverless-LambdaAsyncFailureDestination", self._no_dlq_reason()
+            )
 
     def _no_dlq_reason(self) -> str:
         if self.spec.scheduled:

@@ -82,10 +82,6 @@ _current_task: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 _current_task_name: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "local_mode_current_task_name", default=None
 )
-# The delay taken for the task's API call in progress; each of its HTTP attempts waits it out.
-_call_delay: contextvars.ContextVar[Delay | None] = contextvars.ContextVar(
-    "local_mode_call_delay", default=None
-)
 
 
 @contextlib.contextmanager
@@ -330,6 +326,11 @@ class Faults:
         make_api_call = botocore.client.BaseClient._make_api_call
         send = botocore.endpoint.Endpoint._send
         faults = self
+        # The delay taken for the task's API call in progress; each of its HTTP attempts waits it
+        # out. One per installation, so an installation inside another takes only its own.
+        call_delay: contextvars.ContextVar[Delay | None] = contextvars.ContextVar(
+            f"local_mode_call_delay_{id(self)}", default=None
+        )
 
         def _make_api_call(client: Any, operation_name: str, api_params: Any) -> Any:
             task = _current_task.get()
@@ -340,14 +341,14 @@ class Faults:
             fault = faults.take(service, operation_name, name)
             if fault is not None:
                 raise _client_error(client, operation_name, fault, task)
-            token = _call_delay.set(faults.take_delay(service, operation_name, name))
+            token = call_delay.set(faults.take_delay(service, operation_name, name))
             try:
                 return make_api_call(client, operation_name, api_params)
             finally:
-                _call_delay.reset(token)
+                call_delay.reset(token)
 
         def _send(endpoint: Any, request: Any) -> Any:
-            delay = _call_delay.get()
+            delay = call_delay.get()
             if delay is not None and _current_task.get() is not None:
                 time.sleep(delay.seconds)  # past the before-send hooks: the request is going out
             return send(endpoint, request)

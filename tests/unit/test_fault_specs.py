@@ -205,6 +205,19 @@ def test_a_delay_holds_a_tasks_request_after_its_before_send_hooks(dynamodb):
     assert delay.remaining == 0
 
 
+def test_an_installation_inside_another_waits_out_only_its_own_delay(dynamodb):
+    # As in the test session, where local mode's installation runs while a test installs its own.
+    client, recorder = dynamodb
+    outer, inner = Faults(), Faults()
+    outer.delay("dynamodb", "GetItem", 0.3)
+    with inner.installed(), outer.installed(), task_scope("record"):
+        _get_item(client)  # outer's delay taken, inner's (none) leaves it be
+    with outer.installed(), inner.installed(), task_scope("record"):
+        _get_item(client)
+    assert len(recorder.waits()) == 2
+    assert all(0.3 <= wait < 0.55 for wait in recorder.waits())  # once each, never twice
+
+
 LONG = 30.0  # a delay no call below may wait out
 
 
