@@ -238,7 +238,10 @@ class Emulator:
         provisioning.create_state_machines(self.state_machines, endpoint, self.provisioned)
         self.runtime.preload()
         self.sweeper = Sweeper(
-            self.runtime, self.function(names.SWEEP), grace_seconds=self._orphan_grace
+            self.runtime,
+            self.function(names.SWEEP),
+            self.saturation,
+            grace_seconds=self._orphan_grace,
         )
         if self._sweep_interval:
             self.sweeper.every(self._sweep_interval)

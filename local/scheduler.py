@@ -15,6 +15,7 @@ import uuid
 from typing import Any
 
 from local.lambda_runtime import LambdaRuntime
+from local.saturation import Saturation
 from local.template import FunctionSpec
 from tasks.contract import names
 
@@ -30,12 +31,14 @@ class Sweeper:
         self,
         runtime: LambdaRuntime,
         function: FunctionSpec,
+        saturation: Saturation,
         *,
         grace_seconds: float | None = None,
         deletes: bool | None = None,
     ) -> None:
         self._runtime = runtime
         self._function = function
+        self._saturation = saturation
         self._overrides = _overrides(grace_seconds, deletes)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -62,7 +65,10 @@ class Sweeper:
         headers: dict[str, str] = {}
         overrides = {**self._overrides, **_overrides(grace_seconds, deletes)}
         event = json.dumps({"requestId": f"local-sweep-{uuid.uuid4()}"})
-        payload = self._runtime.invoke(self._function.name, event, headers, overrides)
+        # A run is an execution like the workflow's: no full collection pauses it midway
+        # (local.collector), as none pauses a function on AWS.
+        with self._saturation.execution():
+            payload = self._runtime.invoke(self._function.name, event, headers, overrides)
         result: dict[str, Any] = json.loads(payload)
         if "x-amz-function-error" in headers:
             raise SweepFailed(f"{result.get('errorType')}: {result.get('errorMessage')}")

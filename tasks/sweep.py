@@ -21,6 +21,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from tasks.contract import ledger as ledger_contract
 from tasks.contract import names
 from tasks.contract.errors import InvalidTaskInput
+from tasks.contract.timing import SWEEP_SDK
 from tasks.core import aws
 from tasks.core.entry import lambda_handler, task_input
 from tasks.core.models import SweepEvent
@@ -47,8 +48,8 @@ def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
     with task_input(TASK, SweepEvent, event, env):
         grace, mode = settings(env)
         stores = Stores(
-            s3=aws.s3_client(env),
-            dynamodb=aws.dynamodb_client(env),
+            s3=aws.s3_client(env, SWEEP_SDK),
+            dynamodb=aws.dynamodb_client(env, SWEEP_SDK),
             ledger_table=aws.required_setting(env, names.LEDGER_TABLE_NAME),
             metadata_table=aws.required_setting(env, names.METADATA_TABLE_NAME),
         )

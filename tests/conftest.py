@@ -20,6 +20,19 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STACK_NAME = "UploadService"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The suite runs on two pytest-xdist workers (pyproject: ``-n 2 --dist loadgroup``), each a
+    process with its own session fixtures: the tests of local mode share one worker (one
+    emulator), the tests of synthesized templates another (each variant synthesized once); the
+    rest go wherever there is room."""
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        if "emulator" in fixtures:
+            item.add_marker(pytest.mark.xdist_group("local"))
+        elif "synth" in fixtures:
+            item.add_marker(pytest.mark.xdist_group("synth"))
+
+
 @dataclass(frozen=True)
 class Synthesized:
     """One synthesized variant: the template as JSON and as an assertions ``Template``."""

@@ -76,6 +76,10 @@ DYNAMODB_SDK: Final = SdkBudget(connect_timeout=0.15, read_timeout=0.35, total_m
 # SDK would hide that from the task, which must know (it reports WriteOutcomeUnknown). The read
 # timeout is S3's answer to a PUT of at most MAX_FILE_BYTES, usually well under 0.1 s.
 S3_SDK: Final = SdkBudget(connect_timeout=0.25, read_timeout=0.75, total_max_attempts=1)
+# The scheduled sweep, both services: no client waits on it, a page of versions may take S3 a
+# while to list, and its writes (closing an intent, deleting by version id) are safe to repeat.
+# Patient timeouts and retries; the 60 s deadline still bounds the run.
+SWEEP_SDK: Final = SdkBudget(connect_timeout=1.0, read_timeout=5.0, total_max_attempts=3)
 
 # Step Functions' clock starts at the invoke: the call itself and a cold start (init is not part
 # of the function's timeout) come before the function's own clock starts.

@@ -97,7 +97,7 @@ TRANSIENT_CANCELLATION_REASONS: Final = frozenset(
     }
 )
 
-_clients: dict[tuple[str, str | None, str | None, str | None, float], Any] = {}
+_clients: dict[tuple[str, str | None, str | None, str | None, float, SdkBudget], Any] = {}
 _clients_lock = threading.Lock()
 
 
@@ -109,18 +109,18 @@ def _session() -> botocore.session.Session:
     return botocore.session.get_session()
 
 
-def client(service: str, env: Mapping[str, str]) -> Any:
-    """A cached botocore client for ``service`` configured from ``env`` and the service's budget;
-    every attempt of its calls is held to the invocation's deadline."""
+def client(service: str, env: Mapping[str, str], budget: SdkBudget | None = None) -> Any:
+    """A cached botocore client for ``service`` configured from ``env`` and ``budget`` (by default
+    the service's); every attempt of its calls is held to the invocation's deadline."""
+    budget = budget or SDK_BUDGETS[service]
     endpoint = env.get("AWS_ENDPOINT_URL") or None
     region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
     access_key = env.get("AWS_ACCESS_KEY_ID") or None
     scale = deadline.time_scale(env)
-    cache_key = (service, endpoint, region, access_key, scale)
+    cache_key = (service, endpoint, region, access_key, scale, budget)
     with _clients_lock:
         cached = _clients.get(cache_key)
         if cached is None:
-            budget = SDK_BUDGETS[service]
             cached = _session().create_client(
                 service,
                 region_name=region,
@@ -145,14 +145,14 @@ def _refuse_late_attempt(attempt_seconds: float, request: Any, **kwargs: Any) ->
         raise OutOfTime(operation, attempt_seconds, max(left, 0.0))
 
 
-def s3_client(env: Mapping[str, str]) -> S3Client:
+def s3_client(env: Mapping[str, str], budget: SdkBudget | None = None) -> S3Client:
     """The cached S3 client for ``env`` (:func:`client`)."""
-    return cast("S3Client", client("s3", env))
+    return cast("S3Client", client("s3", env, budget))
 
 
-def dynamodb_client(env: Mapping[str, str]) -> DynamoDBClient:
+def dynamodb_client(env: Mapping[str, str], budget: SdkBudget | None = None) -> DynamoDBClient:
     """The cached DynamoDB client for ``env`` (:func:`client`)."""
-    return cast("DynamoDBClient", client("dynamodb", env))
+    return cast("DynamoDBClient", client("dynamodb", env, budget))
 
 
 def clear_clients() -> None:

@@ -78,7 +78,8 @@ def endpoint(emulator: Emulator) -> str:
 
 
 def _run(*args: str) -> Any:
-    return CliRunner().invoke(app, [*args, "--stack-name", STACK])
+    # Output to a pipe, whatever terminal width the test session inherited (COLUMNS).
+    return CliRunner().invoke(app, [*args, "--stack-name", STACK], env={"COLUMNS": None})
 
 
 def test_history_json_from_discovered_groups(endpoint: str) -> None:

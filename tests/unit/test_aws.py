@@ -13,7 +13,7 @@ from tasks.contract.errors import (
     UploadError,
     WriteOutcomeUnknown,
 )
-from tasks.contract.timing import DYNAMODB_SDK, S3_SDK, TIMINGS, SdkBudget
+from tasks.contract.timing import DYNAMODB_SDK, S3_SDK, SWEEP_SDK, TIMINGS, SdkBudget
 from tasks.core import aws, deadline, entry
 from tasks.core.models import ValidateEvent
 
@@ -55,6 +55,18 @@ def test_each_service_gets_its_own_budget() -> None:
     assert (dynamodb.connect_timeout, dynamodb.read_timeout) == (0.15, 0.35)
     assert dynamodb.retries == {"mode": "standard", "total_max_attempts": 2}
     assert SdkBudget(connect_timeout=0.15, read_timeout=0.35, total_max_attempts=2) == DYNAMODB_SDK
+
+
+def test_the_sweep_gets_a_patient_budget_and_clients_of_its_own() -> None:
+    env = {"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "s"}
+    for service in ("s3", "dynamodb"):
+        patient = aws.client(service, env, SWEEP_SDK)
+        assert patient is not aws.client(service, env)
+        assert aws.client(service, env, SWEEP_SDK) is patient
+        assert (patient.meta.config.connect_timeout, patient.meta.config.read_timeout) == (1, 5)
+        assert patient.meta.config.retries == {"mode": "standard", "total_max_attempts": 3}
+    # Every attempt, with its back-off, still fits the sweep's own timeout many times over.
+    assert SWEEP_SDK.worst_case_seconds() < TIMINGS[names.SWEEP].sdk_deadline_seconds / 2
 
 
 def test_local_modes_time_scale_stretches_the_timeouts_of_a_client_of_its_own() -> None:
