@@ -20,16 +20,18 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STACK_NAME = "UploadService"
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The suite runs on two pytest-xdist workers (pyproject: ``-n 2 --dist loadgroup``), each a
-    process with its own session fixtures: the tests of local mode share one worker (one
-    emulator), the tests of synthesized templates another (each variant synthesized once); the
-    rest go wherever there is room."""
+    process with its own session fixtures: the tests of local mode (``tests/e2e``, ``tests/ops``:
+    one emulator, and the ``cdk.out`` that ``python -m local`` reuses) share one worker, the
+    tests of synthesized templates another (each variant synthesized once); the rest go wherever
+    there is room."""
+    local_mode = {PROJECT_ROOT / "tests" / "e2e", PROJECT_ROOT / "tests" / "ops"}
     for item in items:
-        fixtures = getattr(item, "fixturenames", ())
-        if "emulator" in fixtures:
+        if local_mode & set(item.path.parents):
             item.add_marker(pytest.mark.xdist_group("local"))
-        elif "synth" in fixtures:
+        elif "synth" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("synth"))
 
 
