@@ -165,7 +165,7 @@ def measure(sizes: list[int], calls: int, warmup: int = 5) -> list[WarmResult]:
         # 0.75 s deadline could refuse a call moto has already applied. The scale stretches the
         # deadline as local mode does; with mock_aws no socket is opened, so it changes nothing
         # else that is timed.
-        names.SDK_TIMEOUT_SCALE: "4",
+        names.SDK_TIMEOUT_SCALE: "16",
     }
     touched = [*environment, "AWS_ENDPOINT_URL", names.UPLOAD_KEY_ARN]
     saved = {name: os.environ.get(name) for name in touched}

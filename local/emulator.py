@@ -231,6 +231,7 @@ class Emulator:
         self._stack.enter_context(moto_patches.cached_interpreter_clients())
         self._stack.enter_context(moto_patches.serialized_dynamodb())
         self._stack.enter_context(moto_patches.item_level_transactions())
+        self._stack.enter_context(moto_patches.lean_update_expressions())
         self._stack.enter_context(moto_patches.stretched_task_timeouts(self.saturation))
         self._stack.enter_context(self.faults.installed())
         self._stack.enter_context(self.runtime.installed())

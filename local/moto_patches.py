@@ -10,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import importlib
 import logging
 import math
 import os
+import pickle
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import boto3
 from botocore.config import Config
@@ -101,6 +103,82 @@ def serialized_dynamodb() -> Iterator[None]:
         yield
     finally:
         handler_class.call_action = original
+
+
+@contextlib.contextmanager
+def lean_update_expressions() -> Iterator[None]:
+    """moto spends about 10 ms of CPU on each update expression of the ledger's (a dozen
+    actions), and local mode runs in one interpreter, so this caps its throughput. Three of its
+    costs change no outcome:
+    - it parses the same expression text again on every call, though it never changes a parsed
+      tree (each validation deep-copies it first): parse each text once;
+    - each validation pass rebuilds its table of node types at every node: build it once a pass;
+    - the action-count and overlapping-path checks run at every nested ``UpdateExpression``
+      node, each collecting every clause below it (quadratic in the actions): run them at the
+      root only, which sees every clause and raises the same errors."""
+    # Typed as Any: these modules export the names below only implicitly.
+    validators: Any = importlib.import_module("moto.dynamodb.parsing.validators")
+    parser: Any = importlib.import_module(
+        "moto.dynamodb.parsing.expressions"
+    ).UpdateExpressionParser
+    traverser: Any = importlib.import_module("moto.dynamodb.parsing.ast_nodes").DepthFirstTraverser
+    checks: list[tuple[Any, str]] = [
+        (validators.ActionCountValidator, "verify_action_counts"),
+        (validators.OverlappingPathsValidator, "check_for_overlapping_paths"),
+    ]
+    originals: list[tuple[Any, str, Any]] = [
+        (parser, "make", parser.__dict__["make"]),
+        (traverser, "nodes_to_be_processed", traverser.nodes_to_be_processed),
+        (traverser, "process", traverser.process),
+        (validators, "deepcopy", validators.deepcopy),
+        *((owner, name, getattr(owner, name)) for owner, name in checks),
+    ]
+    parsed: dict[str, Any] = {}
+    make = parser.make
+
+    def make_once(_: type, expression: str) -> Any:
+        tree = parsed.get(expression)
+        if tree is None:
+            tree = parsed[expression] = make(expression)
+        return tree
+
+    def processing_map(traverser: Any) -> dict[type, Any]:
+        table = traverser.__dict__.get("_processing_table")
+        if table is None:
+            table = traverser.__dict__["_processing_table"] = traverser._processing_map()
+        return cast("dict[type, Any]", table)
+
+    def nodes_to_be_processed(traverser: Any) -> tuple[type, ...]:
+        types = traverser.__dict__.get("_processing_types")
+        if types is None:
+            types = traverser.__dict__["_processing_types"] = tuple(processing_map(traverser))
+        return cast("tuple[type, ...]", types)
+
+    def copy_tree(tree: Any) -> Any:
+        # A parsed tree holds plain objects only: a pickle round trip copies it several times
+        # faster than deepcopy's per-object bookkeeping. The bytes never leave this line.
+        return pickle.loads(pickle.dumps(tree, pickle.HIGHEST_PROTOCOL))  # noqa: S301
+
+    def process(traverser: Any, node: Any) -> Any:
+        for node_type, processor in processing_map(traverser).items():
+            if isinstance(node, node_type):
+                return processor(node)
+        return None
+
+    def at_the_root(check: Any) -> Any:
+        return lambda validator, node: node if node.parent is not None else check(validator, node)
+
+    parser.make = classmethod(make_once)
+    traverser.nodes_to_be_processed = nodes_to_be_processed
+    traverser.process = process
+    validators.deepcopy = copy_tree
+    for owner, name in checks:
+        setattr(owner, name, at_the_root(getattr(owner, name)))
+    try:
+        yield
+    finally:
+        for owner, name, original in originals:
+            setattr(owner, name, original)
 
 
 @contextlib.contextmanager

@@ -304,6 +304,10 @@ def _java_replace_all(text: str, pattern: str, replacement: str) -> str:
     parts: list[str | int] = []
     for escaped, group, literal in _REPLACEMENT_PART.findall(replacement):
         parts.append(int(group) if group else escaped or literal)
+    if all(isinstance(part, str) for part in parts):
+        # No group in it: one literal for every match, with no Python call per match (a base64
+        # body has thousands of escaped '/').
+        return re.sub(pattern, "".join(map(str, parts)).replace("\\", "\\\\"), text)
 
     def substitute(match: re.Match[str]) -> str:
         return "".join(

@@ -273,8 +273,18 @@ NOT_UTF8 = {
 }
 
 
-@pytest.mark.parametrize("name_bytes", NOT_UTF8.values(), ids=list(NOT_UTF8))
-@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8"])
+# Every kind of bad byte sequence, and one of them declared UTF-8 outright.
+NOT_UTF8_CASES = [
+    *((name, data, "application/json") for name, data in NOT_UTF8.items()),
+    ("Latin-1 e acute", NOT_UTF8["Latin-1 e acute"], "application/json; charset=utf-8"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name_bytes", "content_type"),
+    [case[1:] for case in NOT_UTF8_CASES],
+    ids=[f"{case[2]}-{case[0]}" for case in NOT_UTF8_CASES],
+)
 def test_a_body_that_is_not_utf8_is_400_and_starts_nothing(client, name_bytes, content_type):
     upload = make_upload()
     raw = raw_body(upload, "12.5").replace(b'"Test Product"', b'"' + name_bytes + b'"')
