@@ -83,48 +83,58 @@ def _report(request: Request, response: Response, seconds: float) -> None:
     )
 
 
+Port = Annotated[int, typer.Option(help="Port of the local API.")]
+AwsPort = Annotated[int, typer.Option(help="Port of the emulated AWS services.")]
+FaultSpecs = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--fault",
+        help="Make the tasks' calls of an AWS operation fail: "
+        "[TASK/]SERVICE:Operation[=ErrorCode] (repeatable; default error code "
+        "InternalServerError; with TASK/, only that task's calls, the others' succeed), "
+        "e.g. record/dynamodb:TransactWriteItems or store/s3:PutObject=SlowDown. "
+        f"The tasks: {', '.join(names.TASKS)}. "
+        f"They call {', '.join(TASK_OPERATIONS)}.",
+        metavar="[TASK/]SERVICE:Operation[=ErrorCode]",
+    ),
+]
+DelaySpecs = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--delay",
+        help="Make the tasks' calls of an AWS operation take SECONDS longer: "
+        "[TASK/]SERVICE:Operation=SECONDS (repeatable; with TASK/, only that task's calls, "
+        "as for --fault): each request waits just before it is sent, so a call can land "
+        "after its task timed out, e.g. s3:PutObject=5 or compensate/s3:DeleteObject=5.",
+        metavar="[TASK/]SERVICE:Operation=SECONDS",
+    ),
+]
+SweepInterval = Annotated[
+    str,
+    typer.Option(
+        help="Run the orphan sweep (the sweep function, as its schedule does on AWS) every "
+        "SECONDS in the background; 0: never (upload-ops orphans runs it on demand).",
+        metavar="SECONDS",
+    ),
+]
+OrphanGrace = Annotated[
+    str,
+    typer.Option(
+        help="The sweep's grace period: it leaves alone what is younger than SECONDS "
+        "(on AWS: the stack's orphanGraceMinutes).",
+        metavar="SECONDS",
+    ),
+]
+
+
 @app.command()
 def main(
-    port: Annotated[int, typer.Option(help="Port of the local API.")] = 3000,
-    aws_port: Annotated[int, typer.Option(help="Port of the emulated AWS services.")] = 5000,
-    fault: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Make the tasks' calls of an AWS operation fail: "
-            "[TASK/]SERVICE:Operation[=ErrorCode] (repeatable; default error code "
-            "InternalServerError; with TASK/, only that task's calls, the others' succeed), "
-            "e.g. record/dynamodb:TransactWriteItems or store/s3:PutObject=SlowDown. "
-            f"The tasks: {', '.join(names.TASKS)}. "
-            f"They call {', '.join(TASK_OPERATIONS)}.",
-            metavar="[TASK/]SERVICE:Operation[=ErrorCode]",
-        ),
-    ] = None,
-    delay: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Make the tasks' calls of an AWS operation take SECONDS longer: "
-            "[TASK/]SERVICE:Operation=SECONDS (repeatable; with TASK/, only that task's calls, "
-            "as for --fault): each request waits just before it is sent, so a call can land "
-            "after its task timed out, e.g. s3:PutObject=5 or compensate/s3:DeleteObject=5.",
-            metavar="[TASK/]SERVICE:Operation=SECONDS",
-        ),
-    ] = None,
-    sweep_interval: Annotated[
-        str,
-        typer.Option(
-            help="Run the orphan sweep (the sweep function, as its schedule does on AWS) every "
-            "SECONDS in the background; 0: never (upload-ops orphans runs it on demand).",
-            metavar="SECONDS",
-        ),
-    ] = "30",
-    orphan_grace: Annotated[
-        str,
-        typer.Option(
-            help="The sweep's grace period: it leaves alone what is younger than SECONDS "
-            "(on AWS: the stack's orphanGraceMinutes).",
-            metavar="SECONDS",
-        ),
-    ] = "60",
+    port: Port = 3000,
+    aws_port: AwsPort = 5000,
+    fault: FaultSpecs = None,
+    delay: DelaySpecs = None,
+    sweep_interval: SweepInterval = "30",
+    orphan_grace: OrphanGrace = "60",
 ) -> None:
     """Start local mode: the synthesized stack on emulated AWS services, plus the local API."""
     faults, delays = list(fault or []), list(delay or [])
