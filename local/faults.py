@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
+from unittest import mock
 
 import botocore.client
 import botocore.endpoint
@@ -354,20 +355,10 @@ class Faults:
             return send(endpoint, request)
 
         with (
-            _patched(botocore.client.BaseClient, "_make_api_call", _make_api_call),
-            _patched(botocore.endpoint.Endpoint, "_send", _send),
+            mock.patch.object(botocore.client.BaseClient, "_make_api_call", _make_api_call),
+            mock.patch.object(botocore.endpoint.Endpoint, "_send", _send),
         ):
             yield
-
-
-@contextlib.contextmanager
-def _patched(owner: type, name: str, replacement: Any) -> Iterator[None]:
-    original = getattr(owner, name)
-    setattr(owner, name, replacement)
-    try:
-        yield
-    finally:
-        setattr(owner, name, original)
 
 
 def _client_error(client: Any, operation_name: str, fault: Fault, task: str) -> ClientError:

@@ -35,6 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
+from unittest import mock
 
 import botocore.client
 
@@ -71,11 +72,8 @@ def _stopped_sandboxes_call_nothing() -> Iterator[None]:
             raise SandboxStopped(operation_name)
         return original(client, operation_name, api_params)
 
-    botocore.client.BaseClient._make_api_call = _make_api_call
-    try:
+    with mock.patch.object(botocore.client.BaseClient, "_make_api_call", _make_api_call):
         yield
-    finally:
-        botocore.client.BaseClient._make_api_call = original
 
 
 @contextmanager
@@ -93,11 +91,8 @@ def _prints_captured(capture: _CaptureHandler) -> Iterator[None]:
         text = (" " if sep is None else sep).join(map(str, values)) + ("\n" if end is None else end)
         invocation.lines.extend(line for line in text.splitlines() if line)
 
-    builtins.print = print_
-    try:
+    with mock.patch.object(builtins, "print", print_):
         yield
-    finally:
-        builtins.print = original
 
 
 class TaskModule(Protocol):

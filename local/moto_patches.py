@@ -18,6 +18,7 @@ import pickle
 import threading
 from collections.abc import Iterator
 from typing import Any, cast
+from unittest import mock
 
 import boto3
 from botocore.config import Config
@@ -122,16 +123,9 @@ def lean_update_expressions() -> Iterator[None]:
         "moto.dynamodb.parsing.expressions"
     ).UpdateExpressionParser
     traverser: Any = importlib.import_module("moto.dynamodb.parsing.ast_nodes").DepthFirstTraverser
-    checks: list[tuple[Any, str]] = [
+    checks = [
         (validators.ActionCountValidator, "verify_action_counts"),
         (validators.OverlappingPathsValidator, "check_for_overlapping_paths"),
-    ]
-    originals: list[tuple[Any, str, Any]] = [
-        (parser, "make", parser.__dict__["make"]),
-        (traverser, "nodes_to_be_processed", traverser.nodes_to_be_processed),
-        (traverser, "process", traverser.process),
-        (validators, "deepcopy", validators.deepcopy),
-        *((owner, name, getattr(owner, name)) for owner, name in checks),
     ]
     parsed: dict[str, Any] = {}
     make = parser.make
@@ -168,17 +162,16 @@ def lean_update_expressions() -> Iterator[None]:
     def at_the_root(check: Any) -> Any:
         return lambda validator, node: node if node.parent is not None else check(validator, node)
 
-    parser.make = classmethod(make_once)
-    traverser.nodes_to_be_processed = nodes_to_be_processed
-    traverser.process = process
-    validators.deepcopy = copy_tree
-    for owner, name in checks:
-        setattr(owner, name, at_the_root(getattr(owner, name)))
-    try:
+    with contextlib.ExitStack() as patches:
+        patches.enter_context(mock.patch.object(parser, "make", classmethod(make_once)))
+        patches.enter_context(
+            mock.patch.object(traverser, "nodes_to_be_processed", nodes_to_be_processed)
+        )
+        patches.enter_context(mock.patch.object(traverser, "process", process))
+        patches.enter_context(mock.patch.object(validators, "deepcopy", copy_tree))
+        for owner, name in checks:
+            patches.enter_context(mock.patch.object(owner, name, at_the_root(getattr(owner, name))))
         yield
-    finally:
-        for owner, name, original in originals:
-            setattr(owner, name, original)
 
 
 @contextlib.contextmanager
