@@ -7,11 +7,14 @@ the context the CDK CLI would pass (``build_app`` merges ``cdk.json``'s context 
 
 from __future__ import annotations
 
+import fcntl
 import importlib
 import json
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,6 +97,19 @@ def synthesize(outdir: Path, root: Path = PROJECT_ROOT) -> None:
         print(f"warning: synth reported {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
+@contextmanager
+def _exclusive(outdir: Path) -> Iterator[None]:
+    """One process at a time checks and synthesizes ``outdir`` (two local modes, or two test
+    workers, starting together): the second waits, then finds it fresh."""
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    with open(outdir.parent / f".{outdir.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def load(
     outdir: Path | None = None,
     *,
@@ -104,9 +120,10 @@ def load(
     """Reuse ``outdir`` when it is newer than the sources, else synthesize into it; then read it."""
     outdir = outdir or root / "cdk.out"
     synthesized = False
-    if force or not _is_fresh(outdir, root):
-        synthesize(outdir, root)
-        synthesized = True
+    with _exclusive(outdir):
+        if force or not _is_fresh(outdir, root):
+            synthesize(outdir, root)
+            synthesized = True
     stacks = _stack_names(outdir)
     if stack_name is None:
         if len(stacks) != 1:

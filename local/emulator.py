@@ -206,11 +206,11 @@ class Emulator:
         self.assembly = assembly_module.load(self._outdir, root=self._root)
         resolver = tpl.Resolver(self.assembly.template, self.assembly.stack_name)
 
-        from moto.server import ThreadedMotoServer
+        from local.s3_checks import CheckedMotoServer
 
         moto_patches.configure_moto(self.aws_port)
         self._stack.enter_context(moto_patches.cached_moto_module_list())
-        self._moto = ThreadedMotoServer(ip_address=HOST, port=self.aws_port, verbose=False)
+        self._moto = CheckedMotoServer(ip_address=HOST, port=self.aws_port, verbose=False)
         self._moto.start()
         self._stack.callback(self._stop_moto)
         self.aws_port = int(self._moto.get_host_and_port()[1])

@@ -1,15 +1,17 @@
 """The API edge: API Gateway's REST behaviour for the template's methods, served locally.
 
 For each request, in API Gateway's order: route (unknown path or method -> 403
-``MISSING_AUTHENTICATION_TOKEN``), payload limit (10 MB -> 413 ``REQUEST_TOO_LARGE``), content type
+``MISSING_AUTHENTICATION_TOKEN``; see :meth:`Gateway._method` for how paths match resources and
+their ``{name}`` parameters), payload limit (10 MB -> 413 ``REQUEST_TOO_LARGE``), content type
 against the integration's request templates and passthrough behaviour (-> 415
 ``UNSUPPORTED_MEDIA_TYPE``), body against the method's request model when the request validator
 validates bodies (JSON Schema draft-04 -> 400 ``BAD_REQUEST_BODY``), then the integration: the
-method's real request template rendered with :func:`local.vtl.render`, ``StartSyncExecution``,
-the integration response selected by status regex, its real response template rendered, and the
-``$context.responseOverride`` applied (a template that fails to render, or no integration
-response for the status -> 500 ``API_CONFIGURATION_ERROR``; an integration over 29 s -> 504
-``INTEGRATION_TIMEOUT``).
+method's real request template rendered with :func:`local.vtl.render` (a request without a
+Content-Type, such as a body-less GET, gets the ``application/json`` one), ``StartSyncExecution``
+of the state machine whose ARN the rendered template names, the integration response selected by
+status regex, its real response template rendered, and the ``$context.responseOverride`` applied
+(a template that fails to render, or no integration response for the status -> 500
+``API_CONFIGURATION_ERROR``; an integration over 29 s -> 504 ``INTEGRATION_TIMEOUT``).
 
 Each step refuses a request by raising :class:`GatewayRejection`; :meth:`Gateway._handle` turns it
 into the template's gateway response for that type. Authorization is not checked locally.
@@ -24,13 +26,13 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import jsonschema
 
 from local import vtl
-from local.step_functions import SfnApiError, SyncExecutor
+from local.step_functions import SfnApiError
 from local.template import (
     ACCOUNT_ID,
     REGION,
@@ -89,13 +91,28 @@ class Request:
         return next((v for k, v in self.headers.items() if k.lower() == lowered), None)
 
 
+class Executor(Protocol):
+    """``states:StartSyncExecution`` (:class:`local.step_functions.SyncExecutor`)."""
+
+    def start_sync_execution(self, request: dict[str, Any]) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class _Parameters:
+    """The method request's parameters, as ``$input.params()`` shows them to templates."""
+
+    path: dict[str, str]
+    querystring: dict[str, str]
+    header: dict[str, str]
+
+
 class Gateway:
     """One REST API of the template; :meth:`handle` answers one request."""
 
     def __init__(
         self,
         api: ApiSpec,
-        executor: SyncExecutor,
+        executor: Executor,
         *,
         on_response: Callable[[Request, Response, float], None] | None = None,
     ) -> None:
@@ -104,6 +121,9 @@ class Gateway:
         self._on_response = on_response
         self._stages = set(api.stage_names)
         self._validators: dict[int, jsonschema.protocols.Validator] = {}
+        # The resources' path templates, most specific first: the first that matches is the one
+        # API Gateway picks.
+        self._resources = sorted({m.path for m in api.methods}, key=_specificity)
 
     # -- routing --------------------------------------------------------------------------
     def _route(self, path: str) -> tuple[str, str]:
@@ -114,12 +134,23 @@ class Gateway:
         stage = self.api.stage_names[0] if self.api.stage_names else "local"
         return stage, path
 
-    def _method(self, resource_path: str, http_method: str) -> MethodSpec | None:
-        normalized = resource_path.rstrip("/") or "/"
-        candidates = [m for m in self.api.methods if m.path == normalized]
-        exact = [m for m in candidates if m.http_method == http_method]
-        matches = exact or [m for m in candidates if m.http_method == "ANY"]
-        return matches[0] if matches else None
+    def _method(
+        self, resource_path: str, http_method: str
+    ) -> tuple[MethodSpec | None, dict[str, str]]:
+        """The method for the path and its path parameters (None: no such resource or method).
+
+        The path picks the resource first (segment by segment, a literal segment before a
+        ``{name}``), then the resource's method: a method the most specific resource lacks is
+        missing even when a less specific resource has it, as in API Gateway."""
+        segments = _segments(resource_path)
+        for template in self._resources:
+            parameters = _match(template, segments)
+            if parameters is not None:
+                candidates = [m for m in self.api.methods if m.path == template]
+                exact = [m for m in candidates if m.http_method == http_method]
+                matches = exact or [m for m in candidates if m.http_method == "ANY"]
+                return (matches[0] if matches else None), parameters
+        return None, {}
 
     # -- request handling -----------------------------------------------------------------
     def handle(self, request: Request) -> Response:
@@ -133,11 +164,15 @@ class Gateway:
     def _handle(self, request: Request) -> Response:
         split = urlsplit(request.target)
         stage, resource_path = self._route(split.path)
-        query = dict(parse_qsl(split.query, keep_blank_values=True))
-        method = self._method(resource_path, request.method.upper())
+        method, path_parameters = self._method(resource_path, request.method.upper())
+        parameters = _Parameters(
+            path=path_parameters,
+            querystring=dict(parse_qsl(split.query, keep_blank_values=True)),
+            header=dict(request.headers),
+        )
         context = self._context(request, stage, resource_path, split.path, method)
         try:
-            return self._process(request, method, query, context)
+            return self._process(request, method, parameters, context)
         except GatewayRejection as rejection:  # the one place a refusal becomes a response
             if rejection.validation_error is not None:
                 context["error"]["validationErrorString"] = rejection.validation_error
@@ -147,7 +182,7 @@ class Gateway:
         self,
         request: Request,
         method: MethodSpec | None,
-        query: dict[str, str],
+        parameters: _Parameters,
         context: dict[str, Any],
     ) -> Response:
         """The request path, one step per check in API Gateway's order; a step that refuses the
@@ -157,10 +192,9 @@ class Gateway:
         media_type, template = _request_template(method, request)
         text = self._body_text(method, media_type, request.body)
         self._check_body(method, media_type, text)
-        headers = dict(request.headers)
-        integration_request = _integration_request(template, text, headers, query, context)
+        integration_request = _integration_request(template, text, parameters, context)
         status, integration_body = self._timed_integration(method, integration_request, context)
-        return self._integration_response(method, status, integration_body, headers, query, context)
+        return self._integration_response(method, status, integration_body, parameters, context)
 
     @staticmethod
     def _body_text(method: MethodSpec, media_type: str, body: bytes) -> str:
@@ -222,8 +256,7 @@ class Gateway:
         method: MethodSpec,
         status: int,
         body: str,
-        headers: dict[str, str],
-        query: dict[str, str],
+        parameters: _Parameters,
         context: dict[str, Any],
     ) -> Response:
         chosen = _selected_response(method, status)
@@ -233,7 +266,7 @@ class Gateway:
         template = chosen.templates.get("application/json")
         if template is None:
             return Response(response_status, response_headers, body.encode())
-        rendered = _render(template, body, headers, query, context)
+        rendered = _render(template, body, parameters, context)
         if rendered.status_override is not None:
             response_status = rendered.status_override
         response_headers.update(rendered.header_overrides)
@@ -332,6 +365,40 @@ class Gateway:
         }
 
 
+# -- routing ------------------------------------------------------------------------------
+def _segments(path: str) -> list[str]:
+    """The path's segments; a trailing slash is ignored (``/`` is one empty segment)."""
+    return (path.rstrip("/") or "/").split("/")[1:]
+
+
+def _is_parameter(segment: str) -> bool:
+    return len(segment) > 2 and segment[0] == "{" and segment[-1] == "}"
+
+
+def _specificity(template: str) -> list[bool]:
+    """Sort key of a resource's path template: at the first segment where two templates differ,
+    a literal (False) sorts before a ``{name}`` (True)."""
+    return [_is_parameter(segment) for segment in _segments(template)]
+
+
+def _match(template: str, segments: list[str]) -> dict[str, str] | None:
+    """The path parameters when the path's segments match the template, else None. A ``{name}``
+    takes one non-empty segment, percent-decoded (``%2F`` stays inside the value as ``/``);
+    literal segments compare with the segment as received."""
+    expected = _segments(template)
+    if len(expected) != len(segments):
+        return None
+    parameters = {}
+    for pattern, segment in zip(expected, segments, strict=True):
+        if _is_parameter(pattern):
+            if not segment:
+                return None
+            parameters[pattern[1:-1]] = unquote(segment)
+        elif pattern != segment:
+            return None
+    return parameters
+
+
 # -- steps of the request path ------------------------------------------------------------
 def _routed(method: MethodSpec | None) -> MethodSpec:
     if method is None:  # API Gateway answers an unknown path or method as if unauthenticated
@@ -358,20 +425,16 @@ def _request_template(method: MethodSpec, request: Request) -> tuple[str, str | 
 
 
 def _render(
-    template: str,
-    body: str,
-    headers: dict[str, str],
-    query: dict[str, str],
-    context: dict[str, Any],
+    template: str, body: str, parameters: _Parameters, context: dict[str, Any]
 ) -> vtl.Rendered:
     """A request or response mapping template; one that fails is the API's configuration error."""
     try:
         return vtl.render(
             template,
             body=body,
-            headers=headers,
-            query=query,
-            path_params={},
+            headers=parameters.header,
+            query=parameters.querystring,
+            path_params=parameters.path,
             context=context,
             stage_variables={},
         )
@@ -380,16 +443,12 @@ def _render(
 
 
 def _integration_request(
-    template: str | None,
-    text: str,
-    headers: dict[str, str],
-    query: dict[str, str],
-    context: dict[str, Any],
+    template: str | None, text: str, parameters: _Parameters, context: dict[str, Any]
 ) -> str:
     """The request template rendered, or the body itself when it passes through."""
     if template is None:
         return text
-    return _render(template, text, headers, query, context).text
+    return _render(template, text, parameters, context).text
 
 
 def _selected_response(method: MethodSpec, status: int) -> IntegrationResponse:

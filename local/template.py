@@ -280,7 +280,7 @@ class IntegrationResponse:
 
 @dataclass(frozen=True)
 class MethodSpec:
-    path: str  # e.g. "/upload"
+    path: str  # the resource's path template, e.g. "/upload" or "/uploads/{uploadId}"
     http_method: str
     authorization_type: str
     integration_type: str

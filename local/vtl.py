@@ -4,8 +4,9 @@ Renders a request or response mapping template the way API Gateway does, with th
 API Gateway provides:
 
 - ``$input``: ``body`` (the raw payload), ``path(p)`` (JSONPath, returns objects), ``json(p)``
-  (JSONPath, returns JSON text), ``params()`` (``{"path", "querystring", "header"}``) and
-  ``params(name)`` (path, then query string, then header; header names case-insensitive).
+  (JSONPath, returns JSON text; an empty payload reads as ``{}``), ``params()``
+  (``{"path", "querystring", "header"}``) and ``params(name)`` (path, then query string, then
+  header; header names case-insensitive).
 - ``$util``: ``escapeJavaScript`` (Java commons-lang ``StringEscapeUtils.escapeJavaScript``,
   which is what API Gateway runs: ``'`` -> ``\\'``, ``/`` -> ``\\/``, control and non-ASCII
   characters -> ``\\uXXXX``, astral characters as two escaped surrogates), ``parseJson``,
@@ -262,7 +263,8 @@ class VelocityInput:
     def _json_document(self) -> Any:
         if self._document is _NOT_PARSED:
             try:
-                self._document = json.loads(self.body) if self.body.strip() else None
+                # API Gateway reads an empty payload (a GET's) as an empty object: json('$') is {}.
+                self._document = json.loads(self.body) if self.body.strip() else {}
             except (ValueError, RecursionError):  # too deeply nested for Python counts as not JSON
                 self._document = None  # not JSON: every path finds nothing
         return self._document
