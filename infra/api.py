@@ -1,4 +1,5 @@
-"""REST API: POST /upload -> states:StartSyncExecution, with the contract's error shapes."""
+"""REST API: POST /upload -> the upload workflow, the /uploads routes -> the sessions workflow
+(both states:StartSyncExecution), with the contract's error shapes."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ from constructs import Construct
 from infra.compliance import acknowledge, skip_checkov
 from infra.log_groups import encrypted_log_group
 from infra.settings import AuthMode, Settings
-from infra.templates import request_template, response_template
+from infra.templates import request_template, response_template, session_request_template
 from tasks.contract.errors import GATEWAY_PREFIX, OUTCOMES
 
 STAGE_NAME = "prod"
 RESOURCE_PATH = "upload"
+SESSIONS_PATH = "uploads"
+UPLOAD_ID_PARAMETER = "method.request.path.uploadId"
 THROTTLE_RATE_LIMIT = 1000  # requests per second, steady
 THROTTLE_BURST_LIMIT = 2000
 JSON = "application/json"
@@ -121,6 +124,7 @@ class UploadApi(Construct):
         construct_id: str,
         *,
         state_machine: sfn.IStateMachine,
+        sessions_machine: sfn.IStateMachine,
         logs_key: kms.IKey,
         settings: Settings,
     ) -> None:
@@ -132,9 +136,18 @@ class UploadApi(Construct):
         self.stage = self.api.deployment_stage
         # API Gateway's own errors (auth, throttling, a bad body) in the contract's error shape.
         self._add_gateway_responses(settings.cors_origins)
-        self.role = self._build_start_execution_role(state_machine)
+        self.role = self._build_start_execution_role(state_machine, sessions_machine)
         api_key_mode = settings.auth is AuthMode.API_KEY
+        self._validator = self.api.add_request_validator(
+            "BodyAndHeaders", validate_request_body=True, validate_request_parameters=True
+        )
+        self._model = self.api.add_model(
+            "UploadRequestModel", content_type=JSON, schema=request_model_schema()
+        )
         self.method = self._add_upload_method(state_machine, settings.cors_origins, api_key_mode)
+        self.session_methods = self._add_session_methods(
+            sessions_machine, settings.cors_origins, api_key_mode
+        )
         self.api_key = self._add_usage_plan(settings.daily_quota) if api_key_mode else None
         self._add_acknowledgements(api_key_mode)
         self.url = self.api.url_for_path(f"/{RESOURCE_PATH}")
@@ -179,27 +192,33 @@ class UploadApi(Construct):
                 templates={JSON: _error_body(code, message)},
             )
 
-    def _build_start_execution_role(self, state_machine: sfn.IStateMachine) -> iam.Role:
-        """What the integration runs as: it may start this one workflow and do nothing else."""
+    def _build_start_execution_role(
+        self, state_machine: sfn.IStateMachine, sessions_machine: sfn.IStateMachine
+    ) -> iam.Role:
+        """What the integrations run as: they may start these two workflows and nothing else."""
         role = iam.Role(
             self,
             "StartExecutionRole",
             assumed_by=iam.ServicePrincipal("apigateway.amazonaws.com"),
-            description="API Gateway: start sync executions of the upload workflow",
+            description="API Gateway: start sync executions of the upload and sessions workflows",
         )
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["states:StartSyncExecution"],
-                resources=[state_machine.state_machine_arn],
+                resources=[state_machine.state_machine_arn, sessions_machine.state_machine_arn],
             )
         )
         return role
 
     def _build_integration(
-        self, state_machine: sfn.IStateMachine, cors_origins: tuple[str, ...] | None
+        self,
+        request: str,
+        cors_origins: tuple[str, ...] | None,
+        success_status: int = 200,
     ) -> apigw.AwsIntegration:
-        """StartSyncExecution, its output mapped to the contract's responses by status class."""
-        response = _with_cors_origin(response_template(), cors_origins)
+        """StartSyncExecution with the ``request`` template, its output mapped to the contract's
+        responses by status class."""
+        response = _with_cors_origin(response_template(success_status), cors_origins)
         return apigw.AwsIntegration(
             service="states",
             action="StartSyncExecution",
@@ -207,7 +226,7 @@ class UploadApi(Construct):
             options=apigw.IntegrationOptions(
                 credentials_role=self.role,
                 passthrough_behavior=apigw.PassthroughBehavior.NEVER,
-                request_templates={JSON: request_template(state_machine.state_machine_arn)},
+                request_templates={JSON: request},
                 integration_responses=[
                     apigw.IntegrationResponse(
                         status_code=status,
@@ -226,35 +245,84 @@ class UploadApi(Construct):
         api_key_mode: bool,
     ) -> apigw.Method:
         """POST /upload: the body checked against the model before the workflow starts."""
-        integration = self._build_integration(state_machine, cors_origins)
-        model = self.api.add_model(
-            "UploadRequestModel", content_type=JSON, schema=request_model_schema()
-        )
-        validator = self.api.add_request_validator(
-            "BodyAndHeaders", validate_request_body=True, validate_request_parameters=True
+        integration = self._build_integration(
+            request_template(state_machine.state_machine_arn), cors_origins
         )
         resource = self.api.root.add_resource(RESOURCE_PATH)
-        if cors_origins:
-            resource.add_cors_preflight(
-                allow_origins=list(cors_origins),
-                allow_methods=["POST", "OPTIONS"],
-                allow_headers=CORS_ALLOW_HEADERS,
-            )
-        return resource.add_method(
+        _add_preflight(resource, cors_origins, ["POST", "OPTIONS"])
+        return self._add_method(
+            resource,
             "POST",
+            integration,
+            api_key_mode,
+            has_body=True,
+            parameters={IDEMPOTENCY_HEADER: False},
+        )
+
+    def _add_session_methods(
+        self,
+        sessions_machine: sfn.IStateMachine,
+        cors_origins: tuple[str, ...] | None,
+        api_key_mode: bool,
+    ) -> list[apigw.Method]:
+        """POST /uploads, POST /uploads/{uploadId}/parts, GET and DELETE /uploads/{uploadId}:
+        each an operation of the sessions workflow (tasks/session.py)."""
+        arn = sessions_machine.state_machine_arn
+        collection = self.api.root.add_resource(SESSIONS_PATH)
+        session = collection.add_resource("{uploadId}")
+        parts = session.add_resource("parts")
+        _add_preflight(collection, cors_origins, ["POST", "OPTIONS"])
+        _add_preflight(session, cors_origins, ["GET", "DELETE", "OPTIONS"])
+        _add_preflight(parts, cors_origins, ["POST", "OPTIONS"])
+        path = {UPLOAD_ID_PARAMETER: True}
+        routes: tuple[tuple[apigw.Resource, str, str, int, bool, dict[str, bool]], ...] = (
+            (collection, "POST", "open", 201, True, {}),
+            (parts, "POST", "parts", 200, True, path),
+            (session, "GET", "describe", 200, False, path),
+            (session, "DELETE", "abort", 200, False, path),
+        )
+        return [
+            self._add_method(
+                resource,
+                http_method,
+                self._build_integration(
+                    session_request_template(arn, operation), cors_origins, status
+                ),
+                api_key_mode,
+                has_body=has_body,
+                parameters=parameters,
+                success_status=status,
+            )
+            for resource, http_method, operation, status, has_body, parameters in routes
+        ]
+
+    def _add_method(
+        self,
+        resource: apigw.Resource,
+        http_method: str,
+        integration: apigw.AwsIntegration,
+        api_key_mode: bool,
+        *,
+        has_body: bool,
+        parameters: dict[str, bool],
+        success_status: int = 200,
+    ) -> apigw.Method:
+        """A method with the API's authorization, and for a body the JSON-object model."""
+        return resource.add_method(
+            http_method,
             integration,
             authorization_type=(
                 apigw.AuthorizationType.NONE if api_key_mode else apigw.AuthorizationType.IAM
             ),
             api_key_required=api_key_mode,
-            request_models={JSON: model},
-            request_validator=validator,
-            request_parameters={IDEMPOTENCY_HEADER: False},
+            request_models={JSON: self._model} if has_body else None,
+            request_validator=self._validator,
+            request_parameters=parameters,
             method_responses=[
                 apigw.MethodResponse(
                     status_code=status, response_models={JSON: apigw.Model.EMPTY_MODEL}
                 )
-                for status in ("200", "400", "500")
+                for status in (str(success_status), "400", "500")
             ],
         )
 
@@ -282,19 +350,22 @@ class UploadApi(Construct):
             "the account-level API Gateway logging role; AWS documents this managed policy "
             "for it and keeps it current.",
         )
+        methods = [self.method, *self.session_methods]
         if api_key_mode:
-            acknowledge(
-                self.method,
-                "AwsSolutions-APIG4",
-                "auth=apiKey was chosen at deploy time: the method requires an API key bound "
-                "to a usage plan with throttle and daily quota.",
-            )
+            for method in methods:
+                acknowledge(
+                    method,
+                    "AwsSolutions-APIG4",
+                    "auth=apiKey was chosen at deploy time: the method requires an API key bound "
+                    "to a usage plan with throttle and daily quota.",
+                )
             cognito_reason = "machine clients authenticate with an API key (auth=apiKey)."
         else:
             cognito_reason = (
                 "the method uses IAM (SigV4) authorization; clients are AWS principals."
             )
-        acknowledge(self.method, "AwsSolutions-COG4", f"no Cognito user pool: {cognito_reason}")
+        for method in methods:
+            acknowledge(method, "AwsSolutions-COG4", f"no Cognito user pool: {cognito_reason}")
         acknowledge(
             self.stage,
             "AwsSolutions-APIG3",
@@ -306,6 +377,15 @@ class UploadApi(Construct):
             "CKV_AWS_120",
             "No cache: the only method is POST /upload, whose every request stores a new file; "
             "a cached response would skip the upload.",
+        )
+
+
+def _add_preflight(
+    resource: apigw.Resource, origins: tuple[str, ...] | None, methods: list[str]
+) -> None:
+    if origins:
+        resource.add_cors_preflight(
+            allow_origins=list(origins), allow_methods=methods, allow_headers=CORS_ALLOW_HEADERS
         )
 
 

@@ -16,7 +16,7 @@ from infra.compliance import acknowledge, skip_checkov
 from infra.log_groups import encrypted_log_group
 from infra.settings import Settings
 from infra.storage import Storage
-from tasks.contract import ledger, names
+from tasks.contract import ledger, names, sessions
 from tasks.contract.keys import UPLOAD_PREFIX
 from tasks.contract.timing import TIMINGS
 
@@ -71,7 +71,8 @@ RECORD = TaskSpec(names.RECORD, SMALL_MEMORY_MB)
 COMPENSATE = TaskSpec(names.COMPENSATE, SMALL_MEMORY_MB)
 REPORT = TaskSpec(names.REPORT, SMALL_MEMORY_MB)
 SWEEP = TaskSpec(names.SWEEP, SMALL_MEMORY_MB, scheduled=True)
-TASKS: tuple[TaskSpec, ...] = (VALIDATE, STORE, RECORD, COMPENSATE, REPORT, SWEEP)
+SESSION = TaskSpec(names.SESSION, SMALL_MEMORY_MB)
+TASKS: tuple[TaskSpec, ...] = (VALIDATE, STORE, RECORD, COMPENSATE, REPORT, SWEEP, SESSION)
 
 # What every task function's acknowledgements of the runtime findings say.
 _RUNTIME_REASON = (
@@ -246,6 +247,7 @@ class TaskFunctions(Construct):
         super().__init__(scope, construct_id)
         self._storage = storage
         self._settings = settings
+        self._acknowledged: set[iam.Role] = set()
         # One code asset for all: each handler imports from the same tasks/ package.
         self._code = bundling.tasks_code()
         self.layer = self._build_layer()
@@ -255,6 +257,7 @@ class TaskFunctions(Construct):
         self.compensate = self._build_task(COMPENSATE)
         self.report = self._build_task(REPORT)
         self.sweep = self._build_task(SWEEP)
+        self.session = self._build_task(SESSION)
         # What the state machine invokes, and every function of the stack.
         self.workflow: tuple[TaskFunction, ...] = (
             self.validate,
@@ -263,13 +266,14 @@ class TaskFunctions(Construct):
             self.compensate,
             self.report,
         )
-        self.all: tuple[TaskFunction, ...] = (*self.workflow, self.sweep)
-        # validate gets no AWS permission: it checks the request in memory (logs and X-Ray only).
+        self.all: tuple[TaskFunction, ...] = (*self.workflow, self.sweep, self.session)
+        self._grant_validate()
         self._grant_store()
         self._grant_record()
         self._grant_compensate()
         self._grant_report()
         self._grant_sweep()
+        self._grant_session()
 
     def _build_layer(self) -> lambda_.LayerVersion:
         return lambda_.LayerVersion(
@@ -308,19 +312,61 @@ class TaskFunctions(Construct):
             names.ORPHAN_GRACE_SECONDS: str(self._settings.orphan_grace_seconds),
             names.SWEEP_DELETES_ORPHANS: str(self._settings.sweep_deletes_orphans).lower(),
         }
+        sessions_table = {names.SESSIONS_TABLE_NAME: storage.sessions_table.table_name}
+        session = {
+            **sessions_table,
+            names.MAX_UPLOAD_BYTES: str(self._settings.max_upload_bytes),
+            names.MAX_OPEN_SESSIONS: str(self._settings.max_open_sessions),
+        }
         environments = {
-            VALIDATE: allowlist,
-            STORE: {**bucket, **bucket_key, **claims, **intents},
-            RECORD: {**metadata, **claims, **intents},
-            COMPENSATE: {**bucket, **metadata, **claims, **intents},
+            VALIDATE: {**allowlist, **bucket, **sessions_table},
+            STORE: {**bucket, **bucket_key, **claims, **intents, **sessions_table, **allowlist},
+            RECORD: {**metadata, **claims, **intents, **sessions_table},
+            COMPENSATE: {**bucket, **metadata, **claims, **intents, **sessions_table},
             REPORT: {**bucket, **metadata, **intents},
             SWEEP: {**metadata, **intents, **sweep},
+            SESSION: {**bucket, **bucket_key, **session, **allowlist},
         }
         return environments[spec]
+
+    def _grant_validate(self) -> None:
+        """An inline file is checked in memory; a session's commit reads the session and lists
+        the parts S3 holds (tasks.core.commits)."""
+        storage = self._storage
+        role = self.validate.role
+        self._grant_table(role, storage.sessions_table, "dynamodb:GetItem")
+        self._grant_table_key(role)
+        self._grant_parts(role, "s3:ListMultipartUploadParts")
+
+    def _grant_parts(self, role: iam.Role, *actions: str) -> None:
+        """Multipart actions on the sessions' objects under uploads/."""
+        role.add_to_policy(
+            iam.PolicyStatement(actions=list(actions), resources=[self._storage.uploads_arn()])
+        )
+        self._acknowledge_uploads(role)
+
+    def _acknowledge_uploads(self, role: iam.Role) -> None:
+        """The uploads/* wildcard of a role's object actions, acknowledged once per role."""
+        if role in self._acknowledged:
+            return
+        self._acknowledged.add(role)
+        acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::<{logical_id(self._storage.bucket)}.Arn>/"
+            f"{UPLOAD_PREFIX}*]",
+            "object actions are limited to the uploads/ prefix, where every key is "
+            "uploads/<productId>/<fileName>.",
+        )
 
     def _grant_store(self) -> None:
         storage = self._storage
         role = self.store.role
+        # A session's commit: the session moves to COMMITTING in the begin transaction (after
+        # a read of its multipart upload id); its parts are listed and completed
+        # (s3:PutObject authorizes CompleteMultipartUpload) and the first bytes read back
+        # (s3:GetObjectVersion, below).
+        self._grant_table(role, storage.sessions_table, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        self._grant_parts(role, "s3:ListMultipartUploadParts")
         # Claim the Idempotency-Key before the PUT (a conditional PutItem returning the held
         # claim; GetItem only if a service does not return it); give it back (DeleteItem) when
         # another upload of the item holds its lease.
@@ -355,6 +401,8 @@ class TaskFunctions(Construct):
         self._grant_table(role, storage.table, "dynamodb:UpdateItem")
         self._grant_table(role, storage.idempotency_table, "dynamodb:UpdateItem")
         self._grant_table(role, storage.ledger_table, "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+        # A session's commit: the session COMMITTING -> COMMITTED, in the same transaction.
+        self._grant_table(role, storage.sessions_table, "dynamodb:UpdateItem")
         self._grant_table_key(role)
 
     def _grant_compensate(self) -> None:
@@ -372,6 +420,10 @@ class TaskFunctions(Construct):
         self._grant_table_key(role)
         # Delete the versions the failed request stored.
         self._grant_finding_uploads(role, delete=True)
+        # A failed commit: read the session, see whether its multipart upload still exists, and
+        # put the session back to OPEN or make it ABORTED.
+        self._grant_table(role, storage.sessions_table, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        self._grant_parts(role, "s3:ListMultipartUploadParts")
 
     def _grant_report(self) -> None:
         storage = self._storage
@@ -400,6 +452,34 @@ class TaskFunctions(Construct):
         self._grant_table(role, storage.table, "dynamodb:GetItem", *undo)
         self._grant_table_key(role)
         self._grant_finding_uploads(role, delete=deletes)
+
+    def _grant_session(self) -> None:
+        storage = self._storage
+        role = self.session.role
+        table = storage.sessions_table
+        # Write a session, read it, abort it; count a caller's open ones through the index.
+        self._grant_table(
+            role, table, "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:Query"],
+                resources=[f"{table.table_arn}/index/{sessions.OPEN_INDEX}"],
+            )
+        )
+        self._grant_table_key(role)
+        # Start, list and abort multipart uploads under uploads/; s3:PutObject is what the
+        # presigned part URLs are signed with (UploadPart), and the parts are encrypted with the
+        # bucket key under this role's identity.
+        self._grant_parts(
+            role, "s3:PutObject", "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload"
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                resources=[storage.bucket_key.key_arn],
+            )
+        )
 
     @staticmethod
     def _grant_table(role: iam.Role, table: dynamodb.ITable, *actions: str) -> None:
@@ -433,12 +513,7 @@ class TaskFunctions(Construct):
                 conditions={"StringLike": {"s3:prefix": f"{UPLOAD_PREFIX}*"}},
             )
         )
-        acknowledge(
-            role,
-            f"AwsSolutions-IAM5[Resource::<{logical_id(bucket)}.Arn>/{UPLOAD_PREFIX}*]",
-            "object actions are limited to the uploads/ prefix, where every key is "
-            "uploads/<productId>/<fileName>.",
-        )
+        self._acknowledge_uploads(role)
 
 
 def logical_id(construct: IConstruct) -> str:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from aws_cdk import RemovalPolicy
 from constructs import Node
 
-from tasks.contract import ledger
+from tasks.contract import ledger, sessions
 from tasks.contract.content_types import parse_allowlist
 from tasks.contract.timing import STATE_MACHINE_TIMEOUT_SECONDS
 
@@ -35,6 +35,8 @@ PROVISIONED_CONCURRENCY_CONTEXT_KEY = "provisionedConcurrency"
 ALLOWED_CONTENT_TYPES_CONTEXT_KEY = "allowedContentTypes"
 SWEEP_DELETES_ORPHANS_CONTEXT_KEY = "sweepDeletesOrphans"
 ORPHAN_GRACE_MINUTES_CONTEXT_KEY = "orphanGraceMinutes"
+MAX_UPLOAD_BYTES_CONTEXT_KEY = "maxUploadBytes"
+MAX_OPEN_SESSIONS_CONTEXT_KEY = "maxOpenSessions"
 
 DEFAULT_DAILY_QUOTA = 1_000_000
 DEFAULT_ORPHAN_GRACE_MINUTES = ledger.DEFAULT_GRACE_SECONDS // 60
@@ -86,6 +88,10 @@ class Settings:
     # What the sweep leaves alone because it may still be in flight: longer than the workflow's
     # worst case and an item lease (tasks.contract.timing, tasks.contract.ledger).
     orphan_grace_minutes: int = DEFAULT_ORPHAN_GRACE_MINUTES
+    # Upload sessions (tasks.contract.sessions): the largest file a session may declare, and how
+    # many sessions one caller may hold open at once.
+    max_upload_bytes: int = sessions.DEFAULT_MAX_UPLOAD_BYTES
+    max_open_sessions: int = sessions.DEFAULT_MAX_OPEN_SESSIONS
 
     @property
     def orphan_grace_seconds(self) -> int:
@@ -128,6 +134,12 @@ class Settings:
                 _whole_number(ORPHAN_GRACE_MINUTES_CONTEXT_KEY, MIN_ORPHAN_GRACE_MINUTES),
                 DEFAULT_ORPHAN_GRACE_MINUTES,
             ),
+            max_upload_bytes=_max_upload_bytes(get(MAX_UPLOAD_BYTES_CONTEXT_KEY)),
+            max_open_sessions=_optional(
+                get(MAX_OPEN_SESSIONS_CONTEXT_KEY),
+                _whole_number(MAX_OPEN_SESSIONS_CONTEXT_KEY, 1),
+                sessions.DEFAULT_MAX_OPEN_SESSIONS,
+            ),
         )
 
     @classmethod
@@ -148,6 +160,18 @@ def _cold_start_options(get: Callable[[str], Any]) -> dict[str, Any]:
             "does not support SnapStart together with provisioned concurrency; choose one"
         )
     return {"snap_start": snap_start, "provisioned_concurrency": provisioned}
+
+
+def _max_upload_bytes(raw: Any) -> int:
+    value = _optional(
+        raw, _whole_number(MAX_UPLOAD_BYTES_CONTEXT_KEY, 1), sessions.DEFAULT_MAX_UPLOAD_BYTES
+    )
+    if value > sessions.MAX_OBJECT_BYTES:
+        raise SettingsError(
+            f"context {MAX_UPLOAD_BYTES_CONTEXT_KEY}={value}: at most "
+            f"{sessions.MAX_OBJECT_BYTES} (5 TiB, S3's largest object)"
+        )
+    return value
 
 
 def _whole_number(key: str, minimum: int, hint: str = "") -> Callable[[Any], int]:

@@ -1,5 +1,5 @@
-"""The one stack: composes storage, task functions, the workflow, the API, monitoring and the
-orphan sweep's schedule; declares outputs."""
+"""The one stack: composes storage, task functions, the upload and sessions workflows, the API,
+monitoring and the orphan sweep's schedule; declares outputs."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from constructs import Construct
 from infra.api import UploadApi
 from infra.functions import TaskFunctions
 from infra.monitoring import Monitoring
+from infra.sessions import SessionWorkflow
 from infra.settings import Settings
 from infra.state_machine import UploadWorkflow
 from infra.storage import Storage
@@ -30,10 +31,18 @@ class UploadServiceStack(Stack):
         workflow = UploadWorkflow(
             self, "Workflow", functions=functions, logs_key=storage.logs_key, settings=settings
         )
+        sessions = SessionWorkflow(
+            self,
+            "Sessions",
+            task=functions.session,
+            logs_key=storage.logs_key,
+            settings=settings,
+        )
         api = UploadApi(
             self,
             "Edge",
             state_machine=workflow.state_machine,
+            sessions_machine=sessions.state_machine,
             logs_key=storage.logs_key,
             settings=settings,
         )
@@ -47,13 +56,14 @@ class UploadServiceStack(Stack):
             settings=settings,
         )
         SweepSchedule(self, "Sweep", sweep=functions.sweep)
-        self._add_outputs(storage, functions, workflow, api, monitoring)
+        self._add_outputs(storage, functions, workflow, sessions, api, monitoring)
 
     def _add_outputs(
         self,
         storage: Storage,
         functions: TaskFunctions,
         workflow: UploadWorkflow,
+        sessions: SessionWorkflow,
         api: UploadApi,
         monitoring: Monitoring,
     ) -> None:
@@ -65,6 +75,9 @@ class UploadServiceStack(Stack):
             "TableName": storage.table.table_name,
             "IdempotencyTableName": storage.idempotency_table.table_name,
             "LedgerTableName": storage.ledger_table.table_name,
+            "SessionsTableName": storage.sessions_table.table_name,
+            "SessionsStateMachineArn": sessions.state_machine.state_machine_arn,
+            "SessionsLogGroupName": sessions.log_group.log_group_name,
             "ApiAccessLogGroupName": api.access_log_group.log_group_name,
             "StateMachineLogGroupName": workflow.log_group.log_group_name,
             "DashboardName": monitoring.dashboard.dashboard_name,

@@ -36,10 +36,13 @@ be in flight.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from aws_cdk import Duration
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
@@ -54,12 +57,16 @@ from tasks.contract.errors import (
     INTERNAL_ERROR_MESSAGE,
     ORPHAN_REPORTED_MESSAGE,
     CompensationFailed,
+    ContentMismatch,
     TransientStorageError,
 )
 from tasks.contract.names import (
     ALREADY_UPLOADED_STATE,
     COMPENSATE_STATE,
+    COMPENSATED_STATE,
     COMPENSATION_FAILED_STATE,
+    CONTENT_MISMATCH_STATE,
+    CONTENT_REJECTED_STATE,
     DISCARD_FILE_CONTENT_STATE,
     RECORD_FAILED_STATE,
     RECORD_STATE,
@@ -87,6 +94,8 @@ class _FailStates:
     """Where a failed upload ends: the states several tasks' catches lead to."""
 
     rejected: sfn.Fail  # a client error (4xx); nothing was stored
+    # A session's stored file contradicts its content type: compensated, then a 400.
+    content_rejected: sfn.Fail
     upload_failed: sfn.Fail  # any other failure; anything stored has been compensated
     compensation_failed: sfn.Fail  # compensation failed too; the orphan has been reported
 
@@ -115,7 +124,14 @@ class UploadWorkflow(Construct):
         self.log_group = encrypted_log_group(
             self, "LogGroup", key=logs_key, removal_policy=settings.removal_policy
         )
-        self.state_machine = self._build_state_machine(definition, settings)
+        self.state_machine = express_state_machine(
+            self,
+            definition,
+            log_group=self.log_group,
+            settings=settings,
+            comment="Upload: validate, store, record; compensate a stored file on failure, "
+            "report what a compensation could not undo",
+        )
         self._add_acknowledgements(functions)
 
     def _build_fail_states(self) -> _FailStates:
@@ -125,6 +141,12 @@ class UploadWorkflow(Construct):
             # state.
             rejected=sfn.Fail(
                 self, REJECTED_STATE, error_path="$.body.Error", cause_path="$.body.Cause"
+            ),
+            content_rejected=sfn.Fail(
+                self,
+                CONTENT_REJECTED_STATE,
+                error_path="$.failure.error",
+                cause_path="$.failure.cause",
             ),
             upload_failed=sfn.Fail(
                 self, UPLOAD_FAILED_STATE, error=INTERNAL_ERROR, cause=INTERNAL_ERROR_MESSAGE
@@ -138,7 +160,7 @@ class UploadWorkflow(Construct):
         )
 
     def _build_validate(self, task: TaskFunction, fail: _FailStates) -> tasks.LambdaInvoke:
-        validate = _invoke(
+        validate = invoke(
             self,
             VALIDATE_STATE,
             task,
@@ -158,7 +180,7 @@ class UploadWorkflow(Construct):
     def _build_store(
         self, task: TaskFunction, fail: _FailStates, compensate: tasks.LambdaInvoke
     ) -> tasks.LambdaInvoke:
-        store = _invoke(
+        store = invoke(
             self,
             STORE_STATE,
             task,
@@ -187,7 +209,20 @@ class UploadWorkflow(Construct):
         # An IdempotencyConflict or UploadInProgress comes before the PUT: nothing to undo, so it
         # ends in Rejected (409) without Compensate.
         store.add_catch(fail.rejected, errors=list(CLIENT_ERROR_NAMES), result_path="$.body")
-        store_failed = self._build_failed(STORE_FAILED_STATE, error_path="$.body.Error")
+        # A session's file whose first bytes contradict its content type landed before Store
+        # could tell: compensated like any failure, then answered 400 with the task's message
+        # (its cause, which a Lambda error always has).
+        mismatch = self._build_failed(
+            CONTENT_MISMATCH_STATE,
+            failed_task=STORE_STATE,
+            error_path="$.body.Error",
+            cause_path="$.body.Cause",
+        )
+        store.add_catch(mismatch, errors=[ContentMismatch.__name__], result_path="$.body")
+        mismatch.next(compensate)
+        store_failed = self._build_failed(
+            STORE_FAILED_STATE, failed_task=STORE_STATE, error_path="$.body.Error"
+        )
         store.add_catch(store_failed, errors=[sfn.Errors.ALL], result_path="$.body")
         store_failed.next(compensate)
         return store
@@ -221,7 +256,7 @@ class UploadWorkflow(Construct):
     def _build_record(
         self, task: TaskFunction, compensate: tasks.LambdaInvoke
     ) -> tasks.LambdaInvoke:
-        record = _invoke(
+        record = invoke(
             self,
             RECORD_STATE,
             task,
@@ -232,31 +267,40 @@ class UploadWorkflow(Construct):
             },
             result_path="$.receipt",
         )
-        record_failed = self._build_failed(RECORD_FAILED_STATE, error_path="$.error.Error")
+        record_failed = self._build_failed(
+            RECORD_FAILED_STATE, failed_task=RECORD_STATE, error_path="$.error.Error"
+        )
         record.add_catch(record_failed, errors=[sfn.Errors.ALL], result_path="$.error")
         record_failed.next(compensate)
         record.next(sfn.Succeed(self, UPLOADED_STATE, output_path="$.receipt"))
         return record
 
-    def _build_failed(self, state_id: str, *, error_path: str) -> sfn.Pass:
-        """What Compensate needs after ``state_id``'s task failed: the request, the upload, and
-        which state failed with which error (whether a write of the request may still be in
-        flight, tasks/compensate.py)."""
-        failed_task = state_id.removesuffix("Failed")
+    def _build_failed(
+        self, state_id: str, *, failed_task: str, error_path: str, cause_path: str | None = None
+    ) -> sfn.Pass:
+        """What Compensate needs after a task failed: the request, the upload, and which state
+        failed with which error (whether a write of the request may still be in flight,
+        tasks/compensate.py); with ``cause_path``, the error's cause for the client too."""
+        failure: dict[str, object] = {
+            "state": failed_task,
+            "error": sfn.JsonPath.string_at(error_path),
+        }
+        if cause_path is not None:
+            failure["cause"] = sfn.JsonPath.string_at(cause_path)
         return sfn.Pass(
             self,
             state_id,
             parameters={
                 "requestId": sfn.JsonPath.string_at("$.requestId"),
                 "upload": sfn.JsonPath.object_at("$.upload"),
-                "failure": {"state": failed_task, "error": sfn.JsonPath.string_at(error_path)},
+                "failure": failure,
             },
         )
 
     def _build_compensate(
         self, task: TaskFunction, fail: _FailStates, report: tasks.LambdaInvoke
     ) -> tasks.LambdaInvoke:
-        compensate = _invoke(
+        compensate = invoke(
             self,
             COMPENSATE_STATE,
             task,
@@ -274,6 +318,8 @@ class UploadWorkflow(Construct):
                 "idempotencyId": sfn.JsonPath.string_at("$.upload.idempotencyId"),
                 "failedState": sfn.JsonPath.string_at("$.failure.state"),
                 "error": sfn.JsonPath.string_at("$.failure.error"),
+                # The upload session whose commit failed (null for an inline file).
+                "sessionId": sfn.JsonPath.string_at("$.upload.sessionId"),
             },
             result_path="$.compensation",
         )
@@ -285,13 +331,17 @@ class UploadWorkflow(Construct):
             result_path="$.compensationError",
         )
         compensate.add_catch(report, errors=[sfn.Errors.ALL], result_path="$.compensationError")
-        compensate.next(fail.upload_failed)
+        # Compensated: a content mismatch (its cause kept) is the client's 400, anything else
+        # an internal error.
+        compensated = sfn.Choice(self, COMPENSATED_STATE)
+        compensated.when(sfn.Condition.is_present("$.failure.cause"), fail.content_rejected)
+        compensate.next(compensated.otherwise(fail.upload_failed))
         return compensate
 
     def _build_report_orphan(self, task: TaskFunction, fail: _FailStates) -> tasks.LambdaInvoke:
         """Report what a compensation that crashed or timed out left (tasks/report.py). It ends
         in CompensationFailed whatever happens: if it fails too, the sweep still reports."""
-        report = _invoke(
+        report = invoke(
             self,
             REPORT_ORPHAN_STATE,
             task,
@@ -302,6 +352,7 @@ class UploadWorkflow(Construct):
                 "s3Key": sfn.JsonPath.string_at("$.upload.s3Key"),
                 "startedAt": sfn.JsonPath.string_at("$$.Execution.StartTime"),
                 "error": sfn.JsonPath.string_at("$.compensationError.Error"),
+                "sessionId": sfn.JsonPath.string_at("$.upload.sessionId"),
             },
             result_path="$.report",
         )
@@ -311,48 +362,58 @@ class UploadWorkflow(Construct):
         report.next(fail.compensation_failed)
         return report
 
-    def _build_state_machine(
-        self, definition: sfn.IChainable, settings: Settings
-    ) -> sfn.StateMachine:
-        return sfn.StateMachine(
-            self,
-            "StateMachine",
-            state_machine_type=sfn.StateMachineType.EXPRESS,
-            definition_body=sfn.DefinitionBody.from_chainable(definition),
-            timeout=Duration.seconds(STATE_MACHINE_TIMEOUT_SECONDS),
-            tracing_enabled=True,
-            logs=sfn.LogOptions(
-                destination=self.log_group,
-                level=sfn.LogLevel.ALL,
-                # Copies execution input (the file!) into every log event: debugging only.
-                include_execution_data=settings.log_execution_data,
-            ),
-            comment="Upload: validate, store, record; compensate a stored file on failure, "
-            "report what a compensation could not undo",
-        )
-
     def _add_acknowledgements(self, functions: TaskFunctions) -> None:
-        """cdk-nag's wildcard findings on the state machine's role, each with its reason."""
-        role = self.state_machine.role
-        for task in functions.workflow:
-            if task.alias is not None:
-                continue  # an alias is granted by its own ARN only: no wildcard to acknowledge
-            acknowledge(
-                role,
-                f"AwsSolutions-IAM5[Resource::<{logical_id(task.function)}.Arn>:*]",
-                "versions and aliases of this one task function (CDK's grant for "
-                "lambda:InvokeFunction); no other function is invocable.",
-            )
+        acknowledge_workflow_role(self.state_machine.role, functions.workflow)
+
+
+def express_state_machine(
+    scope: Construct,
+    definition: sfn.IChainable,
+    *,
+    log_group: logs.ILogGroup,
+    settings: Settings,
+    comment: str,
+) -> sfn.StateMachine:
+    """An Express state machine run synchronously by the API: its own log group (level ALL),
+    X-Ray, and the backstop timeout below API Gateway's 29 s."""
+    return sfn.StateMachine(
+        scope,
+        "StateMachine",
+        state_machine_type=sfn.StateMachineType.EXPRESS,
+        definition_body=sfn.DefinitionBody.from_chainable(definition),
+        timeout=Duration.seconds(STATE_MACHINE_TIMEOUT_SECONDS),
+        tracing_enabled=True,
+        logs=sfn.LogOptions(
+            destination=log_group,
+            level=sfn.LogLevel.ALL,
+            # Copies execution input (an inline file!) into every log event: debugging only.
+            include_execution_data=settings.log_execution_data,
+        ),
+        comment=comment,
+    )
+
+
+def acknowledge_workflow_role(role: iam.IRole, invoked: Iterable[TaskFunction]) -> None:
+    """cdk-nag's wildcard findings on a state machine's role, each with its reason."""
+    for task in invoked:
+        if task.alias is not None:
+            continue  # an alias is granted by its own ARN only: no wildcard to acknowledge
         acknowledge(
             role,
-            "AwsSolutions-IAM5[Resource::*]",
-            "CloudWatch Logs delivery (logs:*LogDelivery, DescribeLogGroups, "
-            "DescribeResourcePolicies, PutResourcePolicy) and X-Ray actions support no "
-            "resource-level permissions.",
+            f"AwsSolutions-IAM5[Resource::<{logical_id(task.function)}.Arn>:*]",
+            f"versions and aliases of the {task.spec.name} function (CDK's grant for "
+            "lambda:InvokeFunction); no other function is invocable.",
         )
+    acknowledge(
+        role,
+        "AwsSolutions-IAM5[Resource::*]",
+        "CloudWatch Logs delivery (logs:*LogDelivery, DescribeLogGroups, "
+        "DescribeResourcePolicies, PutResourcePolicy) and X-Ray actions support no "
+        "resource-level permissions.",
+    )
 
 
-def _invoke(
+def invoke(
     scope: Construct,
     state_id: str,
     task: TaskFunction,

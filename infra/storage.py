@@ -1,4 +1,5 @@
-"""Keys, the upload bucket and its access-log bucket; the metadata, idempotency, ledger tables."""
+"""Keys, the upload bucket and its access-log bucket; the metadata, idempotency, ledger and
+sessions tables."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from constructs import Construct
 
 from infra.compliance import acknowledge, skip_checkov
 from infra.settings import Settings
-from tasks.contract import idempotency, ledger
+from tasks.contract import idempotency, ledger, sessions
 from tasks.contract.keys import UPLOAD_PREFIX
 
 NONCURRENT_VERSION_DAYS = 90
@@ -40,6 +41,7 @@ class Storage(Construct):
         self.table = self._build_metadata_table()
         self.idempotency_table = self._build_idempotency_table()
         self.ledger_table = self._build_ledger_table()
+        self.sessions_table = self._build_sessions_table()
 
     def uploads_arn(self) -> str:
         """ARN pattern of every object under the uploads prefix."""
@@ -144,12 +146,33 @@ class Storage(Construct):
                 s3.LifecycleRule(
                     id="ExpireNoncurrentVersions",
                     noncurrent_version_expiration=Duration.days(NONCURRENT_VERSION_DAYS),
-                    abort_incomplete_multipart_upload_after=Duration.days(1),
+                    # An upload session's parts are billed until its multipart upload is
+                    # aborted; by then the session has expired (tasks.contract.sessions).
+                    abort_incomplete_multipart_upload_after=Duration.days(
+                        sessions.ABORT_INCOMPLETE_DAYS
+                    ),
                 )
             ],
+            cors=self._part_upload_cors(),
             removal_policy=self._settings.removal_policy,
             auto_delete_objects=self._settings.destroy_on_delete,
         )
+
+    def _part_upload_cors(self) -> list[s3.CorsRule] | None:
+        """With corsOrigins, browsers on those origins may PUT session parts to their presigned
+        URLs (with the signed checksum header) and read the ETag S3 answers."""
+        origins = self._settings.cors_origins
+        if not origins:
+            return None
+        return [
+            s3.CorsRule(
+                allowed_methods=[s3.HttpMethods.PUT],
+                allowed_origins=list(origins),
+                allowed_headers=["content-type", "content-length", "x-amz-checksum-sha256"],
+                exposed_headers=["ETag"],
+                max_age=3600,
+            )
+        ]
 
     def _build_metadata_table(self) -> dynamodb.Table:
         """One item per (productId, productName), written by Record."""
@@ -189,6 +212,28 @@ class Storage(Construct):
             ),
             sort_key=dynamodb.Attribute(name=ledger.OPEN_SINCE, type=dynamodb.AttributeType.NUMBER),
             projection_type=dynamodb.ProjectionType.ALL,
+        )
+        return table
+
+    def _build_sessions_table(self) -> dynamodb.Table:
+        """Upload sessions (tasks.contract.sessions), one item per uploadId. Its sparse index
+        holds only open sessions, by caller: how many a caller holds open."""
+        table = self._build_table(
+            "SessionsTable",
+            partition_key=dynamodb.Attribute(
+                name=sessions.PARTITION_KEY, type=dynamodb.AttributeType.STRING
+            ),
+            time_to_live_attribute=sessions.DELETE_AT,
+        )
+        table.add_global_secondary_index(
+            index_name=sessions.OPEN_INDEX,
+            partition_key=dynamodb.Attribute(
+                name=sessions.OPEN_CALLER, type=dynamodb.AttributeType.STRING
+            ),
+            sort_key=dynamodb.Attribute(
+                name=sessions.EXPIRES_AT, type=dynamodb.AttributeType.NUMBER
+            ),
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
         )
         return table
 

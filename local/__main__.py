@@ -172,6 +172,7 @@ def main(
             f"{emulator.aws_endpoint}  region us-east-1, any credentials"
         )
         console.print(f"  bucket {emulator.bucket_name}, table {emulator.table_name}")
+        console.print(f"  upload sessions table {emulator.sessions_table_name}")
         for function in emulator.functions:
             console.print(f"  function {function.name} -> {function.handler} (in-process)")
         for machine in emulator.state_machines:

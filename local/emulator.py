@@ -313,6 +313,10 @@ class Emulator:
         return record.environment[names.IDEMPOTENCY_TABLE_NAME]
 
     @property
+    def sessions_table_name(self) -> str:
+        return self.function("session").environment[names.SESSIONS_TABLE_NAME]
+
+    @property
     def ledger_table_name(self) -> str:
         record = self.function("record")
         return record.environment[names.LEDGER_TABLE_NAME]

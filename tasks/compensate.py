@@ -1,11 +1,11 @@
 """Compensate task: undoes what this request wrote: its metadata item, its claim, its S3 versions.
 
 Event: {"requestId", "productId", "productName", "s3Key", "startedAt", "idempotencyId", "attempt",
-"failedState", "error"} (startedAt = the execution's start time; idempotencyId =
+"failedState", "error", "sessionId"} (startedAt = the execution's start time; idempotencyId =
 ``$.upload.idempotencyId``, null without an Idempotency-Key; attempt = ``$$.State.RetryCount``;
 failedState and error: the state that failed, Store or Record, and its error name); returns
 {"deletedVersionIds": [...]} (``$.compensation``). Env: UPLOAD_BUCKET_NAME, METADATA_TABLE_NAME,
-IDEMPOTENCY_TABLE_NAME, LEDGER_TABLE_NAME.
+IDEMPOTENCY_TABLE_NAME, LEDGER_TABLE_NAME, SESSIONS_TABLE_NAME.
 
 Steps, each idempotent (a retry runs them all again and does what remains):
 0. The fence: the request's intent becomes ABORTED (tasks.core.ledger.abort), first, so that a
@@ -18,9 +18,12 @@ Steps, each idempotent (a retry runs them all again and does what remains):
 2. With an Idempotency-Key, this request's claim is released (a DeleteItem conditional on this
    request holding it; nothing to release is fine), so the client may retry with the same key.
 3. Versions of exactly ``s3Key``, modified since ``startedAt`` minus a minute of clock skew, whose
-   metadata "request-id" is this request's id, each deleted by its VersionId (a plain
+   metadata "request-id" is this request's id (a session's commit: the session's id, which its
+   multipart upload carries), each deleted by its VersionId (a plain
    DeleteObject would add a delete marker and hide the previous version). Earlier versions stay.
-4. The item's lease is released, unless a write of this request may still be in flight: after a
+4. A session's commit (``sessionId``): the session goes back to OPEN if its multipart upload
+   never completed (the client may commit again), else to ABORTED (tasks.core.sessions).
+5. The item's lease is released, unless a write of this request may still be in flight: after a
    Store failure other than one of SETTLED_STORE_ERRORS (a timeout, a crash, a PUT sent and never
    answered) it is left to expire (tasks.contract.ledger.LEASE_SECONDS), so that a late PUT
    cannot land after another upload of the item.
@@ -53,7 +56,7 @@ from tasks.contract.errors import (
 )
 from tasks.contract.keys import is_upload_key
 from tasks.contract.timing import TASK_RETRY
-from tasks.core import aws, claims, ledger, rollback
+from tasks.core import aws, claims, ledger, rollback, sessions
 from tasks.core.entry import lambda_handler, task_input
 from tasks.core.models import CompensateEvent, CompensationResult
 from tasks.core.observability import emit_metric, logger
@@ -109,6 +112,17 @@ class Fence:
         return cls(release_lease=settled, **fields)
 
 
+@dataclass(frozen=True)
+class SessionCommit:
+    """The upload session this request was committing, and where it lives."""
+
+    dynamodb: DynamoDBClient
+    s3: S3Client
+    table: str
+    bucket: str
+    session_id: str
+
+
 @dataclass
 class _Failure:
     message: str  # the ERROR line, when reported
@@ -127,6 +141,7 @@ def compensate(
     claim: Claim | None = None,
     metadata: Metadata | None = None,
     fence: Fence | None = None,
+    session: SessionCommit | None = None,
     attempt: int = 0,
 ) -> CompensationResult:
     if not is_upload_key(key):
@@ -144,9 +159,12 @@ def compensate(
         if failure is not None:
             failures.append(failure)
     deleted: list[str] = []
-    failure = _delete_versions(request_id, key, started_at, s3=s3, bucket=bucket, deleted=deleted)
+    writer = fence.upload.writer if fence is not None else request_id
+    failure = _delete_versions(writer, key, started_at, s3=s3, bucket=bucket, deleted=deleted)
     if failure is not None:
         failures.append(failure)
+    if session is not None:
+        failures.extend(_release_session(session, request_id))
     if fence is not None and fence.release_lease:
         failures.extend(_release_lease(fence))
     if failures:
@@ -275,7 +293,7 @@ def _fence(fence: Fence) -> list[_Failure]:
 
 
 def _release_lease(fence: Fence) -> list[_Failure]:
-    """Release the item's lease (step 4); a failure is transient (the lease expires anyway) but
+    """Release the item's lease (step 5); a failure is transient (the lease expires anyway) but
     blocks uploads of the item until then, so it is reported like the others."""
     try:
         released = ledger.release_lease(fence.dynamodb, fence.table, fence.upload)
@@ -288,6 +306,37 @@ def _release_lease(fence: Fence) -> list[_Failure]:
             )
         ]
     logger.info("Lease released" if released else "No lease to release")
+    return []
+
+
+def _release_session(commit: SessionCommit, request_id: str) -> list[_Failure]:
+    """Step 4: the session this request was committing goes back to OPEN if its multipart upload
+    never completed (the client may commit again), else to ABORTED (tasks.core.sessions)."""
+    try:
+        session = sessions.read_any(commit.dynamodb, commit.table, commit.session_id)
+        if session is None:
+            return []
+        parts = sessions.held_parts(commit.s3, bucket=commit.bucket, session=session)
+        reopened = parts is not None
+        released = sessions.release_commit(
+            commit.dynamodb, commit.table, commit.session_id, request_id, completed=not reopened
+        )
+    except aws.SDK_ERRORS as exc:
+        return [
+            _Failure(
+                "SESSION: the upload session stays COMMITTING",
+                exc,
+                {"sessionId": commit.session_id},
+            )
+        ]
+    logger.info(
+        "Upload session released",
+        extra={
+            "sessionId": commit.session_id,
+            "state": "OPEN" if reopened else "ABORTED",
+            "released": released,
+        },
+    )
     return []
 
 
@@ -345,8 +394,18 @@ def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
                 product_id=payload.productId,
                 product_name=payload.productName,
                 started_at=payload.startedAt,
+                session_id=payload.sessionId,
             ),
         )
+        session = None
+        if payload.sessionId is not None:
+            session = SessionCommit(
+                dynamodb=dynamodb,
+                s3=aws.s3_client(env),
+                table=aws.required_setting(env, names.SESSIONS_TABLE_NAME),
+                bucket=bucket,
+                session_id=payload.sessionId,
+            )
         result = compensate(
             payload.requestId,
             payload.s3Key,
@@ -357,6 +416,7 @@ def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
             claim=claim,
             metadata=metadata,
             fence=fence,
+            session=session,
             attempt=payload.attempt,
         )
         return result.to_dict()

@@ -2,11 +2,12 @@
 
 Event: {"requestId", "upload": UploadMetadata, "stored": StoreReceipt}; returns the client's
 200 body (docs/api.md; ``$.receipt``). Env: METADATA_TABLE_NAME, IDEMPOTENCY_TABLE_NAME,
-LEDGER_TABLE_NAME.
+LEDGER_TABLE_NAME, SESSIONS_TABLE_NAME.
 The metadata item, the request's commit record and the release of the item's lease
 (tasks.core.ledger: only if the intent is still PENDING and the lease still this request's) and,
 with an Idempotency-Key, the claim's completion (status COMPLETED, this body as the receipt
-replayed for 24 h) are one TransactWriteItems: a 200, a commit record and a completed claim never
+replayed for 24 h) and, for a session's commit, the session COMMITTING -> COMMITTED are one
+TransactWriteItems: a 200, a commit record, a completed claim and a committed session never
 disagree, and a write that arrives after Compensate fenced the request changes nothing.
 Raises TransientStorageError (throttling, 5xx, timeouts), StorageError, InvalidTaskInput.
 
@@ -36,7 +37,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from tasks.contract import names
 from tasks.contract.errors import InvalidTaskInput
-from tasks.core import aws, claims, ledger, rollback
+from tasks.core import aws, claims, ledger, rollback, sessions
 from tasks.core.entry import lambda_handler, task_input
 from tasks.core.models import (
     RecordEvent,
@@ -63,13 +64,14 @@ def utc_timestamp(now: datetime) -> str:
 def metadata_item(
     request_id: str, upload: UploadMetadata, stored: StoreReceipt, uploaded_at: str
 ) -> dict[str, Any]:
-    """The DynamoDB item (plain Python values; price as the exact Decimal validate checked)."""
+    """The DynamoDB item (plain Python values; price as the exact Decimal validate checked;
+    ``sha256`` None when unknown: a session of several parts)."""
     return {
         "productId": upload.productId,
         "productName": upload.productName,
         "price": Decimal(upload.price),
         "fileName": upload.fileName,
-        "contentType": upload.contentType,
+        "contentType": content_type(upload, stored),
         "size": upload.size,
         "sha256": upload.sha256,
         "bucket": stored.bucket,
@@ -80,8 +82,18 @@ def metadata_item(
     }
 
 
-def attribute_value(value: str | int | Decimal) -> dict[str, str]:
-    """A value in DynamoDB's wire form: a string, or a number as its exact decimal text."""
+def content_type(upload: UploadMetadata, stored: StoreReceipt) -> str:
+    """The file's content type: what store found in a session's first bytes, else validate's."""
+    found = stored.contentType or upload.contentType
+    if found is None:
+        raise InvalidTaskInput("neither upload.contentType nor stored.contentType is set")
+    return found
+
+
+def attribute_value(value: str | int | Decimal | None) -> dict[str, Any]:
+    """A value in DynamoDB's wire form: a string, a number as its exact decimal text, or NULL."""
+    if value is None:
+        return {"NULL": True}
     if isinstance(value, str):
         return {"S": value}
     return {"N": str(value)}
@@ -96,6 +108,7 @@ def record(
     table_name: str,
     ledger_table: str,
     idempotency_table: str | None = None,
+    sessions_table: str | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> SuccessBody:
     """Put the metadata item and commit the request (module doc): all of it, or none; the
@@ -104,6 +117,8 @@ def record(
         raise InvalidTaskInput("stored.s3Key differs from upload.s3Key")
     if upload.idempotencyId is not None and not idempotency_table:
         raise InvalidTaskInput("The task is not configured: IDEMPOTENCY_TABLE_NAME is not set")
+    if upload.sessionId is not None and not sessions_table:
+        raise InvalidTaskInput("The task is not configured: SESSIONS_TABLE_NAME is not set")
     now = clock()  # read the clock once
     uploaded_at = utc_timestamp(now)
     item = metadata_item(request_id, upload, stored, uploaded_at)
@@ -122,6 +137,7 @@ def record(
         product_id=upload.productId,
         product_name=upload.productName,
         started_at=None,
+        session_id=upload.sessionId,
     )
     items: list[TransactWriteItemTypeDef] = [
         {"Update": update},
@@ -132,6 +148,8 @@ def record(
             now=int(now.timestamp()),
         ),
     ]
+    if upload.sessionId is not None:
+        items.append(sessions.commit(str(sessions_table), upload.sessionId, request_id))
     if upload.idempotencyId is not None:
         items.append(
             claims.completion(
@@ -203,12 +221,14 @@ def success_body(
         productName=upload.productName,
         price=upload.price,
         fileName=upload.fileName,
-        contentType=upload.contentType,
+        contentType=content_type(upload, stored),
         size=upload.size,
         sha256=upload.sha256,
         s3Key=stored.s3Key,
         versionId=stored.versionId,
         timestamp=uploaded_at,
+        uploadId=upload.sessionId,
+        checksum=stored.checksum,
     )
 
 
@@ -223,6 +243,7 @@ def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
             table_name=aws.required_setting(env, names.METADATA_TABLE_NAME),
             ledger_table=aws.required_setting(env, names.LEDGER_TABLE_NAME),
             idempotency_table=env.get(names.IDEMPOTENCY_TABLE_NAME),
+            sessions_table=env.get(names.SESSIONS_TABLE_NAME),
         )
         emit_metric(names.UPLOADS_STORED, MetricUnit.Count, 1, env=env)
         emit_metric(names.BYTES_STORED, MetricUnit.Bytes, body.size, env=env)

@@ -61,7 +61,7 @@ def report(
             s3,
             bucket=upload.bucket,
             key=upload.s3_key,
-            request_id=upload.request_id,
+            request_id=upload.writer,
             since=cutoff(upload.started_at),
         )
     )
@@ -111,6 +111,7 @@ def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
             product_id=payload.productId,
             product_name=payload.productName,
             started_at=payload.startedAt,
+            session_id=payload.sessionId,
         )
         version_ids = report(
             upload,

@@ -5,10 +5,16 @@ client's JSON text, whose fileContent validate checked; attempt = ``$$.State.Ret
 startedAt = ``$$.Execution.StartTime``); returns StoreReceipt
 (bucket, s3Key, versionId, attempt), or ``{"replay": true, "receipt": <success body>}``; the
 state machine puts it in the request body's place (``$.body``, dropping the file), then at
-``$.stored``. Env: UPLOAD_BUCKET_NAME, UPLOAD_KEY_ARN, IDEMPOTENCY_TABLE_NAME, LEDGER_TABLE_NAME.
+``$.stored``. Env: UPLOAD_BUCKET_NAME, UPLOAD_KEY_ARN, IDEMPOTENCY_TABLE_NAME, LEDGER_TABLE_NAME,
+SESSIONS_TABLE_NAME, ALLOWED_CONTENT_TYPES.
 Raises TransientStorageError (throttling, 5xx, timeouts), WriteOutcomeUnknown (the PUT was sent
 and never answered: it may still land), StorageError, InvalidTaskInput, IdempotencyConflict,
-UploadInProgress.
+UploadInProgress, SessionNotOpen, ContentMismatch.
+
+A session's commit (``upload.sessionId``) puts nothing: the same begin transaction also moves the
+session to COMMITTING (else SessionNotOpen, 409), then :func:`commit_session` completes its
+multipart upload and checks the stored file's first bytes (tasks.core.commits); the receipt
+adds the content type and S3's checksum.
 
 Before the PUT, one ledger transaction (tasks.core.ledger) opens the request's intent and takes
 the metadata item's lease: uploads of one item run one at a time, and every version the service
@@ -43,15 +49,18 @@ from typing import TYPE_CHECKING, Any
 import botocore.exceptions
 
 from tasks.contract import names
+from tasks.contract.content_types import ContentTypePolicy, policy_from_env
 from tasks.contract.errors import (
     UPLOAD_IN_PROGRESS_MESSAGE,
     IdempotencyConflict,
     InvalidTaskInput,
+    SessionNotOpen,
     StorageError,
     UploadInProgress,
 )
 from tasks.contract.keys import REQUEST_ID_METADATA, object_key
-from tasks.core import aws, claims, ledger
+from tasks.contract.timing import COMPLETE_SDK, SESSION_READ_SDK
+from tasks.core import aws, claims, commits, ledger, sessions
 from tasks.core.entry import lambda_handler, task_input
 from tasks.core.models import StoreEvent, StoreReceipt, UploadMetadata
 from tasks.core.observability import count_rejection, logger
@@ -63,6 +72,9 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 TASK = names.STORE
+SESSION_BUSY_MESSAGE = (
+    "The upload session is no longer open: it is committed, being committed, aborted or expired."
+)
 
 
 def object_metadata(request_id: str, upload: UploadMetadata) -> dict[str, str]:
@@ -73,7 +85,7 @@ def object_metadata(request_id: str, upload: UploadMetadata) -> dict[str, str]:
     return {
         REQUEST_ID_METADATA: request_id,
         "product-id": upload.productId,
-        "sha256": upload.sha256,
+        "sha256": upload.sha256 or "",
     }
 
 
@@ -92,6 +104,8 @@ def store(
 
     ``attempt`` > 0 (a retry): then delete the versions earlier attempts of this request left.
     """
+    if upload.contentType is None or upload.sha256 is None:
+        raise InvalidTaskInput("an inline upload's contentType and sha256 must be set")
     try:
         data = base64.b64decode(file_content, validate=True)
     except binascii.Error:
@@ -187,15 +201,28 @@ def begin_upload(
     dynamodb: DynamoDBClient,
     table: str,
     attempt: int,
+    sessions_table: str | None = None,
     clock: Callable[[], float] = time.time,
 ) -> None:
-    """Open the request's intent and take the item's lease, in one transaction, before the PUT.
-    Raises :class:`UploadInProgress` when another upload of the item holds the lease."""
-    items = ledger.begin(table, entry, attempt=attempt, now=int(clock()))
+    """Open the request's intent and take the item's lease, in one transaction, before the PUT;
+    for a session's commit the same transaction moves the session to COMMITTING. Raises
+    :class:`UploadInProgress` when another upload of the item holds the lease, and
+    :class:`SessionNotOpen` when the session is no longer OPEN (committed, being committed by
+    another request, aborted or expired)."""
+    now = int(clock())
+    items = ledger.begin(table, entry, attempt=attempt, now=now)
+    if entry.session_id is not None:
+        if sessions_table is None:
+            raise InvalidTaskInput("The task is not configured: SESSIONS_TABLE_NAME is not set")
+        items.append(
+            sessions.begin_commit(sessions_table, entry.session_id, entry.request_id, now=now)
+        )
     with aws.storage_errors("Starting the upload"):
         try:
             dynamodb.transact_write_items(TransactItems=items)
         except botocore.exceptions.ClientError as exc:
+            if _session_refused(exc):
+                raise SessionNotOpen(SESSION_BUSY_MESSAGE) from None
             holder = _lease_holder(exc)
             if holder is None:
                 raise
@@ -207,13 +234,23 @@ def begin_upload(
 
 
 def _lease_holder(exc: botocore.exceptions.ClientError) -> str | None:
-    """The request holding the lease, when that (alone) cancelled the begin transaction."""
-    if aws.error_code(exc) != aws.TRANSACTION_CANCELED:
-        return None
-    reasons = exc.response.get("CancellationReasons") or []
-    if len(reasons) != 2 or reasons[1].get("Code") != "ConditionalCheckFailed":
+    """The request holding the lease, when that cancelled the begin transaction."""
+    reasons = _cancellation_reasons(exc)
+    if len(reasons) < 2 or reasons[1].get("Code") != "ConditionalCheckFailed":
         return None
     return aws.string_attribute(reasons[1].get("Item") or {}, "holder") or "unknown"
+
+
+def _session_refused(exc: botocore.exceptions.ClientError) -> bool:
+    """The session's condition (the third item) cancelled the begin transaction."""
+    reasons = _cancellation_reasons(exc)
+    return len(reasons) == 3 and reasons[2].get("Code") == "ConditionalCheckFailed"
+
+
+def _cancellation_reasons(exc: botocore.exceptions.ClientError) -> list[Any]:
+    if aws.error_code(exc) != aws.TRANSACTION_CANCELED:
+        return []
+    return list(exc.response.get("CancellationReasons") or [])
 
 
 def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
@@ -241,18 +278,32 @@ def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
             product_id=upload.productId,
             product_name=upload.productName,
             started_at=payload.startedAt,
+            session_id=upload.sessionId,
         )
+        sessions_table = env.get(names.SESSIONS_TABLE_NAME)
         try:
             begin_upload(
                 entry,
                 dynamodb=dynamodb,
                 table=aws.required_setting(env, names.LEDGER_TABLE_NAME),
                 attempt=payload.attempt,
+                sessions_table=sessions_table,
             )
-        except UploadInProgress as exc:
+        except (UploadInProgress, SessionNotOpen) as exc:
             _give_back_claim(payload.requestId, upload, dynamodb=dynamodb, env=env)
             count_rejection(type(exc).__name__, env=env, productId=upload.productId)
             raise
+        if upload.sessionId is not None:
+            return commit_session(
+                upload,
+                s3=aws.s3_client(env),
+                completer=aws.s3_client(env, COMPLETE_SDK),
+                reader=aws.s3_client(env, SESSION_READ_SDK),
+                dynamodb=dynamodb,
+                bucket=bucket,
+                sessions_table=str(sessions_table),
+                policy=policy_from_env(env.get(names.ALLOWED_CONTENT_TYPES)),
+            ).to_dict()
         receipt = store(
             payload.requestId,
             upload,
@@ -264,6 +315,62 @@ def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
             started_at=payload.startedAt,
         )
         return receipt.to_dict()
+
+
+def commit_session(
+    upload: UploadMetadata,
+    *,
+    s3: S3Client,
+    completer: S3Client,
+    reader: S3Client,
+    dynamodb: DynamoDBClient,
+    bucket: str,
+    sessions_table: str,
+    policy: ContentTypePolicy,
+) -> StoreReceipt:
+    """A session's commit (tasks.core.commits): complete its multipart upload, then check the
+    stored file's first bytes. A retried Store whose earlier attempt completed it finds the
+    parts gone: that is a StorageError, and the workflow compensates the version the session's
+    id finds. ``completer`` and ``reader``: S3 clients with the completion's and the first
+    bytes' time budgets (tasks.contract.timing)."""
+    with aws.storage_errors("Reading the upload session"):
+        session = sessions.read_any(dynamodb, sessions_table, str(upload.sessionId))
+        parts = None
+        if session is not None:
+            parts = sessions.held_parts(s3, bucket=bucket, session=session)
+    if session is None or parts is None:
+        raise StorageError("The upload session's parts are gone.")
+    with aws.storage_errors("Completing the upload", write=True):
+        version_id, checksum = commits.complete(
+            completer, bucket=bucket, session=session, parts=parts
+        )
+    logger.info(
+        "File stored",
+        extra={
+            "bucket": bucket,
+            "s3Key": session.s3_key,
+            "versionId": version_id,
+            "size": session.size,
+            "sessionId": session.upload_id,
+            "parts": len(parts),
+        },
+    )
+    with aws.storage_errors("Reading the file's first bytes"):
+        head = sessions.read_head(
+            reader,
+            bucket=bucket,
+            key=session.s3_key,
+            version_id=version_id,
+            length=commits.HEAD_BYTES,
+        )
+    content_type = commits.checked_content_type(head, upload.contentType, policy)
+    return StoreReceipt(
+        bucket=bucket,
+        s3Key=session.s3_key,
+        versionId=version_id,
+        contentType=content_type,
+        checksum=checksum,
+    )
 
 
 def file_content(body: str) -> str:

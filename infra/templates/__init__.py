@@ -15,13 +15,17 @@ from pathlib import Path
 
 from tasks.contract.errors import OUTCOMES
 
-__all__ = ["request_template", "response_template"]
+__all__ = ["request_template", "response_template", "session_request_template"]
 
 _DIRECTORY = Path(__file__).resolve().parent
 
 # Distinctive placeholders, replaced by plain string substitution (the ARN may be a CDK token).
 STATE_MACHINE_ARN_PLACEHOLDER = "@@STATE_MACHINE_ARN@@"
 OUTCOMES_PLACEHOLDER = "@@OUTCOMES@@"
+SUCCESS_STATUS_PLACEHOLDER = "@@SUCCESS_STATUS@@"
+OPERATION_PLACEHOLDER = "@@OPERATION@@"
+# The sessions workflow's operations (tasks.core.models.SessionEvent).
+SESSION_OPERATIONS = frozenset({"open", "parts", "describe", "abort"})
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.]*$")
 _ARN_FORBIDDEN = re.compile(r"[\"\\\s]")
@@ -62,19 +66,45 @@ def _read(name: str) -> str:
     return (_DIRECTORY / name).read_text(encoding="utf-8")
 
 
-def request_template(state_machine_arn: str) -> str:
-    """The integration request template, starting ``state_machine_arn`` (an ARN or a CDK token)."""
+def _filled(name: str, values: dict[str, str]) -> str:
+    template = _read(name)
+    for placeholder, value in values.items():
+        if placeholder not in template:
+            raise RuntimeError(f"{name} lost its placeholder {placeholder}")
+        template = template.replace(placeholder, value)
+    return template
+
+
+def _checked_arn(state_machine_arn: str) -> str:
     if not state_machine_arn or _ARN_FORBIDDEN.search(state_machine_arn):
         raise ValueError(f"not a state machine ARN: {state_machine_arn!r}")
-    template = _read("request.vtl")
-    if STATE_MACHINE_ARN_PLACEHOLDER not in template:
-        raise RuntimeError("request.vtl lost its state machine placeholder")
-    return template.replace(STATE_MACHINE_ARN_PLACEHOLDER, state_machine_arn)
+    return state_machine_arn
 
 
-def response_template() -> str:
-    """The integration response template (all of default, 4xx and 5xx), with the outcome table."""
-    template = _read("response.vtl")
-    if OUTCOMES_PLACEHOLDER not in template:
-        raise RuntimeError(f"response.vtl lost its placeholder {OUTCOMES_PLACEHOLDER}")
-    return template.replace(OUTCOMES_PLACEHOLDER, _outcome_table())
+def request_template(state_machine_arn: str) -> str:
+    """The integration request template of /upload, starting ``state_machine_arn`` (an ARN or a
+    CDK token)."""
+    return _filled("request.vtl", {STATE_MACHINE_ARN_PLACEHOLDER: _checked_arn(state_machine_arn)})
+
+
+def session_request_template(state_machine_arn: str, operation: str) -> str:
+    """The integration request template of a /uploads route: ``operation`` of the sessions
+    workflow ``state_machine_arn``."""
+    if operation not in SESSION_OPERATIONS:
+        raise ValueError(f"not a session operation: {operation!r}")
+    return _filled(
+        "session_request.vtl",
+        {
+            STATE_MACHINE_ARN_PLACEHOLDER: _checked_arn(state_machine_arn),
+            OPERATION_PLACEHOLDER: operation,
+        },
+    )
+
+
+def response_template(success_status: int = 200) -> str:
+    """The integration response template (all of default, 4xx and 5xx), with the outcome table;
+    a succeeded execution answers ``success_status`` (201 for a new session)."""
+    return _filled(
+        "response.vtl",
+        {OUTCOMES_PLACEHOLDER: _outcome_table(), SUCCESS_STATUS_PLACEHOLDER: str(success_status)},
+    )

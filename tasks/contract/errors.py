@@ -70,6 +70,26 @@ class UploadInProgress(RequestRejected):
     of one item run one at a time (tasks.contract.ledger). Nothing was stored; retry shortly."""
 
 
+class SessionNotFound(RequestRejected):
+    """No upload session of this caller has this uploadId (another caller's session is not
+    found either)."""
+
+
+class SessionNotOpen(RequestRejected):
+    """The upload session is committed, being committed, aborted or expired: it takes no more
+    parts, and it cannot be aborted once committed."""
+
+
+class ContentMismatch(RequestRejected):
+    """A committed session's first bytes contradict its declared content type, or are of a type
+    the service does not allow. Raised by Store after the file landed: the workflow compensates
+    (nothing remains), then answers 400 like any invalid request."""
+
+
+class TooManySessions(RequestRejected):
+    """The caller already holds the most open upload sessions allowed (maxOpenSessions)."""
+
+
 class TransientStorageError(UploadError):
     """S3 or DynamoDB throttled or had a transient fault; the state machine retries it."""
 
@@ -100,10 +120,14 @@ CLIENT_ERROR_NAMES: Final[tuple[str, ...]] = (
     PayloadTooLarge.__name__,
     IdempotencyConflict.__name__,
     UploadInProgress.__name__,
+    SessionNotFound.__name__,
+    SessionNotOpen.__name__,
+    TooManySessions.__name__,
 )
 # Errors Store raises only when no write of its own can still be in flight (its S3 call answered,
 # or none was made): after them the compensation may release the item's lease at once.
 SETTLED_STORE_ERRORS: Final[tuple[str, ...]] = (
+    ContentMismatch.__name__,
     TransientStorageError.__name__,
     StorageError.__name__,
     InvalidTaskInput.__name__,
@@ -142,6 +166,7 @@ UPLOAD_IN_PROGRESS_MESSAGE: Final = (
     "Another upload of this product (productId and productName) is in progress; nothing was "
     "stored. Retry in a few seconds."
 )
+SESSION_NOT_FOUND_MESSAGE: Final = "There is no upload session with this uploadId."
 UNAVAILABLE_MESSAGE: Final = "The service is busy. Retry the request later."
 TIMEOUT_MESSAGE: Final = "The upload did not finish in time."
 
@@ -156,6 +181,12 @@ OUTCOMES: Final[dict[str, Outcome]] = {
         True,
     ),
     "UploadInProgress": Outcome(409, "UploadInProgress", UPLOAD_IN_PROGRESS_MESSAGE, True),
+    "ContentMismatch": Outcome(400, "ValidationError", "The request is not valid.", True),
+    "SessionNotFound": Outcome(404, "NotFound", SESSION_NOT_FOUND_MESSAGE, True),
+    "SessionNotOpen": Outcome(409, "SessionNotOpen", "The upload session is not open.", True),
+    "TooManySessions": Outcome(
+        429, "TooManySessions", "Too many upload sessions are open; finish or abort one.", True
+    ),
     INTERNAL_ERROR: Outcome(500, "InternalError", INTERNAL_ERROR_MESSAGE),
     "CompensationFailed": Outcome(500, "InternalError", ORPHAN_REPORTED_MESSAGE),
     # Step Functions' own error for a state over 256 KiB (no Catch can handle it). MAX_FILE_BYTES

@@ -44,6 +44,9 @@ PRODUCT_NAME: Final = "productName"
 S3_KEY: Final = "s3Key"
 BUCKET: Final = "bucket"
 STARTED_AT: Final = "startedAt"  # the execution's start ($$.Execution.StartTime)
+# The upload session a request commits ("" for an inline file): its versions carry the session's
+# id, not the request's (tasks.core.ledger.Upload.writer).
+SESSION_ID: Final = "sessionId"
 STORE_ATTEMPT: Final = "storeAttempt"  # the highest Store attempt that began
 VERSION_ID: Final = "versionId"  # the committed version
 HOLDER: Final = "holder"  # a lease's request id

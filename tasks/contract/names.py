@@ -10,6 +10,9 @@ UPLOAD_KEY_ARN: Final = "UPLOAD_KEY_ARN"  # the bucket's KMS key (SSE-KMS with t
 METADATA_TABLE_NAME: Final = "METADATA_TABLE_NAME"
 IDEMPOTENCY_TABLE_NAME: Final = "IDEMPOTENCY_TABLE_NAME"
 LEDGER_TABLE_NAME: Final = "LEDGER_TABLE_NAME"  # intents, commit records, item leases
+SESSIONS_TABLE_NAME: Final = "SESSIONS_TABLE_NAME"  # upload sessions (tasks.contract.sessions)
+MAX_UPLOAD_BYTES: Final = "MAX_UPLOAD_BYTES"  # the largest file a session may declare
+MAX_OPEN_SESSIONS: Final = "MAX_OPEN_SESSIONS"  # open sessions per caller
 ORPHAN_GRACE_SECONDS: Final = "ORPHAN_GRACE_SECONDS"  # the sweep's grace period
 SWEEP_DELETES_ORPHANS: Final = "SWEEP_DELETES_ORPHANS"  # "true": the sweep deletes what it finds
 # Local mode only: how many times slower than AWS its emulator is right now; the tasks stretch
@@ -45,9 +48,10 @@ RECORD: Final = "record"
 COMPENSATE: Final = "compensate"
 REPORT: Final = "report"  # reports what a compensation that crashed or timed out left behind
 SWEEP: Final = "sweep"  # scheduled, outside the workflow: finds uncommitted versions
+SESSION: Final = "session"  # the upload sessions' routes (their own Express workflow)
 # The workflow's Lambda tasks, and every function of the stack.
 WORKFLOW_TASKS: Final = (VALIDATE, STORE, RECORD, COMPENSATE, REPORT)
-TASKS: Final = (*WORKFLOW_TASKS, SWEEP)
+TASKS: Final = (*WORKFLOW_TASKS, SWEEP, SESSION)
 
 
 def task_title(task: str) -> str:
@@ -70,3 +74,11 @@ REPLAYED_STATE: Final = "Replayed"
 REJECTED_STATE: Final = "Rejected"
 UPLOAD_FAILED_STATE: Final = "UploadFailed"
 COMPENSATION_FAILED_STATE: Final = "CompensationFailed"
+# A session's commit whose stored bytes contradict its content type: compensated, then refused.
+CONTENT_MISMATCH_STATE: Final = "ContentMismatchFound"
+COMPENSATED_STATE: Final = "Compensated"
+CONTENT_REJECTED_STATE: Final = "ContentRejected"
+
+# -- the sessions workflow's state ids (infra/sessions.py) ------------------------------------
+SESSION_STATE: Final = task_title(SESSION)
+SESSION_DONE_STATE: Final = "Answered"

@@ -76,6 +76,13 @@ DYNAMODB_SDK: Final = SdkBudget(connect_timeout=0.15, read_timeout=0.35, total_m
 # SDK would hide that from the task, which must know (it reports WriteOutcomeUnknown). The read
 # timeout is S3's answer to a PUT of at most MAX_FILE_BYTES, usually well under 0.1 s.
 S3_SDK: Final = SdkBudget(connect_timeout=0.25, read_timeout=0.75, total_max_attempts=1)
+# An upload session's commit, both services. Validate's reads (the session, its parts: a page of
+# up to 1,000) and Store's read of the stored file's first bytes: one short attempt each, so that
+# two fit a 1 s function's deadline.
+SESSION_READ_SDK: Final = SdkBudget(connect_timeout=0.15, read_timeout=0.35, total_max_attempts=1)
+# Store's CompleteMultipartUpload: S3 assembles the parts while the call waits (longer for more
+# parts), so it gets most of Store's deadline; one attempt (a write, like the PUT).
+COMPLETE_SDK: Final = SdkBudget(connect_timeout=0.25, read_timeout=1.25, total_max_attempts=1)
 # The scheduled sweep, both services: no client waits on it, a page of versions may take S3 a
 # while to list, and its writes (closing an intent, deleting by version id) are safe to repeat.
 # Patient timeouts and retries; the 60 s deadline still bounds the run.
@@ -123,6 +130,9 @@ TIMINGS: Final[dict[str, TaskTiming]] = {
     # A DynamoDB write, an S3 listing and a HEAD per version; no retry: if it fails, the sweep
     # still reports.
     names.REPORT: TaskTiming(lambda_timeout_seconds=2, retry=None),
+    # The sessions workflow (its only task): a DynamoDB query and write and an S3 call, or up to
+    # 100 presigned URLs (signed locally) or a few pages of parts.
+    names.SESSION: TaskTiming(lambda_timeout_seconds=2),
     # Scheduled, outside the workflow: a page of open intents per run.
     names.SWEEP: TaskTiming(lambda_timeout_seconds=60, retry=None),
 }

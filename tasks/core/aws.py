@@ -97,7 +97,7 @@ TRANSIENT_CANCELLATION_REASONS: Final = frozenset(
     }
 )
 
-_clients: dict[tuple[str, str | None, str | None, str | None, float, SdkBudget], Any] = {}
+_clients: dict[tuple[str, str | None, str | None, str | None, float, SdkBudget, bool], Any] = {}
 _clients_lock = threading.Lock()
 
 
@@ -109,15 +109,21 @@ def _session() -> botocore.session.Session:
     return botocore.session.get_session()
 
 
-def client(service: str, env: Mapping[str, str], budget: SdkBudget | None = None) -> Any:
+def client(
+    service: str, env: Mapping[str, str], budget: SdkBudget | None = None, *, presign: bool = False
+) -> Any:
     """A cached botocore client for ``service`` configured from ``env`` and ``budget`` (by default
-    the service's); every attempt of its calls is held to the invocation's deadline."""
+    the service's); every attempt of its calls is held to the invocation's deadline. ``presign``:
+    an S3 client whose presigned URLs clients can use (:func:`presign_config`)."""
     budget = budget or SDK_BUDGETS[service]
     endpoint = env.get("AWS_ENDPOINT_URL") or None
     region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
     access_key = env.get("AWS_ACCESS_KEY_ID") or None
     scale = deadline.time_scale(env)
-    cache_key = (service, endpoint, region, access_key, scale, budget)
+    config = client_config(budget, scale)
+    if presign:
+        config = config.merge(presign_config(path_style=endpoint is not None))
+    cache_key = (service, endpoint, region, access_key, scale, budget, presign)
     with _clients_lock:
         cached = _clients.get(cache_key)
         if cached is None:
@@ -128,7 +134,7 @@ def client(service: str, env: Mapping[str, str], budget: SdkBudget | None = None
                 aws_access_key_id=access_key,
                 aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") if access_key else None,
                 aws_session_token=env.get("AWS_SESSION_TOKEN") if access_key else None,
-                config=client_config(budget, scale),
+                config=config,
             )
             refuse = functools.partial(_refuse_late_attempt, budget.attempt_seconds * scale)
             cached.meta.events.register("before-send", refuse)
@@ -145,9 +151,24 @@ def _refuse_late_attempt(attempt_seconds: float, request: Any, **kwargs: Any) ->
         raise OutOfTime(operation, attempt_seconds, max(left, 0.0))
 
 
-def s3_client(env: Mapping[str, str], budget: SdkBudget | None = None) -> S3Client:
+def s3_client(
+    env: Mapping[str, str], budget: SdkBudget | None = None, *, presign: bool = False
+) -> S3Client:
     """The cached S3 client for ``env`` (:func:`client`)."""
-    return cast("S3Client", client("s3", env, budget))
+    return cast("S3Client", client("s3", env, budget, presign=presign))
+
+
+def presign_config(*, path_style: bool) -> Config:
+    """Presigned URLs signed with SigV4 (botocore would presign with SigV2) for the regional
+    endpoint (the global one answers a new bucket with a 307 redirect, which breaks browsers);
+    path-style addressing for an emulator's endpoint."""
+    return Config(
+        signature_version="s3v4",
+        s3={
+            "us_east_1_regional_endpoint": "regional",
+            "addressing_style": "path" if path_style else "virtual",
+        },
+    )
 
 
 def dynamodb_client(env: Mapping[str, str], budget: SdkBudget | None = None) -> DynamoDBClient:
@@ -168,6 +189,8 @@ def required_setting(env: Mapping[str, str], name: str) -> str:
     return value
 
 
+# What an SDK call can raise: botocore's errors and a refused late attempt.
+SDK_ERRORS: Final = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, OutOfTime)
 CONDITION_FAILED: Final = "ConditionalCheckFailedException"
 TRANSACTION_CANCELED: Final = "TransactionCanceledException"
 
@@ -223,7 +246,7 @@ def storage_errors(action: str, *, write: bool = False) -> Iterator[None]:
     """
     try:
         yield
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, OutOfTime) as exc:
+    except SDK_ERRORS as exc:
         transient = is_transient(exc)
         unknown = write and outcome_unknown(exc)
         logger.error(

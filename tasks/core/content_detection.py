@@ -27,6 +27,7 @@ three bytes or more, so bytes without it are not such a file (plain text declare
 
 from __future__ import annotations
 
+import codecs
 import functools
 import re
 from dataclasses import dataclass
@@ -97,26 +98,30 @@ def recognise(data: bytes) -> Recognition:
     return Recognition(best, frozenset(canonical(m.mime_type) for m in strong))
 
 
-def detect(data: bytes, recognition: Recognition | None = None) -> str:
+def detect(data: bytes, recognition: Recognition | None = None, *, head: bool = False) -> str:
     """The type recognised from ``data`` (``recognition``, when already made); else
     ``text/plain`` for text, else ``application/octet-stream``."""
     best = (recognise(data) if recognition is None else recognition).best
     if best is not None:
         return best
-    return TEXT_PLAIN if is_text(data) else OCTET_STREAM
+    return TEXT_PLAIN if is_text(data, head=head) else OCTET_STREAM
 
 
-def is_text(data: bytes) -> bool:
+def is_text(data: bytes, *, head: bool = False) -> bool:
+    """UTF-8 without control characters. ``head``: ``data`` is the first bytes of a longer file,
+    so a character cut at its end is not an error."""
     try:
-        text = data.decode("utf-8")
+        text = codecs.getincrementaldecoder("utf-8")().decode(data, final=not head)
     except UnicodeDecodeError:
         return False
     return _BINARY_CONTROL_RE.search(text) is None
 
 
-def contradiction(declared: str, data: bytes, recognition: Recognition | None = None) -> str | None:
+def contradiction(
+    declared: str, data: bytes, recognition: Recognition | None = None, *, head: bool = False
+) -> str | None:
     """The type the bytes are when they contradict ``declared`` (rule in the module doc), else
-    None."""
+    None. ``head``: ``data`` is the file's first bytes (:func:`is_text`)."""
     found = recognise(data) if recognition is None else recognition
     value = canonical(declared)
     if found.best is None:
@@ -126,7 +131,7 @@ def contradiction(declared: str, data: bytes, recognition: Recognition | None = 
     if value.endswith("+zip") and ZIP in found.candidates:
         return None
     if is_textual(value):
-        return None if is_text(data) else found.best
+        return None if is_text(data, head=head) else found.best
     return found.best if value in _known_types() else None
 
 

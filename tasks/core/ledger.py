@@ -55,14 +55,25 @@ class Upload:
     product_id: str
     product_name: str
     started_at: str | None  # the execution's start ($$.Execution.StartTime)
+    # The upload session this request commits (tasks.contract.sessions), else None.
+    session_id: str | None = None
+
+    @property
+    def writer(self) -> str:
+        """Whose id the request's versions carry in their metadata (tasks.core.versions): the
+        session's for a session's commit (set when its multipart upload began), else the
+        request's."""
+        return self.session_id or self.request_id
 
     def orphan(self, version_ids: list[str] | None, **details: object) -> dict[str, object]:
         """The ``orphan`` field of an ``ORPHAN: ...`` line about this request's versions."""
+        session = {"sessionId": self.session_id} if self.session_id else {}
         return {
             "bucket": self.bucket,
             "s3Key": self.s3_key,
             "versionIds": version_ids,
             "requestId": self.request_id,
+            **session,
             **details,
         }
 
@@ -77,7 +88,7 @@ class Upload:
 # request's versions, and (once) the attributes that file it in the OpenIntents index.
 _DESCRIBE: Final = (
     "#requestId = :requestId, #productId = :productId, #productName = :productName, "
-    "#bucket = :bucket, #s3Key = :s3Key, #startedAt = :startedAt, "
+    "#bucket = :bucket, #s3Key = :s3Key, #startedAt = :startedAt, #sessionId = :sessionId, "
     "#openShard = if_not_exists(#openShard, :shard), #openSince = if_not_exists(#openSince, :now)"
 )
 _DESCRIBE_NAMES: Final = {
@@ -87,6 +98,7 @@ _DESCRIBE_NAMES: Final = {
     "#bucket": ledger.BUCKET,
     "#s3Key": ledger.S3_KEY,
     "#startedAt": ledger.STARTED_AT,
+    "#sessionId": ledger.SESSION_ID,
     **_OPEN,
 }
 
@@ -99,6 +111,7 @@ def _describe_values(upload: Upload, now: int) -> dict[str, Any]:
         ":bucket": {"S": upload.bucket},
         ":s3Key": {"S": upload.s3_key},
         ":startedAt": {"S": upload.started_at or ""},
+        ":sessionId": {"S": upload.session_id or ""},
         ":shard": {"S": ledger.open_shard(upload.request_id)},
         ":now": {"N": str(now)},
     }
@@ -247,6 +260,7 @@ class Intent:
                 product_id=text(ledger.PRODUCT_ID),
                 product_name=text(ledger.PRODUCT_NAME),
                 started_at=text(ledger.STARTED_AT) or None,
+                session_id=text(ledger.SESSION_ID) or None,
             ),
             status=text(ledger.STATUS) or ledger.PENDING,
             version_id=aws.string_attribute(item, ledger.VERSION_ID),

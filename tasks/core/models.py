@@ -19,12 +19,12 @@ from tasks.contract.limits import (
     CALLER_MAX_CHARS,
     CONTENT_TYPE_MAX_CHARS,
     FILE_NAME_MAX_CHARS,
-    MAX_FILE_BYTES,
     PRICE_MAX_FRACTION_DIGITS,
     PRODUCT_ID_PATTERN,
     PRODUCT_NAME_MAX_CHARS,
     S3_VERSION_ID_MAX_BYTES,
 )
+from tasks.contract.sessions import MAX_OBJECT_BYTES
 
 SUCCESS_MESSAGE: Final = "File uploaded successfully"
 # A price as validate writes it: plain decimal text, no exponent, below 1e12.
@@ -42,6 +42,8 @@ _NonEmpty = Annotated[str, Meta(min_length=1)]
 _ProductId = Annotated[str, Meta(pattern=PRODUCT_ID_PATTERN)]
 _ProductName = Annotated[str, Meta(min_length=1, max_length=PRODUCT_NAME_MAX_CHARS)]
 _Attempt = Annotated[int, Meta(ge=0)]
+# API Gateway's limit on a whole request line is 8 KiB; a path segment cannot be longer.
+PATH_ID_MAX_CHARS: Final = 8192
 
 
 class Payload(Struct, frozen=True, kw_only=True):
@@ -55,32 +57,61 @@ class Payload(Struct, frozen=True, kw_only=True):
 
 
 class UploadMetadata(Payload, frozen=True, kw_only=True):
-    """What validate learned; returned to ``$.upload``."""
+    """What validate learned; returned to ``$.upload``. A session's commit (``sessionId`` set)
+    may not know the whole file's SHA-256 (a file of several parts: None) or its content type
+    (none declared: None, detected by store from the file's first bytes)."""
 
     productId: _ProductId
     productName: _ProductName
     price: Annotated[str, Meta(pattern=PRICE_TEXT_PATTERN)]
     fileName: Annotated[str, Meta(min_length=1, max_length=FILE_NAME_MAX_CHARS)]
-    contentType: Annotated[str, Meta(min_length=3, max_length=CONTENT_TYPE_MAX_CHARS)]
-    size: Annotated[int, Meta(ge=1, le=MAX_FILE_BYTES)]
-    sha256: _Sha256
+    contentType: Annotated[str, Meta(min_length=3, max_length=CONTENT_TYPE_MAX_CHARS)] | None
+    # An inline file is at most MAX_FILE_BYTES (validate's rule); a session's up to S3's limit.
+    size: Annotated[int, Meta(ge=1, le=MAX_OBJECT_BYTES)]
+    sha256: _Sha256 | None
     s3Key: _NonEmpty
     # Only with an Idempotency-Key (tasks.contract.idempotency): the claim's table key (the key
     # scoped to the caller, hashed) and the body's fingerprint; None without the header.
     idempotencyId: _Sha256 | None = None
     fingerprint: _Sha256 | None = None
+    # The upload session this request commits (tasks.contract.sessions); None for an inline file.
+    sessionId: _RequestId | None = None
 
 
-class StoreReceipt(Payload, frozen=True, kw_only=True):
-    """What store wrote; returned in the body's place (``$.body``), then moved to ``$.stored``."""
+class SparsePayload(Payload, frozen=True, kw_only=True):
+    """A payload whose optional fields are left out when None (they exist only for some
+    uploads: an upload session's)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: value for name, value in super().to_dict().items() if value is not None}
+
+
+class Checksum(Payload, frozen=True, kw_only=True):
+    """The stored object's checksum as S3 keeps it: the whole file's SHA-256 (FULL_OBJECT: a
+    single PUT) or S3's composite of the parts' SHA-256 digests (COMPOSITE, ``<base64>-<parts>``:
+    a multipart upload, whatever its number of parts)."""
+
+    algorithm: Literal["SHA256"] = "SHA256"
+    type: Literal["FULL_OBJECT", "COMPOSITE"]
+    value: _NonEmpty
+
+
+class StoreReceipt(SparsePayload, frozen=True, kw_only=True):
+    """What store wrote; returned in the body's place (``$.body``), then moved to ``$.stored``.
+    A session's commit adds what only the stored object tells: its content type (as declared
+    or detected from its first bytes) and its checksum."""
 
     bucket: _NonEmpty
     s3Key: _NonEmpty
     versionId: Annotated[str, Meta(min_length=1, max_length=S3_VERSION_ID_MAX_BYTES)]
+    contentType: Annotated[str, Meta(min_length=3, max_length=CONTENT_TYPE_MAX_CHARS)] | None = None
+    checksum: Checksum | None = None
 
 
-class SuccessBody(Payload, frozen=True, kw_only=True):
-    """The client's 200 body (docs/api.md), returned by record to ``$.receipt``."""
+class SuccessBody(SparsePayload, frozen=True, kw_only=True):
+    """The client's 200 body (docs/api.md), returned by record to ``$.receipt``. ``sha256`` is
+    left out when unknown (a session of several parts), ``uploadId`` and ``checksum`` for an
+    inline file."""
 
     message: Literal["File uploaded successfully"] = SUCCESS_MESSAGE
     requestId: str
@@ -92,10 +123,12 @@ class SuccessBody(Payload, frozen=True, kw_only=True):
     fileName: str
     contentType: str
     size: int
-    sha256: str
+    sha256: str | None
     s3Key: str
     versionId: str
     timestamp: str
+    uploadId: str | None = None
+    checksum: Checksum | None = None
 
 
 class CompensationResult(Payload, frozen=True, kw_only=True):
@@ -150,9 +183,11 @@ class CompensateEvent(Payload, frozen=True, kw_only=True):
     # $$.State.RetryCount: below TASK_RETRY.max_attempts a retry remains.
     attempt: _Attempt = 0
     # The state that failed (Store or Record) and its error name: whether a write of this
-    # request may still be in flight (tasks/compensate.py, step 4).
+    # request may still be in flight (tasks/compensate.py, step 5).
     failedState: str | None = None
     error: str | None = None
+    # $.upload.sessionId: the session whose commit failed (None for an inline file).
+    sessionId: _RequestId | None = None
 
 
 class ReportEvent(Payload, frozen=True, kw_only=True):
@@ -163,11 +198,25 @@ class ReportEvent(Payload, frozen=True, kw_only=True):
     startedAt: str | None = None
     # How Compensate ended (its error name).
     error: str | None = None
+    sessionId: _RequestId | None = None
 
 
 class SweepEvent(Payload, frozen=True, kw_only=True):
     # The schedule's execution id (the logs' correlation id); absent when run by hand.
     requestId: str | None = None
+
+
+class SessionEvent(Payload, frozen=True, kw_only=True):
+    """The sessions workflow's input (infra/templates/session_request.vtl)."""
+
+    operation: Literal["open", "parts", "describe", "abort"]
+    requestId: _RequestId
+    caller: Annotated[str, Meta(max_length=CALLER_MAX_CHARS)] | None = None
+    # The path's {uploadId} as the client sent it (None on POST /uploads): any text, since an id
+    # that cannot exist is simply not found.
+    uploadId: Annotated[str, Meta(min_length=1, max_length=PATH_ID_MAX_CHARS)] | None = None
+    # The client's JSON text ("" for GET and DELETE).
+    body: str = ""
 
 
 PayloadT = TypeVar("PayloadT", bound=Payload)

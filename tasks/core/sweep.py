@@ -139,7 +139,7 @@ def _sweep_intent(
         stores.s3,
         bucket=upload.bucket,
         key=upload.s3_key,
-        request_id=upload.request_id,
+        request_id=upload.writer,
         since=cutoff(upload.started_at),
     )
     committed = intent.version_id if status == ledger_contract.COMMITTED else None

@@ -63,6 +63,7 @@ from tasks.contract.limits import (
     PRODUCT_ID_PATTERN,
     PRODUCT_NAME_MAX_CHARS,
 )
+from tasks.contract.sessions import SESSION_ID_PATTERN
 from tasks.core.content_detection import contradiction, detect, is_text, recognise
 from tasks.core.models import UploadMetadata
 
@@ -70,6 +71,7 @@ _CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f]")
 _SURROGATE_RE: Final = re.compile(r"[\ud800-\udfff]")
 _BASE64_RE: Final = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 _VISIBLE_ASCII_RE: Final = re.compile(r"[\x21-\x7e]+")
+_UPLOAD_ID_RE: Final = re.compile(SESSION_ID_PATTERN)
 _SMALLEST_PRICE: Final = Decimal(PRICE_SMALLEST_NONZERO)
 # boto3's serializer context (mirrored here so validate does not import boto3): it refuses any
 # number it would round or clamp (tasks.contract.limits.PRICE_MAX_FRACTION_DIGITS).
@@ -223,13 +225,22 @@ def check_idempotency_key(value: object) -> str | None:
 # --- the client's request body ---
 
 
+def check_upload_id(value: object) -> str:
+    text = _require_str(value)
+    if _UPLOAD_ID_RE.fullmatch(text) is None:
+        raise ValueError("must be the uploadId POST /uploads returned")
+    return text
+
+
 class UploadRequest(Struct, frozen=True, kw_only=True):
-    """The client's JSON body after every rule passed. ``fileContent`` holds the decoded bytes."""
+    """The client's JSON body after every rule passed: exactly one of ``fileContent`` (the decoded
+    bytes) and ``uploadId`` (an upload session to commit)."""
 
     productId: str
     productName: str
     price: str
-    fileContent: bytes
+    fileContent: bytes | None = None
+    uploadId: str | None = None
     fileName: str | None = None
     contentType: str | None = None
 
@@ -240,35 +251,58 @@ REQUEST_FIELD_RULES: Final[dict[str, Callable[[object], object]]] = {
     "productName": check_product_name,
     "price": price_text,
     "fileContent": decode_file_content,
+    "uploadId": check_upload_id,
     "fileName": check_file_name,
     "contentType": check_content_type,
 }
-REQUIRED_REQUEST_FIELDS: Final = frozenset({"productId", "productName", "price", "fileContent"})
+REQUIRED_REQUEST_FIELDS: Final = frozenset({"productId", "productName", "price"})
 _MAX_FIELD_NAME_CHARS: Final = 128
 
 
 def parse_request(body: Mapping[str, object]) -> tuple[UploadRequest | None, list[FieldProblem]]:
     """Apply every field rule to the client's body: the request if all passed (else None), and
     each problem (the declared fields in order, then each unknown field as it appears)."""
-    values: dict[str, Any] = {}
-    problems: list[FieldProblem] = []
-    for name, rule in REQUEST_FIELD_RULES.items():
-        if name not in body:
-            if name in REQUIRED_REQUEST_FIELDS:
-                problems.append(FieldProblem(name, "is required"))
-            continue
-        try:
-            values[name] = rule(body[name])
-        except ValueError as exc:
-            problems.append(FieldProblem(name, str(exc)))
-    problems.extend(
-        FieldProblem(_field_label(str(name)), "is not an allowed field")
-        for name in body
-        if name not in REQUEST_FIELD_RULES
-    )
+    values, problems = apply_rules(body, REQUEST_FIELD_RULES, REQUIRED_REQUEST_FIELDS)
+    if "fileContent" in body and "uploadId" in body:
+        problems.append(FieldProblem("uploadId", "must not be sent together with fileContent"))
+    elif "fileContent" not in body and "uploadId" not in body:
+        problems.append(
+            FieldProblem("fileContent", "is required (or uploadId, to commit an upload session)")
+        )
+    problems.extend(unknown_fields(body, REQUEST_FIELD_RULES))
     if problems:
         return None, problems
     return UploadRequest(**values), problems
+
+
+def apply_rules(
+    fields: Mapping[str, object],
+    rules: Mapping[str, Callable[[object], object]],
+    required: frozenset[str],
+) -> tuple[dict[str, Any], list[FieldProblem]]:
+    """Each rule applied to its field, in the rules' order: the clean values, and each problem
+    (a required field that is absent, or the rule's message)."""
+    values: dict[str, Any] = {}
+    problems: list[FieldProblem] = []
+    for name, rule in rules.items():
+        if name not in fields:
+            if name in required:
+                problems.append(FieldProblem(name, "is required"))
+            continue
+        try:
+            values[name] = rule(fields[name])
+        except ValueError as exc:
+            problems.append(FieldProblem(name, str(exc)))
+    return values, problems
+
+
+def unknown_fields(fields: Mapping[str, object], rules: Mapping[str, object]) -> list[FieldProblem]:
+    """A problem for each field no rule names, as it appears."""
+    return [
+        FieldProblem(_field_label(str(name)), "is not an allowed field")
+        for name in fields
+        if name not in rules
+    ]
 
 
 def _field_label(name: str) -> str:
@@ -284,6 +318,10 @@ NOT_AN_OBJECT_MESSAGE: Final = "The request body must be a JSON object."
 TOO_LARGE_MESSAGE: Final = f"The file is larger than the limit of {MAX_FILE_BYTES} bytes."
 IDEMPOTENCY_KEY_FIELD: Final = "Idempotency-Key"
 CONTENT_TYPE_FIELD: Final = "contentType"
+KEY_TOO_LONG_MESSAGE: Final = (
+    f"is too long: the object key 'uploads/<productId>/<fileName>' must fit in {S3_KEY_MAX_BYTES} "
+    "bytes of UTF-8"
+)
 # A body with thousands of unknown fields must not produce an error larger than the body.
 MAX_REPORTED_PROBLEMS: Final = 32
 
@@ -312,10 +350,21 @@ def validate_upload(
     *,
     policy: ContentTypePolicy = ANY_CONTENT_TYPE,
 ) -> UploadMetadata:
-    """Check the body against the API rules (docs/api.md) and describe the upload.
+    """Check an inline upload's body against the API rules (docs/api.md) and describe the
+    upload (:func:`check_request`; a body with ``uploadId`` is a session's commit:
+    tasks.core.commits)."""
+    request, content_type = check_request(body, idempotency_key, policy=policy)
+    if request.fileContent is None:
+        raise ValueError("validate_upload takes an inline upload; a commit is tasks.core.commits")
+    upload = describe(request_id, request, content_type)
+    return with_idempotency(upload, body, idempotency_key, caller)
 
-    With an Idempotency-Key, the metadata also carries the key scoped to ``caller`` and hashed
-    (``idempotencyId``) and the body's ``fingerprint`` (tasks.contract.idempotency).
+
+def check_request(
+    body: object, idempotency_key: object = None, *, policy: ContentTypePolicy = ANY_CONTENT_TYPE
+) -> tuple[UploadRequest, str]:
+    """Every rule of the body and the Idempotency-Key, all problems at once: the request and its
+    content type (:func:`content_type_of`).
 
     Raises :class:`PayloadTooLarge` when ``fileContent`` decodes to more than ``MAX_FILE_BYTES``
     bytes (known from its length, before any decoding and before the other rules), else
@@ -331,7 +380,6 @@ def validate_upload(
             TOO_LARGE_MESSAGE,
             [FieldProblem("fileContent", f"decodes to more than {MAX_FILE_BYTES} bytes")],
         )
-
     problems: list[FieldProblem] = []
     try:
         check_idempotency_key(idempotency_key)
@@ -344,40 +392,54 @@ def validate_upload(
         and request.fileName is not None
         and not key_fits(request.productId, request.fileName)
     ):
-        problems.append(
-            FieldProblem(
-                "fileName",
-                f"is too long: the object key 'uploads/<productId>/<fileName>' must fit "
-                f"in {S3_KEY_MAX_BYTES} bytes of UTF-8",
-            )
-        )
+        problems.append(FieldProblem("fileName", KEY_TOO_LONG_MESSAGE))
     content_type = ""
     if request is not None:
-        content_type, content_type_problem = content_type_of(request, policy)
-        if content_type_problem is not None:
-            problems.append(FieldProblem(CONTENT_TYPE_FIELD, content_type_problem))
+        content_type, problem = content_type_of(request, policy)
+        if problem is not None:
+            problems.append(FieldProblem(CONTENT_TYPE_FIELD, problem))
     if problems or request is None:
         raise ValidationError(INVALID_BODY_MESSAGE, problems[:MAX_REPORTED_PROBLEMS])
-    upload = describe(request_id, request, content_type)
-    if isinstance(idempotency_key, str):  # checked above: 1..128 visible ASCII characters
-        upload = msgspec.structs.replace(
-            upload,
-            idempotencyId=idempotency.idempotency_id(caller or "", idempotency_key),
-            fingerprint=idempotency.fingerprint(body),
-        )
-    return upload
+    return request, content_type
+
+
+def with_idempotency(
+    upload: UploadMetadata, body: object, idempotency_key: object, caller: str | None
+) -> UploadMetadata:
+    """With an Idempotency-Key, the metadata also carries the key scoped to ``caller`` and hashed
+    (``idempotencyId``) and the body's ``fingerprint`` (tasks.contract.idempotency)."""
+    if not isinstance(idempotency_key, str):  # checked: 1..128 visible ASCII characters
+        return upload
+    return msgspec.structs.replace(
+        upload,
+        idempotencyId=idempotency.idempotency_id(caller or "", idempotency_key),
+        fingerprint=idempotency.fingerprint(body),
+    )
 
 
 def content_type_of(request: UploadRequest, policy: ContentTypePolicy) -> tuple[str, str | None]:
     """The upload's content type (declared, else detected) and the problem with it, if any: the
     declared type contradicts the bytes, or it or the bytes' type is outside ``policy``
-    (rules: tasks.core.content_detection, tasks.contract.content_types)."""
-    data = request.fileContent
+    (rules: tasks.core.content_detection, tasks.contract.content_types). A session's commit has
+    no bytes here: only its declared type is checked against ``policy`` (store checks the
+    bytes)."""
+    if request.fileContent is None:
+        declared = request.contentType
+        if declared is None or policy.permits(declared):
+            return declared or "", None
+        return declared, f"{declared!r} is not an allowed content type ({policy.describe()})"
+    return content_of(request.fileContent, request.contentType, policy)
+
+
+def content_of(
+    data: bytes, declared: str | None, policy: ContentTypePolicy, *, head: bool = False
+) -> tuple[str, str | None]:
+    """The content type of ``data`` (declared, else detected) and the problem with it, if any
+    (:func:`content_type_of`). ``head``: ``data`` is only the file's first bytes."""
     recognition = recognise(data)
-    declared = request.contentType
-    content_type = declared or detect(data, recognition)
+    content_type = declared or detect(data, recognition, head=head)
     if declared is not None:
-        found = contradiction(declared, data, recognition)
+        found = contradiction(declared, data, recognition, head=head)
         if found is not None:
             return content_type, f"is {declared!r} but the file's bytes are {found}"
     allowed = f"allowed: {policy.describe()}"
@@ -385,7 +447,7 @@ def content_type_of(request: UploadRequest, policy: ContentTypePolicy) -> tuple[
         origin = "" if declared is not None else " (detected from the file's bytes)"
         return content_type, f"{content_type!r}{origin} is not an allowed content type ({allowed})"
     # Text may begin like a signature ("ID3 ..."): a textual type for text bytes stands.
-    text_exempt = is_textual(content_type) and is_text(data)
+    text_exempt = is_textual(content_type) and is_text(data, head=head)
     if (
         recognition.candidates
         and not text_exempt
@@ -399,8 +461,8 @@ def content_type_of(request: UploadRequest, policy: ContentTypePolicy) -> tuple[
 
 
 def describe(request_id: str, request: UploadRequest, content_type: str = "") -> UploadMetadata:
-    """The metadata of a valid request: size, hash, content type, clean file name, key."""
-    data = request.fileContent
+    """The metadata of a valid inline request: size, hash, content type, clean file name, key."""
+    data = request.fileContent or b""
     content_type = content_type or content_type_of(request, ANY_CONTENT_TYPE)[0]
     file_name = request.fileName or default_file_name(request_id, extension_for(content_type))
     return UploadMetadata(

@@ -180,6 +180,16 @@ UNREACHABLE_LOCALLY = {
 }
 COVERED_ELSEWHERE = {
     "dynamodb:Query": "the sweep's read of open intents: tests/e2e/test_sweep.py",
+    **{
+        f"s3:{operation}": "upload sessions and their commits: tests/e2e/test_commits.py"
+        for operation in (
+            "CreateMultipartUpload",
+            "ListParts",
+            "CompleteMultipartUpload",
+            "GetObject",
+            "AbortMultipartUpload",
+        )
+    },
 }
 
 

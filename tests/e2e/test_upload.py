@@ -74,7 +74,7 @@ def test_execution_is_named_after_the_request_id(client, emulator):
     response = client.post(make_upload().body)
     assert response.status_code == 200
     sfn = emulator.client("stepfunctions")
-    [machine] = emulator.state_machines
+    [machine] = [m for m in emulator.state_machines if "Workflow" in m.arn]
     names = [e["name"] for e in sfn.list_executions(stateMachineArn=machine.arn)["executions"]]
     assert response.json()["requestId"] in names
 

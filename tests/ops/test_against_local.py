@@ -102,6 +102,7 @@ def test_history_of_a_compensation(emulator: Emulator, uploads: dict[str, str]) 
         ("Record", 2, "TransientStorageError"),  # retried once, then caught
         ("RecordFailed", 0, None),  # tells Compensate which state failed, and how
         ("Compensate", 1, None),
+        ("Compensated", 0, None),  # the Choice: a content mismatch would be a 400
         ("UploadFailed", 0, None),
     ]
     lines = [(line["task"], line["message"]) for line in document["taskLogs"]]

@@ -20,10 +20,14 @@ from tasks.contract.errors import (
     UNAVAILABLE_MESSAGE,
     UPLOAD_IN_PROGRESS_MESSAGE,
     WORKFLOW_ERRORS,
+    ContentMismatch,
     FieldProblem,
     IdempotencyConflict,
     PayloadTooLarge,
     RequestRejected,
+    SessionNotFound,
+    SessionNotOpen,
+    TooManySessions,
     UploadInProgress,
     ValidationError,
     codes_by_status,
@@ -190,6 +194,13 @@ CLIENT_ERRORS: dict[str, RequestRejected] = {
     "UploadInProgress": UploadInProgress(
         "Another upload of 'P-1' / \"caf\u00e9\" is in progress \\ retry in 2 s."
     ),
+    "ContentMismatch": ContentMismatch(
+        "The request body is invalid.",
+        [FieldProblem("contentType", "is 'image/png' but the file's bytes are not image/png")],
+    ),
+    "SessionNotFound": SessionNotFound("There is no upload session with this uploadId."),
+    "SessionNotOpen": SessionNotOpen("The upload session is ABORTED: it cannot be committed."),
+    "TooManySessions": TooManySessions("You already hold 100 open upload sessions (at most 100)."),
 }
 
 
@@ -221,11 +232,17 @@ def test_the_table_is_what_the_contract_says() -> None:
         "InternalError": (500, "InternalError"),
         "CompensationFailed": (500, "InternalError"),
         "States.DataLimitExceeded": (413, "PayloadTooLarge"),
+        "ContentMismatch": (400, "ValidationError"),
+        "SessionNotFound": (404, "NotFound"),
+        "SessionNotOpen": (409, "SessionNotOpen"),
+        "TooManySessions": (429, "TooManySessions"),
     }
 
 
-def test_409_comes_with_two_codes() -> None:
-    assert codes_by_status()[409] == frozenset({"IdempotencyConflict", "UploadInProgress"})
+def test_409_comes_with_three_codes() -> None:
+    assert codes_by_status()[409] == frozenset(
+        {"IdempotencyConflict", "UploadInProgress", "SessionNotOpen"}
+    )
 
 
 def test_upload_in_progress_is_a_409_with_the_tasks_message() -> None:

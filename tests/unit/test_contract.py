@@ -47,6 +47,7 @@ def test_the_contract_has_the_modules_the_project_reads() -> None:
         "tasks.contract.ledger",
         "tasks.contract.limits",
         "tasks.contract.names",
+        "tasks.contract.sessions",
         "tasks.contract.timing",
     ]
 
@@ -76,10 +77,11 @@ def test_the_codes_of_every_error_status() -> None:
     assert codes_by_status() == {
         400: {"ValidationError"},
         403: {"Forbidden"},
-        409: {"IdempotencyConflict", "UploadInProgress"},
+        404: {"NotFound"},
+        409: {"IdempotencyConflict", "UploadInProgress", "SessionNotOpen"},
         413: {"PayloadTooLarge"},
         415: {"UnsupportedMediaType"},
-        429: {"TooManyRequests"},
+        429: {"TooManyRequests", "TooManySessions"},
         500: {"InternalError"},
         503: {"ServiceUnavailable"},
         504: {"Timeout"},

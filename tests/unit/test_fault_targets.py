@@ -80,6 +80,8 @@ def called_operations(sources: Sources) -> set[str]:
         if method == "get_paginator":
             method = _literal(call) or ""  # a paginator is named after its operation
             assert method in operations, f"{where}: {receiver} has no paginator {method!r}"
+        elif method == "generate_presigned_url":
+            continue  # signed locally (botocore adds it to S3 clients): no AWS call
         elif method not in operations:
             assert hasattr(botocore.client.BaseClient, method), f"{where}: {receiver}.{method}?"
             continue  # can_paginate, close ...: no AWS call

@@ -78,6 +78,8 @@ def test_begin_opens_a_pending_intent_and_takes_a_free_lease(cloud: Cloud) -> No
         "bucket": BUCKET,
         "s3Key": "uploads/PROD-001/test-file.txt",
         "startedAt": "2027-01-15T08:00:00.000Z",
+        # An inline upload commits no session: its versions carry the request's own id.
+        "sessionId": "",
         "openShard": contract.open_shard("req-1"),
         "openSince": str(T0),
     }

@@ -56,6 +56,8 @@ def test_run_returns_upload_metadata_and_logs_without_content(logs, capsys) -> N
         # Always present (Compensate reads $.upload.idempotencyId): null without the header.
         "idempotencyId": None,
         "fingerprint": None,
+        # Always present (Compensate reads $.upload.sessionId): null for an inline file.
+        "sessionId": None,
     }
     lines = logs()
     assert [(line["message"], line["correlation_id"], line["task"]) for line in lines] == [

@@ -74,6 +74,8 @@ def test_valid_request_is_described_exactly() -> None:
                 '"price":9999E-2,"productId":"PROD-001","productName":"Test Product"}'
             ).encode()
         ).hexdigest(),
+        # An inline file commits no upload session.
+        "sessionId": None,
     }
     plain = validate_upload(REQUEST_ID, body())
     assert (plain.idempotencyId, plain.fingerprint) == (None, None)
@@ -433,7 +435,7 @@ def test_missing_fields_are_each_named() -> None:
         ("productId", "is required"),
         ("productName", "is required"),
         ("price", "is required"),
-        ("fileContent", "is required"),
+        ("fileContent", "is required (or uploadId, to commit an upload session)"),
     ]
 
 
