@@ -34,7 +34,7 @@ from tasks.contract.timing import TIMINGS
 from .conftest import Client, Upload, make_upload
 
 SEED = 20261130
-ROUNDS, PARALLEL, ITEMS = 6, 8, 5
+ROUNDS, PARALLEL, ITEMS = 3, 8, 5
 REPORTING_TASKS = (names.COMPENSATE, names.REPORT, names.SWEEP)
 
 

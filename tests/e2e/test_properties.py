@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from tests.load import Target, stored_items, stored_versions
 from tests.oracle import contract_problems, echo_problems, exact_price
 
-ARBITRARY_EXAMPLES, MUTATED_EXAMPLES, VALID_EXAMPLES = 40, 60, 50
+ARBITRARY_EXAMPLES, MUTATED_EXAMPLES, VALID_EXAMPLES = 25, 40, 30
 FIELDS = ("productId", "productName", "price", "fileContent", "fileName", "contentType")
 CONTROL = [chr(c) for c in range(0x20)] + ["\x7f"]
 
