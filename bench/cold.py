@@ -44,8 +44,9 @@ RUNTIME_PACKAGES: Final = (
     "six",
 )
 
-# The clients each task's first invocation creates (none for validate; every other task writes
-# the ledger; store, compensate, report and the sweep read or write the bucket too).
+# The clients each task's first invocation creates (none for validate checking an inline file;
+# every other task writes the ledger or a session; store, compensate, report, the sweep and the
+# session task read or write the bucket too).
 TASK_CLIENTS: Final[dict[str, tuple[str, ...]]] = {
     names.VALIDATE: (),
     names.STORE: ("dynamodb", "s3"),
@@ -53,6 +54,7 @@ TASK_CLIENTS: Final[dict[str, tuple[str, ...]]] = {
     names.COMPENSATE: ("dynamodb", "s3"),
     names.REPORT: ("dynamodb", "s3"),
     names.SWEEP: ("dynamodb", "s3"),
+    names.SESSION: ("dynamodb", "s3"),
 }
 # Stand-ins for the resource names and ARNs the template fills in per function (the same
 # variables: tests/infrastructure/test_functions.py checks it).
@@ -60,22 +62,26 @@ _BUCKET: Final = {names.UPLOAD_BUCKET_NAME: "bench-bucket"}
 _METADATA: Final = {names.METADATA_TABLE_NAME: "bench-table"}
 _CLAIMS: Final = {names.IDEMPOTENCY_TABLE_NAME: "bench-claims"}
 _LEDGER: Final = {names.LEDGER_TABLE_NAME: "bench-ledger"}
+_SESSIONS: Final = {names.SESSIONS_TABLE_NAME: "bench-sessions"}
+_KEY: Final = {names.UPLOAD_KEY_ARN: "arn:aws:kms:us-east-1:123456789012:key/bench"}
 TASK_ENVIRONMENT: Final[dict[str, dict[str, str]]] = {
-    names.VALIDATE: {},
-    names.STORE: {
-        **_BUCKET,
-        names.UPLOAD_KEY_ARN: "arn:aws:kms:us-east-1:123456789012:key/bench",
-        **_CLAIMS,
-        **_LEDGER,
-    },
-    names.RECORD: {**_METADATA, **_CLAIMS, **_LEDGER},
-    names.COMPENSATE: {**_BUCKET, **_METADATA, **_CLAIMS, **_LEDGER},
+    names.VALIDATE: {**_BUCKET, **_SESSIONS},
+    names.STORE: {**_BUCKET, **_KEY, **_CLAIMS, **_LEDGER, **_SESSIONS},
+    names.RECORD: {**_METADATA, **_CLAIMS, **_LEDGER, **_SESSIONS},
+    names.COMPENSATE: {**_BUCKET, **_METADATA, **_CLAIMS, **_LEDGER, **_SESSIONS},
     names.REPORT: {**_BUCKET, **_METADATA, **_LEDGER},
     names.SWEEP: {
         **_METADATA,
         **_LEDGER,
         names.ORPHAN_GRACE_SECONDS: "600",
         names.SWEEP_DELETES_ORPHANS: "false",
+    },
+    names.SESSION: {
+        **_BUCKET,
+        **_KEY,
+        **_SESSIONS,
+        names.MAX_UPLOAD_BYTES: "5368709120",
+        names.MAX_OPEN_SESSIONS: "100",
     },
 }
 

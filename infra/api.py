@@ -233,7 +233,13 @@ class UploadApi(Construct):
                         selection_pattern=pattern,
                         response_templates={JSON: response},
                     )
-                    for status, pattern in (("200", None), ("400", r"4\d{2}"), ("500", r"5\d{2}"))
+                    # The default (a succeeded call) answers the route's success status: an
+                    # integration response must name one of the method's responses.
+                    for status, pattern in (
+                        (str(success_status), None),
+                        ("400", r"4\d{2}"),
+                        ("500", r"5\d{2}"),
+                    )
                 ],
             ),
         )

@@ -42,7 +42,7 @@ from constructs import Construct
 from infra.compliance import acknowledge
 from infra.functions import TaskFunctions
 from infra.settings import Settings
-from tasks.contract.errors import CLIENT_ERROR_NAMES, CompensationFailed
+from tasks.contract.errors import REJECTED_ERROR_NAMES, CompensationFailed
 from tasks.contract.names import (
     BYTES_STORED,
     COMPENSATION_FAILED_EXECUTIONS,
@@ -323,7 +323,7 @@ def _workflow_failures(
     # A search expression cannot drive an alarm: the client reasons are named one by one.
     client_rejections = {
         f"rejected{index}": _task_metric(REJECTIONS, reason, dimensions={REASON_DIMENSION: reason})
-        for index, reason in enumerate(CLIENT_ERROR_NAMES)
+        for index, reason in enumerate(REJECTED_ERROR_NAMES)
     }
     return cloudwatch.MathExpression(
         expression="FILL(failed, 0) + FILL(timedOut, 0) - ("

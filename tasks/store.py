@@ -52,6 +52,7 @@ from tasks.contract import names
 from tasks.contract.content_types import ContentTypePolicy, policy_from_env
 from tasks.contract.errors import (
     UPLOAD_IN_PROGRESS_MESSAGE,
+    ContentMismatch,
     IdempotencyConflict,
     InvalidTaskInput,
     SessionNotOpen,
@@ -303,6 +304,7 @@ def run(event: dict[str, Any], *, env: Mapping[str, str]) -> dict[str, Any]:
                 bucket=bucket,
                 sessions_table=str(sessions_table),
                 policy=policy_from_env(env.get(names.ALLOWED_CONTENT_TYPES)),
+                env=env,
             ).to_dict()
         receipt = store(
             payload.requestId,
@@ -327,6 +329,7 @@ def commit_session(
     bucket: str,
     sessions_table: str,
     policy: ContentTypePolicy,
+    env: Mapping[str, str],
 ) -> StoreReceipt:
     """A session's commit (tasks.core.commits): complete its multipart upload, then check the
     stored file's first bytes. A retried Store whose earlier attempt completed it finds the
@@ -363,7 +366,11 @@ def commit_session(
             version_id=version_id,
             length=commits.HEAD_BYTES,
         )
-    content_type = commits.checked_content_type(head, upload.contentType, policy)
+    try:
+        content_type = commits.checked_content_type(head, upload.contentType, policy)
+    except ContentMismatch as exc:
+        count_rejection(type(exc).__name__, env=env, productId=upload.productId)
+        raise
     return StoreReceipt(
         bucket=bucket,
         s3Key=session.s3_key,

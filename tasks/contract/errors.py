@@ -124,6 +124,9 @@ CLIENT_ERROR_NAMES: Final[tuple[str, ...]] = (
     SessionNotOpen.__name__,
     TooManySessions.__name__,
 )
+# Every error that ends an execution because of the request (the client errors, and a content
+# mismatch found after the file landed, compensated first): what the tasks count as Rejections.
+REJECTED_ERROR_NAMES: Final[tuple[str, ...]] = (*CLIENT_ERROR_NAMES, ContentMismatch.__name__)
 # Errors Store raises only when no write of its own can still be in flight (its S3 call answered,
 # or none was made): after them the compensation may release the item's lease at once.
 SETTLED_STORE_ERRORS: Final[tuple[str, ...]] = (

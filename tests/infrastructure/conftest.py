@@ -7,12 +7,22 @@ import pytest
 
 from tests.conftest import Synthesized, SynthFactory
 
-# As the CLI passes `-c sweepDeletesOrphans=true -c orphanGraceMinutes=15`: strings.
-SWEEP_DELETES_CONTEXT = {"sweepDeletesOrphans": "true", "orphanGraceMinutes": "15"}
 SWEEP_DELETES_GRACE_SECONDS = 15 * 60
+SWEEP_DELETES_MAX_UPLOAD_BYTES = 1024**3
+SWEEP_DELETES_MAX_OPEN_SESSIONS = 5
+# As the CLI passes `-c sweepDeletesOrphans=true -c orphanGraceMinutes=15`: strings. The same
+# variant sets the session limits (`-c maxUploadBytes=... -c maxOpenSessions=5`): flags that,
+# like the sweep's, change one function's environment and nothing else (one synth for both).
+SWEEP_DELETES_CONTEXT = {
+    "sweepDeletesOrphans": "true",
+    "orphanGraceMinutes": "15",
+    "maxUploadBytes": str(SWEEP_DELETES_MAX_UPLOAD_BYTES),
+    "maxOpenSessions": str(SWEEP_DELETES_MAX_OPEN_SESSIONS),
+}
 
 
 @pytest.fixture(scope="session")
 def sweep_deletes_stack(synth: SynthFactory) -> Synthesized:
-    """The sweep deletes the orphans it finds, after a 15-minute grace period."""
+    """The sweep deletes the orphans it finds, after a 15-minute grace period; upload sessions
+    are limited to 1 GiB and 5 open per caller."""
     return synth("sweep-deletes", SWEEP_DELETES_CONTEXT)

@@ -47,8 +47,23 @@ def render(value: Any) -> str:
     raise AssertionError(f"cannot render {value!r}")
 
 
-def state_machine_definition(template: dict[str, Any]) -> dict[str, Any]:
-    _, machine = only(template, "AWS::StepFunctions::StateMachine")
+# The two Express workflows, by the logical id prefix of their state machines: the upload
+# workflow (infra/state_machine.py) and the upload sessions' (infra/sessions.py).
+UPLOAD_WORKFLOW = "WorkflowStateMachine"
+SESSIONS_WORKFLOW = "SessionsStateMachine"
+WORKFLOWS = (UPLOAD_WORKFLOW, SESSIONS_WORKFLOW)
+
+
+def state_machine_id(template: dict[str, Any], workflow: str = UPLOAD_WORKFLOW) -> str:
+    """The logical id of one of the two state machines (``UPLOAD_WORKFLOW`` by default)."""
+    assert len(resources_of_type(template, "AWS::StepFunctions::StateMachine")) == len(WORKFLOWS)
+    return logical_id_with_prefix(template, "AWS::StepFunctions::StateMachine", workflow)
+
+
+def state_machine_definition(
+    template: dict[str, Any], workflow: str = UPLOAD_WORKFLOW
+) -> dict[str, Any]:
+    machine = template["Resources"][state_machine_id(template, workflow)]
     definition: dict[str, Any] = json.loads(render(machine["Properties"]["DefinitionString"]))
     return definition
 
@@ -91,3 +106,28 @@ def asset_dir(stack: Any, code: dict[str, Any]) -> Path:
 def layer_properties(stack: Any) -> dict[str, Any]:
     [layer] = resources_of_type(stack.template_json, "AWS::Lambda::LayerVersion").values()
     return dict(layer["Properties"])
+
+
+def resource_paths(template: dict[str, Any]) -> dict[str, str]:
+    """Every API resource's path ("/upload", "/uploads/{uploadId}"...) by its logical id."""
+    resources = resources_of_type(template, "AWS::ApiGateway::Resource")
+
+    def path(logical_id: str) -> str:
+        properties = resources[logical_id]["Properties"]
+        parent = properties["ParentId"]
+        prefix = path(parent["Ref"]) if "Ref" in parent else ""
+        return f"{prefix}/{properties['PathPart']}"
+
+    return {logical_id: path(logical_id) for logical_id in resources}
+
+
+def api_methods(template: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every API method's properties by (HTTP method, resource path)."""
+    paths = resource_paths(template)
+    methods: dict[tuple[str, str], dict[str, Any]] = {}
+    for method in resources_of_type(template, "AWS::ApiGateway::Method").values():
+        properties = method["Properties"]
+        route = (properties["HttpMethod"], paths[properties["ResourceId"]["Ref"]])
+        assert route not in methods, route
+        methods[route] = properties
+    return methods

@@ -1,4 +1,5 @@
-"""The REST API edge: StartSyncExecution integration, validation, errors, throttling, auth."""
+"""The REST API edge: StartSyncExecution integrations (POST /upload -> the upload workflow, the
+/uploads routes -> the sessions workflow), validation, errors, throttling, auth, CORS."""
 
 from __future__ import annotations
 
@@ -7,33 +8,50 @@ import json
 import pytest
 from aws_cdk.assertions import Match
 
-from infra.templates import request_template, response_template
+from infra.templates import request_template, response_template, session_request_template
+from local import vtl
 from tasks.contract.limits import MAX_FILE_BYTES
+from tasks.core.models import SessionEvent, parse_payload
 from tests.conftest import CORS_ORIGINS
 
 from .infra_helpers import (
+    SESSIONS_WORKFLOW,
+    UPLOAD_WORKFLOW,
+    api_methods,
     logical_id_with_prefix,
     only,
     permissions,
     render,
+    resource_paths,
     resources_of_type,
     role_statements,
+    state_machine_id,
 )
 
+UPLOAD_ROUTE = ("POST", "/upload")
+# The sessions workflow's routes: (HTTP method, path) -> (operation, success status).
+SESSION_ROUTES = {
+    ("POST", "/uploads"): ("open", 201),
+    ("POST", "/uploads/{uploadId}/parts"): ("parts", 200),
+    ("GET", "/uploads/{uploadId}"): ("describe", 200),
+    ("DELETE", "/uploads/{uploadId}"): ("abort", 200),
+}
+ROUTES = (UPLOAD_ROUTE, *SESSION_ROUTES)
+SESSION_ROUTE_PARAMS = [
+    pytest.param(route, operation, status, id=" ".join(route))
+    for route, (operation, status) in SESSION_ROUTES.items()
+]
+UPLOAD_ID_PARAMETER = "method.request.path.uploadId"
+SESSIONS_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:Sessions"
+STATUS_PATTERNS = (None, r"4\d{2}", r"5\d{2}")  # the integration responses' selection
 
-def post_method(stack):
-    methods = [
-        m
-        for m in resources_of_type(stack.template_json, "AWS::ApiGateway::Method").values()
-        if m["Properties"]["HttpMethod"] == "POST"
-    ]
-    [method] = methods
-    return method["Properties"]
+
+def upload_method(stack):
+    return api_methods(stack.template_json)[UPLOAD_ROUTE]
 
 
-def state_machine_ref(stack):
-    logical_id, _ = only(stack.template_json, "AWS::StepFunctions::StateMachine")
-    return logical_id
+def state_machine_ref(stack, workflow=UPLOAD_WORKFLOW):
+    return state_machine_id(stack.template_json, workflow)
 
 
 def test_api_is_regional_with_a_prod_stage(default_stack):
@@ -42,14 +60,17 @@ def test_api_is_regional_with_a_prod_stage(default_stack):
     assert "Name" not in api["Properties"] or isinstance(api["Properties"]["Name"], str)
     _, stage = only(default_stack.template_json, "AWS::ApiGateway::Stage")
     assert stage["Properties"]["StageName"] == "prod"
-    [resource] = resources_of_type(
-        default_stack.template_json, "AWS::ApiGateway::Resource"
-    ).values()
-    assert resource["Properties"]["PathPart"] == "upload"
+    assert sorted(resource_paths(default_stack.template_json).values()) == [
+        "/upload",
+        "/uploads",
+        "/uploads/{uploadId}",
+        "/uploads/{uploadId}/parts",
+    ]
+    assert sorted(api_methods(default_stack.template_json)) == sorted(ROUTES)
 
 
 def test_integration_starts_a_sync_execution_with_our_templates(default_stack):
-    method = post_method(default_stack)
+    method = upload_method(default_stack)
     integration = method["Integration"]
     assert integration["Type"] == "AWS"
     assert integration["IntegrationHttpMethod"] == "POST"
@@ -64,20 +85,142 @@ def test_integration_starts_a_sync_execution_with_our_templates(default_stack):
         r.get("SelectionPattern"): (r["StatusCode"], r["ResponseTemplates"])
         for r in integration["IntegrationResponses"]
     }
-    expected = {"application/json": response_template()}
+    # /upload answers 200 on success.
+    expected = {"application/json": response_template(200)}
     assert responses == {
         None: ("200", expected),
         r"4\d{2}": ("400", expected),
         r"5\d{2}": ("500", expected),
     }
+    assert [r["StatusCode"] for r in method["MethodResponses"]] == ["200", "400", "500"]
 
 
-def test_api_role_may_only_start_sync_executions_of_this_state_machine(default_stack):
+@pytest.mark.parametrize(("route", "operation", "status"), SESSION_ROUTE_PARAMS)
+def test_session_routes_start_the_sessions_workflow_with_their_operation(
+    default_stack, route, operation, status
+):
+    method = api_methods(default_stack.template_json)[route]
+    integration = method["Integration"]
+    assert integration["Type"] == "AWS"
+    assert integration["IntegrationHttpMethod"] == "POST"
+    assert render(integration["Uri"]) == (
+        "arn:${AWS::Partition}:apigateway:${AWS::Region}:states:action/StartSyncExecution"
+    )
+    assert integration["PassthroughBehavior"] == "NEVER"
+    assert list(integration["RequestTemplates"]) == ["application/json"]
+    # The sessions workflow, not the upload workflow, with this route's operation.
+    arn = "${" + state_machine_ref(default_stack, SESSIONS_WORKFLOW) + "}"
+    text = render(integration["RequestTemplates"]["application/json"])
+    assert text == session_request_template(arn, operation)
+    assert f'"stateMachineArn": "{arn}"' in text
+    assert f'\\"operation\\": \\"{operation}\\"' in text
+    # The response template with this route's success status; errors by status class.
+    responses = {
+        r.get("SelectionPattern"): r["ResponseTemplates"]
+        for r in integration["IntegrationResponses"]
+    }
+    assert responses == {
+        pattern: {"application/json": response_template(status)} for pattern in STATUS_PATTERNS
+    }
+    assert (
+        f"#set($context.responseOverride.status = {status})" in responses[None]["application/json"]
+    )
+    assert [r["StatusCode"] for r in method["MethodResponses"]] == [str(status), "400", "500"]
+    for response in method["MethodResponses"]:
+        assert response["ResponseModels"] == {"application/json": "Empty"}
+
+
+def sample_request(template_text, *, body, upload_id):
+    """The execution input API Gateway builds from ``template_text`` for one request."""
+    rendered = vtl.render(
+        template_text,
+        body=body,
+        headers={"Content-Type": "application/json", "Authorization": "AWS4-HMAC-SHA256 secret"},
+        path_params={} if upload_id is None else {"uploadId": upload_id},
+        context={"requestId": "req-1", "identity": {"caller": "AIDAEXAMPLE:alice"}},
+    )
+    request = json.loads(rendered.text)
+    return request, json.loads(request["input"])
+
+
+@pytest.mark.parametrize(("route", "operation", "status"), SESSION_ROUTE_PARAMS)
+def test_the_rendered_session_request_is_the_session_tasks_event(
+    default_stack, route, operation, status
+):
+    """Rendered as API Gateway would, each route's request template starts the sessions workflow
+    with the input its Session task reads: the route's operation, the path's uploadId (None on
+    POST /uploads), the caller and the body as text; no header."""
+    method = api_methods(default_stack.template_json)[route]
+    template_text = render(method["Integration"]["RequestTemplates"]["application/json"])
+    # The state machine's ARN as CloudFormation fills it in.
+    token = "${" + state_machine_ref(default_stack, SESSIONS_WORKFLOW) + "}"
+    assert template_text.count(token) == 1
+    template_text = template_text.replace(token, SESSIONS_ARN)
+    has_id = "{uploadId}" in route[1]
+    body = (
+        '{"productId": "P-1", "fileName": "a \'b\'.bin", "size": 5}' if route[0] == "POST" else ""
+    )
+    request, execution_input = sample_request(
+        template_text, body=body, upload_id="req-0" if has_id else None
+    )
+    assert request["stateMachineArn"] == SESSIONS_ARN
+    assert request["name"] == "req-1"
+    assert execution_input == {
+        "body": body,
+        "operation": operation,
+        "requestId": "req-1",
+        "uploadId": "req-0" if has_id else None,
+        "caller": "AIDAEXAMPLE:alice",
+    }
+    event = parse_payload(SessionEvent, execution_input)
+    assert (event.operation, event.uploadId) == (operation, "req-0" if has_id else None)
+    assert "secret" not in request["input"]
+
+
+@pytest.mark.parametrize(("route", "operation", "status"), SESSION_ROUTE_PARAMS)
+def test_the_rendered_session_response_has_the_routes_status(
+    default_stack, route, operation, status
+):
+    method = api_methods(default_stack.template_json)[route]
+    [default] = [
+        r for r in method["Integration"]["IntegrationResponses"] if "SelectionPattern" not in r
+    ]
+    template_text = default["ResponseTemplates"]["application/json"]
+
+    def respond(result):
+        return vtl.render(
+            template_text,
+            body=json.dumps(result),
+            headers={},
+            context={"requestId": "req-1"},
+        )
+
+    answer = {"uploadId": "req-0", "requestId": "req-1"}
+    succeeded = respond({"status": "SUCCEEDED", "output": json.dumps(answer)})
+    assert succeeded.status_override == status
+    assert json.loads(succeeded.text) == answer
+    message = json.dumps({"message": "There is no upload session with this uploadId."})
+    cause = json.dumps({"errorType": "SessionNotFound", "errorMessage": message})
+    failed = respond({"status": "FAILED", "error": "SessionNotFound", "cause": cause})
+    assert failed.status_override == 404
+    assert json.loads(failed.text)["error"]["code"] == "NotFound"
+
+
+def test_every_integration_response_maps_to_a_method_response(default_stack):
+    """An integration response's status code must map to an existing method response (API
+    Gateway's rule: PutIntegrationResponse); the success of POST /uploads is 201, not 200."""
+    for route, method in api_methods(default_stack.template_json).items():
+        declared = {r["StatusCode"] for r in method["MethodResponses"]}
+        mapped = {r["StatusCode"] for r in method["Integration"]["IntegrationResponses"]}
+        assert mapped == declared, route
+
+
+def test_api_role_may_only_start_sync_executions_of_the_two_state_machines(default_stack):
     template = default_stack.template_json
     role_id = logical_id_with_prefix(template, "AWS::IAM::Role", "EdgeStartExecutionRole")
-    assert post_method(default_stack)["Integration"]["Credentials"] == {
-        "Fn::GetAtt": [role_id, "Arn"]
-    }
+    # Every route's integration runs as it.
+    for route, method in api_methods(template).items():
+        assert method["Integration"]["Credentials"] == {"Fn::GetAtt": [role_id, "Arn"]}, route
     role = template["Resources"][role_id]["Properties"]
     assert role["AssumeRolePolicyDocument"]["Statement"] == [
         {
@@ -88,19 +231,36 @@ def test_api_role_may_only_start_sync_executions_of_this_state_machine(default_s
     ]
     assert "ManagedPolicyArns" not in role
     assert permissions(role_statements(template, role_id)) == {
-        ("states:StartSyncExecution", "${" + state_machine_ref(default_stack) + "}", "null")
+        (
+            "states:StartSyncExecution",
+            "${" + state_machine_ref(default_stack, workflow) + "}",
+            "null",
+        )
+        for workflow in (UPLOAD_WORKFLOW, SESSIONS_WORKFLOW)
     }
 
 
 def test_request_body_model_and_validator(default_stack):
     template = default_stack.template_json
-    method = post_method(default_stack)
-    assert method["RequestParameters"] == {"method.request.header.Idempotency-Key": False}
-    [validator] = resources_of_type(template, "AWS::ApiGateway::RequestValidator").values()
+    methods = api_methods(template)
+    validator_id, validator = only(template, "AWS::ApiGateway::RequestValidator")
     assert validator["Properties"]["ValidateRequestBody"] is True
     assert validator["Properties"]["ValidateRequestParameters"] is True
     model_id, model = only(template, "AWS::ApiGateway::Model")
-    assert method["RequestModels"] == {"application/json": {"Ref": model_id}}
+    # One validator for every route; the JSON-object model for every body (the POSTs).
+    for route, method in methods.items():
+        assert method["RequestValidatorId"] == {"Ref": validator_id}, route
+        if route[0] == "POST":
+            assert method["RequestModels"] == {"application/json": {"Ref": model_id}}, route
+        else:
+            assert "RequestModels" not in method, route
+    assert {route: methods[route].get("RequestParameters") for route in ROUTES} == {
+        UPLOAD_ROUTE: {"method.request.header.Idempotency-Key": False},
+        ("POST", "/uploads"): {},
+        ("POST", "/uploads/{uploadId}/parts"): {UPLOAD_ID_PARAMETER: True},
+        ("GET", "/uploads/{uploadId}"): {UPLOAD_ID_PARAMETER: True},
+        ("DELETE", "/uploads/{uploadId}"): {UPLOAD_ID_PARAMETER: True},
+    }
     # Only the shape: every field rule is the validate task's, which names the field at fault.
     assert model["Properties"]["Schema"] == {
         "$schema": "http://json-schema.org/draft-04/schema#",
@@ -221,9 +381,9 @@ def test_request_too_large_states_the_limits_in_bytes(gateway_responses):
 
 
 def test_iam_auth_by_default(default_stack):
-    method = post_method(default_stack)
-    assert method["AuthorizationType"] == "AWS_IAM"
-    assert method["ApiKeyRequired"] is False
+    for route, method in api_methods(default_stack.template_json).items():
+        assert method["AuthorizationType"] == "AWS_IAM", route
+        assert method["ApiKeyRequired"] is False, route
     assert not resources_of_type(default_stack.template_json, "AWS::ApiGateway::ApiKey")
     assert not resources_of_type(default_stack.template_json, "AWS::ApiGateway::UsagePlan")
 
@@ -235,9 +395,11 @@ def usage_plan(stack):
 
 def test_api_key_auth_requires_a_key_bound_to_a_usage_plan_on_the_stage(api_key_stack):
     template = api_key_stack.template_json
-    method = post_method(api_key_stack)
-    assert method["AuthorizationType"] == "NONE"
-    assert method["ApiKeyRequired"] is True
+    methods = api_methods(template)
+    assert sorted(methods) == sorted(ROUTES)
+    for route, method in methods.items():
+        assert method["AuthorizationType"] == "NONE", route
+        assert method["ApiKeyRequired"] is True, route
     plan_id, _ = only(template, "AWS::ApiGateway::UsagePlan")
     key_id, _ = only(template, "AWS::ApiGateway::ApiKey")
     stage_id, _ = only(template, "AWS::ApiGateway::Stage")
@@ -261,10 +423,20 @@ def test_daily_quota_flag_sets_the_usage_plan_quota(daily_quota_stack):
 
 
 def test_no_cors_by_default(default_stack):
-    methods = resources_of_type(default_stack.template_json, "AWS::ApiGateway::Method").values()
-    assert [m["Properties"]["HttpMethod"] for m in methods] == ["POST"]
-    for response in post_method(default_stack)["Integration"]["IntegrationResponses"]:
-        assert "Access-Control" not in response["ResponseTemplates"]["application/json"]
+    methods = api_methods(default_stack.template_json)
+    assert sorted(methods) == sorted(ROUTES)  # no OPTIONS
+    for method in methods.values():
+        for response in method["Integration"]["IntegrationResponses"]:
+            assert "Access-Control" not in response["ResponseTemplates"]["application/json"]
+
+
+# Each resource's preflight: the methods it allows.
+PREFLIGHTS = {
+    "/upload": "POST,OPTIONS",
+    "/uploads": "POST,OPTIONS",
+    "/uploads/{uploadId}": "GET,DELETE,OPTIONS",
+    "/uploads/{uploadId}/parts": "POST,OPTIONS",
+}
 
 
 def test_cors_origins_add_a_preflight_and_the_allow_origin_header(cors_stack):
@@ -277,9 +449,22 @@ def test_cors_origins_add_a_preflight_and_the_allow_origin_header(cors_stack):
             "Integration": Match.object_like({"Type": "MOCK"}),
         },
     )
-    for response in post_method(cors_stack)["Integration"]["IntegrationResponses"]:
-        text = response["ResponseTemplates"]["application/json"]
-        assert text.endswith(response_template())
-        assert "$context.responseOverride.header.Access-Control-Allow-Origin" in text
-        for origin in CORS_ORIGINS:
-            assert f"'{origin}'" in text
+    methods = api_methods(cors_stack.template_json)
+    assert sorted(methods) == sorted([*ROUTES, *(("OPTIONS", path) for path in PREFLIGHTS)])
+    for path, allowed in PREFLIGHTS.items():
+        preflight = methods[("OPTIONS", path)]
+        assert preflight["AuthorizationType"] == "NONE", path
+        [response] = preflight["Integration"]["IntegrationResponses"]
+        headers = response["ResponseParameters"]
+        assert headers["method.response.header.Access-Control-Allow-Methods"] == f"'{allowed}'"
+        assert "Idempotency-Key" in headers["method.response.header.Access-Control-Allow-Headers"]
+    statuses = {UPLOAD_ROUTE: 200} | {
+        route: status for route, (_, status) in SESSION_ROUTES.items()
+    }
+    for route, status in statuses.items():
+        for response in methods[route]["Integration"]["IntegrationResponses"]:
+            text = response["ResponseTemplates"]["application/json"]
+            assert text.endswith(response_template(status)), route
+            assert "$context.responseOverride.header.Access-Control-Allow-Origin" in text
+            for origin in CORS_ORIGINS:
+                assert f"'{origin}'" in text

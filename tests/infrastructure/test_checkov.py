@@ -30,7 +30,7 @@ EXPECTED_SKIPS: dict[str, set[str]] = {
     "AWS::ApiGateway::Stage.EdgeApiDeploymentStageprod": {"CKV_AWS_120"},
     **{
         f"AWS::Lambda::Function.Tasks{task}Function": LAMBDA_SKIPS
-        for task in ("Validate", "Store", "Record", "Compensate", "Report", "Sweep")
+        for task in ("Validate", "Store", "Record", "Compensate", "Report", "Sweep", "Session")
     },
 }
 _HASH_SUFFIX = re.compile(r"[0-9A-F]{8}$")

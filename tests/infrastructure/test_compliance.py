@@ -22,7 +22,15 @@ VARIANTS = (
     "provisioned",
     "sweep_deletes",
 )
-TASKS = ("Validate", "Store", "Record", "Compensate", "Report", "Sweep")
+TASKS = ("Validate", "Store", "Record", "Compensate", "Report", "Sweep", "Session")
+# The API's methods (construct paths under the API's root), each acknowledged for COG4.
+METHODS = (
+    "upload/POST",
+    "uploads/POST",
+    "uploads/{uploadId}/GET",
+    "uploads/{uploadId}/DELETE",
+    "uploads/{uploadId}/parts/POST",
+)
 
 
 @pytest.fixture(params=VARIANTS)
@@ -45,15 +53,27 @@ def test_cdk_nag_reports_no_unacknowledged_findings(variant):
     assert variant.synth_error is None
 
 
-def acknowledgements(stack):
+def acknowledgement_entries(stack):
+    """Every acknowledgement recorded, as (construct path, rule id, reason), repeats included."""
     metadata = json.loads((stack.outdir / "UploadService.metadata.json").read_text())
-    return {
-        (path, rule_id): reason
+    return [
+        (path, rule_id, reason)
         for path, entries in metadata.items()
         for entry in entries
         if entry["type"] == "aws:cdk:acknowledged-rules"
         for rule_id, reason in entry["data"].items()
-    }
+    ]
+
+
+def acknowledgements(stack):
+    return {(path, rule_id): reason for path, rule_id, reason in acknowledgement_entries(stack)}
+
+
+def test_each_finding_is_acknowledged_once_per_construct(default_stack):
+    """A role granted several actions under uploads/ (a task's versions and a session's parts)
+    records the uploads/* acknowledgement once."""
+    recorded = [(path, rule_id) for path, rule_id, _ in acknowledgement_entries(default_stack)]
+    assert len(recorded) == len(set(recorded))
 
 
 def test_every_acknowledgement_names_its_pack_rule_and_reason(default_stack):
@@ -86,12 +106,30 @@ def test_acknowledgements_sit_on_the_resources_concerned(default_stack):
         },
         **{f"/UploadService/Tasks/{task}/Role": {"AwsSolutions-IAM5"} for task in TASKS},
         "/UploadService/Workflow/StateMachine/Role": {"AwsSolutions-IAM5"},
+        "/UploadService/Sessions/StateMachine/Role": {"AwsSolutions-IAM5"},
         # The scheduler's role: invoke (versions of) the sweep function.
         "/UploadService/Sweep/Role": {"AwsSolutions-IAM5"},
         "/UploadService/Edge/Api/CloudWatchRole": {"AwsSolutions-IAM4"},
-        "/UploadService/Edge/Api/Default/upload/POST": {"AwsSolutions-COG4"},
+        **{
+            f"/UploadService/Edge/Api/Default/{method}": {"AwsSolutions-COG4"} for method in METHODS
+        },
         "/UploadService/Edge/Api/DeploymentStage.prod": {"AwsSolutions-APIG3"},
     }
+
+
+def test_with_api_keys_every_method_acknowledges_apig4_and_cog4(default_stack, api_key_stack):
+    """auth=apiKey: each method requires a key (no IAM authorization, APIG4) and no Cognito user
+    pool (COG4), the reason saying so; nothing else changes."""
+    found = acknowledgements(api_key_stack)
+    extra = set(found) - set(acknowledgements(default_stack))
+    assert extra == {
+        (f"/UploadService/Edge/Api/Default/{method}", "AwsSolutions::AwsSolutions-APIG4")
+        for method in METHODS
+    }
+    for method in METHODS:
+        path = f"/UploadService/Edge/Api/Default/{method}"
+        assert "API key" in found[(path, "AwsSolutions::AwsSolutions-APIG4")], path
+        assert "auth=apiKey" in found[(path, "AwsSolutions::AwsSolutions-COG4")], path
 
 
 def test_wildcard_acknowledgements_name_exactly_the_wildcards_granted(default_stack):
@@ -103,8 +141,9 @@ def test_wildcard_acknowledgements_name_exactly_the_wildcards_granted(default_st
     }
     bucket = logical_id_with_prefix(template, "AWS::S3::Bucket", "StorageUploadBucket")
     uploads = f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/uploads/*]"
-    # Who finds (or deletes) a request's versions under uploads/.
-    finders = {"Store", "Compensate", "Report", "Sweep"}
+    # Who finds (or deletes) a request's versions, or lists or aborts a session's parts, under
+    # uploads/: every task but record (one acknowledgement per role).
+    finders = {"Validate", "Store", "Compensate", "Report", "Sweep", "Session"}
     expected = {
         *(
             (f"/UploadService/Tasks/{task}/Role", "AwsSolutions-IAM5[Resource::*]")
@@ -118,7 +157,12 @@ def test_wildcard_acknowledgements_name_exactly_the_wildcards_granted(default_st
                 f"AwsSolutions-IAM5[Resource::<{functions[task]}.Arn>:*]",
             )
             for task in TASKS
-            if task != "Sweep"
+            if task not in ("Sweep", "Session")
+        ),
+        ("/UploadService/Sessions/StateMachine/Role", "AwsSolutions-IAM5[Resource::*]"),
+        (
+            "/UploadService/Sessions/StateMachine/Role",
+            f"AwsSolutions-IAM5[Resource::<{functions['Session']}.Arn>:*]",
         ),
         (
             "/UploadService/Sweep/Role",

@@ -1,8 +1,11 @@
-"""Context ``allowedContentTypes`` -> Settings -> the validate function's ALLOWED_CONTENT_TYPES."""
+"""Context ``allowedContentTypes`` -> Settings -> ALLOWED_CONTENT_TYPES of the functions that check
+a file's content type: validate (an inline file), store (a session's stored file) and session
+(the declared type when a session opens)."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -30,11 +33,15 @@ def environments(stack):
     }
 
 
-def test_the_allowlist_reaches_the_validate_function_only(content_types_stack):
+CHECKERS = {"Validate", "Store", "Session"}
+
+
+def test_the_allowlist_reaches_the_content_type_checkers_only(content_types_stack):
     env = environments(content_types_stack)
-    assert set(env) == {"Validate", "Store", "Record", "Compensate", "Report", "Sweep"}
-    assert env["Validate"][ALLOWED_CONTENT_TYPES_ENV] == ",".join(ALLOWED_CONTENT_TYPES)
-    assert all(ALLOWED_CONTENT_TYPES_ENV not in env[t] for t in set(env) - {"Validate"})
+    assert set(env) == {"Validate", "Store", "Record", "Compensate", "Report", "Sweep", "Session"}
+    for task in CHECKERS:
+        assert env[task][ALLOWED_CONTENT_TYPES_ENV] == ",".join(ALLOWED_CONTENT_TYPES), task
+    assert all(ALLOWED_CONTENT_TYPES_ENV not in env[t] for t in set(env) - CHECKERS)
 
 
 def test_without_the_flag_the_variable_is_absent(default_stack):
@@ -58,6 +65,29 @@ def test_the_synthesized_value_is_what_the_task_applies(content_types_stack):
     }
     with pytest.raises(ValidationError, match="contentType"):
         run(event, env={ALLOWED_CONTENT_TYPES_ENV: value})
+
+
+def test_a_session_is_refused_a_content_type_the_synthesized_value_does_not_allow(
+    content_types_stack,
+):
+    """The Session task checks a session's declared type when it opens, before any AWS call."""
+    from tasks.session import Context, open_session
+
+    env = environments(content_types_stack)["Session"]
+    unused: Any = None  # no client is reached: the request is refused first
+    ctx = Context(
+        request_id="req-1",
+        caller="caller",
+        dynamodb=unused,
+        s3=unused,
+        table="sessions",
+        bucket="bucket",
+        env=env,
+        now=0,
+    )
+    body = {"productId": "P", "fileName": "notes.txt", "size": 6, "contentType": "text/plain"}
+    with pytest.raises(ValidationError, match="contentType"):
+        open_session(ctx, json.dumps(body))
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,11 @@ from infra import bundling
 from tasks.contract import names as contract_names
 from tests.conftest import PROJECT_ROOT
 
-from .conftest import SWEEP_DELETES_GRACE_SECONDS
+from .conftest import (
+    SWEEP_DELETES_GRACE_SECONDS,
+    SWEEP_DELETES_MAX_OPEN_SESSIONS,
+    SWEEP_DELETES_MAX_UPLOAD_BYTES,
+)
 from .infra_helpers import (
     asset_dir,
     layer_properties,
@@ -22,7 +27,15 @@ from .infra_helpers import (
 )
 
 # Lambda timeouts (tasks.contract.timing; test_time_budget.py checks how they nest).
-TASKS = {"Validate": 1, "Store": 2, "Record": 1, "Compensate": 2, "Report": 2, "Sweep": 60}
+TASKS = {
+    "Validate": 1,
+    "Store": 2,
+    "Record": 1,
+    "Compensate": 2,
+    "Report": 2,
+    "Sweep": 60,
+    "Session": 2,
+}
 # Chosen from the benchmark's warm split (infra/functions.py explains each).
 MEMORY_MB = {
     "Validate": 1769,
@@ -31,6 +44,7 @@ MEMORY_MB = {
     "Compensate": 512,
     "Report": 512,
     "Sweep": 512,
+    "Session": 512,
 }
 DESCRIPTIONS = {title: f"Upload service: {title.lower()} task" for title in TASKS}
 COMMON_ENV = {
@@ -57,6 +71,9 @@ def ids(template, title):
             template, "AWS::DynamoDB::Table", "StorageIdempotencyTable"
         ),
         "ledger": logical_id_with_prefix(template, "AWS::DynamoDB::Table", "StorageLedgerTable"),
+        "sessions": logical_id_with_prefix(
+            template, "AWS::DynamoDB::Table", "StorageSessionsTable"
+        ),
     }
 
 
@@ -101,23 +118,27 @@ def environments(template):
     return env
 
 
-def expected_environments(template, *, grace_seconds="600", deletes="false"):
+def expected_environments(
+    template,
+    *,
+    grace_seconds="600",
+    deletes="false",
+    max_upload_bytes="5368709120",
+    max_open_sessions="100",
+):
     found = ids(template, "Store")
     bucket = {"UPLOAD_BUCKET_NAME": "${" + found["bucket"] + "}"}
+    bucket_key = {"UPLOAD_KEY_ARN": "${" + found["bucket_key"] + ".Arn}"}
     metadata = {"METADATA_TABLE_NAME": "${" + found["table"] + "}"}
     claims = {"IDEMPOTENCY_TABLE_NAME": "${" + found["claims"] + "}"}
     ledger = {"LEDGER_TABLE_NAME": "${" + found["ledger"] + "}"}
+    sessions = {"SESSIONS_TABLE_NAME": "${" + found["sessions"] + "}"}
     return {
-        "Validate": COMMON_ENV,
-        "Store": {
-            **COMMON_ENV,
-            **bucket,
-            "UPLOAD_KEY_ARN": "${" + found["bucket_key"] + ".Arn}",
-            **claims,
-            **ledger,
-        },
-        "Record": {**COMMON_ENV, **metadata, **claims, **ledger},
-        "Compensate": {**COMMON_ENV, **bucket, **metadata, **claims, **ledger},
+        # A session's commit: validate reads the session and the parts S3 holds.
+        "Validate": {**COMMON_ENV, **bucket, **sessions},
+        "Store": {**COMMON_ENV, **bucket, **bucket_key, **claims, **ledger, **sessions},
+        "Record": {**COMMON_ENV, **metadata, **claims, **ledger, **sessions},
+        "Compensate": {**COMMON_ENV, **bucket, **metadata, **claims, **ledger, **sessions},
         "Report": {**COMMON_ENV, **bucket, **metadata, **ledger},
         # The sweep finds each request's bucket in its intent.
         "Sweep": {
@@ -127,6 +148,15 @@ def expected_environments(template, *, grace_seconds="600", deletes="false"):
             "ORPHAN_GRACE_SECONDS": grace_seconds,
             "SWEEP_DELETES_ORPHANS": deletes,
         },
+        # The session limits (maxUploadBytes, maxOpenSessions; 5 GiB and 100 by default).
+        "Session": {
+            **COMMON_ENV,
+            **bucket,
+            **bucket_key,
+            **sessions,
+            "MAX_UPLOAD_BYTES": max_upload_bytes,
+            "MAX_OPEN_SESSIONS": max_open_sessions,
+        },
     }
 
 
@@ -135,10 +165,16 @@ def test_function_environments(default_stack):
     assert environments(template) == expected_environments(template)
 
 
-def test_the_sweep_flags_reach_the_sweep_environment_only(default_stack, sweep_deletes_stack):
+def test_the_sweep_and_session_flags_reach_their_functions_environment_only(
+    default_stack, sweep_deletes_stack
+):
     template = sweep_deletes_stack.template_json
     assert environments(template) == expected_environments(
-        template, grace_seconds=str(SWEEP_DELETES_GRACE_SECONDS), deletes="true"
+        template,
+        grace_seconds=str(SWEEP_DELETES_GRACE_SECONDS),
+        deletes="true",
+        max_upload_bytes=str(SWEEP_DELETES_MAX_UPLOAD_BYTES),
+        max_open_sessions=str(SWEEP_DELETES_MAX_OPEN_SESSIONS),
     )
     # Everything else about the functions is the default stack's.
     for title in TASKS:
@@ -166,7 +202,42 @@ def test_the_sweep_settings_are_what_the_sweep_task_applies(default_stack, sweep
         assert settings(env) == (grace, mode)
 
 
-_REQUIRED_SETTING = re.compile(r"required_setting\(env, names\.(\w+)\)|env\.get\(names\.(\w+)\)")
+def test_the_session_limits_are_what_the_session_task_applies(default_stack, sweep_deletes_stack):
+    """The Session task refuses a session larger than the maxUploadBytes its environment holds
+    (before any AWS call), and reads maxOpenSessions as the same whole number."""
+    from tasks.contract import sessions
+    from tasks.contract.errors import PayloadTooLarge
+    from tasks.session import Context, open_session
+
+    for stack, max_bytes, max_open in (
+        (default_stack, sessions.DEFAULT_MAX_UPLOAD_BYTES, sessions.DEFAULT_MAX_OPEN_SESSIONS),
+        (sweep_deletes_stack, SWEEP_DELETES_MAX_UPLOAD_BYTES, SWEEP_DELETES_MAX_OPEN_SESSIONS),
+    ):
+        env = environments(stack.template_json)["Session"]
+        assert int(env[contract_names.MAX_OPEN_SESSIONS]) == max_open
+        unused: Any = None  # no client is reached: the size is refused first
+        ctx = Context(
+            request_id="req-1",
+            caller="caller",
+            dynamodb=unused,
+            s3=unused,
+            table="sessions",
+            bucket="bucket",
+            env=env,
+            now=0,
+        )
+        body = {"productId": "P-1", "fileName": "big.bin", "size": max_bytes + 1}
+        with pytest.raises(PayloadTooLarge, match=f"limit of {max_bytes} bytes"):
+            open_session(ctx, json.dumps(body))
+    assert (sessions.DEFAULT_MAX_UPLOAD_BYTES, sessions.DEFAULT_MAX_OPEN_SESSIONS) == (
+        5 * 1024**3,
+        100,
+    )
+
+
+_REQUIRED_SETTING = re.compile(
+    r"required_setting\((?:ctx\.)?env, names\.(\w+)\)|env\.get\(names\.(\w+)\)"
+)
 
 
 @pytest.mark.parametrize("title", TASKS)
@@ -239,18 +310,35 @@ def expected_permissions(found, title, *, sweep_deletes=False):
     metadata = "${" + found["table"] + ".Arn}"
     claims = "${" + found["claims"] + ".Arn}"
     ledger = "${" + found["ledger"] + ".Arn}"
+    sessions = "${" + found["sessions"] + ".Arn}"
+    # A session's multipart upload, under uploads/.
+    list_parts = ("s3:ListMultipartUploadParts", uploads, "null")
+    bucket_key = {
+        ("kms:GenerateDataKey", "${" + found["bucket_key"] + ".Arn}", "null"),
+        ("kms:Decrypt", "${" + found["bucket_key"] + ".Arn}", "null"),
+    }
     # Every table is encrypted with the table key.
     table_key = {
         ("kms:GenerateDataKey", "${" + found["table_key"] + ".Arn}", "null"),
         ("kms:Decrypt", "${" + found["table_key"] + ".Arn}", "null"),
     }
     extra = {
-        "Validate": set(),
+        # An inline file is checked in memory; a session's commit reads the session and lists
+        # the parts S3 holds. Nothing else, and no write.
+        "Validate": {
+            ("dynamodb:GetItem", sessions, "null"),
+            list_parts,
+            *table_key,
+        },
         "Store": {
             ("s3:PutObject", uploads, "null"),
-            ("kms:GenerateDataKey", "${" + found["bucket_key"] + ".Arn}", "null"),
-            ("kms:Decrypt", "${" + found["bucket_key"] + ".Arn}", "null"),
+            *bucket_key,
             *delete_versions,
+            # A session's commit: read the session, move it to COMMITTING; list its parts
+            # (s3:PutObject authorizes completing them).
+            ("dynamodb:GetItem", sessions, "null"),
+            ("dynamodb:UpdateItem", sessions, "null"),
+            list_parts,
             # Claim the Idempotency-Key (conditional PutItem; GetItem as a fallback read); give
             # it back (DeleteItem) when another upload holds the item's lease.
             ("dynamodb:PutItem", claims, "null"),
@@ -270,6 +358,8 @@ def expected_permissions(found, title, *, sweep_deletes=False):
             # The commit record and the lease's release.
             ("dynamodb:UpdateItem", ledger, "null"),
             ("dynamodb:DeleteItem", ledger, "null"),
+            # A session's commit: COMMITTING -> COMMITTED.
+            ("dynamodb:UpdateItem", sessions, "null"),
             *table_key,
         },
         "Compensate": {
@@ -283,6 +373,11 @@ def expected_permissions(found, title, *, sweep_deletes=False):
             # Fence the intent (UpdateItem); release the item's lease (DeleteItem).
             ("dynamodb:UpdateItem", ledger, "null"),
             ("dynamodb:DeleteItem", ledger, "null"),
+            # A failed commit: read the session, see whether its multipart upload remains, put
+            # it back to OPEN or make it ABORTED.
+            ("dynamodb:GetItem", sessions, "null"),
+            ("dynamodb:UpdateItem", sessions, "null"),
+            list_parts,
             *table_key,
         },
         # It reports, it deletes nothing: fence the intent, read the metadata item, find the
@@ -310,6 +405,20 @@ def expected_permissions(found, title, *, sweep_deletes=False):
                 else set()
             ),
             *table_key,
+        },
+        "Session": {
+            # Write a session, read it, abort it; count a caller's open ones through the index.
+            ("dynamodb:PutItem", sessions, "null"),
+            ("dynamodb:GetItem", sessions, "null"),
+            ("dynamodb:UpdateItem", sessions, "null"),
+            ("dynamodb:Query", sessions + "/index/OpenSessionsByCaller", "null"),
+            *table_key,
+            # Start (and sign part uploads with), list and abort multipart uploads; the parts
+            # are encrypted with the bucket key.
+            ("s3:PutObject", uploads, "null"),
+            list_parts,
+            ("s3:AbortMultipartUpload", uploads, "null"),
+            *bucket_key,
         },
     }[title]
     return logs | XRAY | extra
@@ -345,10 +454,21 @@ def test_only_the_deleting_sweep_differs_from_the_reporting_one(default_stack):
     assert all(resource.startswith("${Storage") for _, resource, _ in added)
 
 
-def test_validate_has_no_aws_permission_beyond_its_logs_and_xray(default_stack):
+def test_validate_may_only_read_a_session_and_its_parts(default_stack):
+    """Validate writes nothing: beyond its logs and X-Ray, it reads a session's item (with the
+    table key) and lists the parts of its multipart upload."""
     template = default_stack.template_json
-    granted = permissions(role_statements(template, ids(template, "Validate")["role"]))
-    assert {action.split(":")[0] for action, _, _ in granted} == {"logs", "xray"}
+    found = ids(template, "Validate")
+    granted = permissions(role_statements(template, found["role"]))
+    assert {action for action, _, _ in granted if action.split(":")[0] not in ("logs", "xray")} == {
+        "dynamodb:GetItem",
+        "s3:ListMultipartUploadParts",
+        "kms:GenerateDataKey",
+        "kms:Decrypt",
+    }
+    assert {r for a, r, _ in granted if a.startswith("dynamodb:")} == {
+        "${" + found["sessions"] + ".Arn}"
+    }
 
 
 def test_code_asset_is_the_tasks_package_only(default_stack):

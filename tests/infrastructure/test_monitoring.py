@@ -16,9 +16,11 @@ from .infra_helpers import (
     render,
     resources_of_type,
     state_machine_definition,
+    state_machine_id,
 )
 
-TASKS = ("Validate", "Store", "Record", "Compensate", "Report", "Sweep")
+# Every task function, the sessions' included, gets the same throttle alarm and error widget.
+TASKS = ("Validate", "Store", "Record", "Compensate", "Report", "Sweep", "Session")
 ALARMS = (
     "WorkflowFailures",
     "CompensationFailures",
@@ -60,7 +62,8 @@ def single_metric(properties):
 
 def ids(template):
     return {
-        "machine": "${" + only(template, "AWS::StepFunctions::StateMachine")[0] + "}",
+        # The workflow metrics are the upload workflow's (the sessions' failures reach Api5xx).
+        "machine": "${" + state_machine_id(template) + "}",
         "stage": "${" + only(template, "AWS::ApiGateway::Stage")[0] + "}",
         "api_name": only(template, "AWS::ApiGateway::RestApi")[1]["Properties"]["Name"],
         **{
@@ -183,9 +186,13 @@ def test_workflow_failures_alarm_subtracts_client_rejections(default_stack):
     }
     assert stats["timedOut"] == {**stats["failed"], "metric": "ExecutionsTimedOut"}
     rejected = {k: v for k, v in stats.items() if k.startswith("rejected")}
+    # Every client error, the session ones too (validate and store raise SessionNotFound and
+    # SessionNotOpen on a commit), and a content mismatch (compensated, then rejected); the
+    # Session task counts none (it is not in this workflow).
     assert sorted(v["dimensions"]["reason"] for v in rejected.values()) == sorted(
-        CLIENT_ERROR_NAMES
+        (*CLIENT_ERROR_NAMES, "ContentMismatch")
     )
+    assert len(rejected) == 8
     for stat in rejected.values():
         assert stat == {
             "namespace": "UploadService",

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .infra_helpers import logical_id_with_prefix, only, render
+from .infra_helpers import SESSIONS_WORKFLOW, logical_id_with_prefix, only, render, state_machine_id
 
-TASKS = ("Validate", "Store", "Record", "Compensate", "Report", "Sweep")
+TASKS = ("Validate", "Store", "Record", "Compensate", "Report", "Sweep", "Session")
 
 
 def test_outputs(default_stack):
@@ -12,7 +12,8 @@ def test_outputs(default_stack):
     outputs = {name: render(o["Value"]) for name, o in template["Outputs"].items()}
     api_id, _ = only(template, "AWS::ApiGateway::RestApi")
     stage_id, _ = only(template, "AWS::ApiGateway::Stage")
-    machine_id, _ = only(template, "AWS::StepFunctions::StateMachine")
+    machine_id = state_machine_id(template)
+    sessions_machine_id = state_machine_id(template, SESSIONS_WORKFLOW)
 
     def ref(resource_type, prefix, attribute=None):
         logical_id = logical_id_with_prefix(template, resource_type, prefix)
@@ -29,6 +30,9 @@ def test_outputs(default_stack):
         "TableName": ref("AWS::DynamoDB::Table", "StorageMetadataTable"),
         "IdempotencyTableName": ref("AWS::DynamoDB::Table", "StorageIdempotencyTable"),
         "LedgerTableName": ref("AWS::DynamoDB::Table", "StorageLedgerTable"),
+        "SessionsTableName": ref("AWS::DynamoDB::Table", "StorageSessionsTable"),
+        "SessionsStateMachineArn": "${" + sessions_machine_id + "}",
+        "SessionsLogGroupName": ref("AWS::Logs::LogGroup", "SessionsLogGroup"),
         "ApiAccessLogGroupName": ref("AWS::Logs::LogGroup", "EdgeAccessLogs"),
         "StateMachineLogGroupName": ref("AWS::Logs::LogGroup", "WorkflowLogGroup"),
         "DashboardName": ref("AWS::CloudWatch::Dashboard", "MonitoringDashboard"),

@@ -1,6 +1,6 @@
 """Context flags snapStart and provisionedConcurrency: published versions behind an alias the
-state machine invokes, SnapStart on the functions or provisioned concurrency on the alias, the
-state machine role still limited to the workflow's tasks; the scheduled sweep gets neither; the
+state machines invoke, SnapStart on the functions or provisioned concurrency on the alias, each
+state machine's role still limited to its own tasks; the scheduled sweep gets neither; the
 defaults add none of it."""
 
 from __future__ import annotations
@@ -12,6 +12,9 @@ from infra.settings import Settings, SettingsError
 from tests.conftest import PROVISIONED_CONCURRENCY
 
 from .infra_helpers import (
+    SESSIONS_WORKFLOW,
+    UPLOAD_WORKFLOW,
+    WORKFLOWS,
     logical_id_with_prefix,
     permissions,
     render,
@@ -20,15 +23,19 @@ from .infra_helpers import (
     state_machine_definition,
 )
 
-# The workflow's tasks (the state machine invokes them); the sweep runs on a schedule.
-TITLES = ("Validate", "Store", "Record", "Compensate", "Report")
-STATE_OF = {
-    "Validate": "Validate",
-    "Store": "Store",
-    "Record": "Record",
-    "Compensate": "Compensate",
-    "Report": "ReportOrphan",
+# Each workflow's tasks (its state machine invokes them) and their task states; the sweep runs
+# on a schedule.
+STATES_BY_WORKFLOW = {
+    UPLOAD_WORKFLOW: {
+        "Validate": "Validate",
+        "Store": "Store",
+        "Record": "Record",
+        "Compensate": "Compensate",
+        "Report": "ReportOrphan",
+    },
+    SESSIONS_WORKFLOW: {"Session": "Session"},
 }
+TITLES = tuple(title for states in STATES_BY_WORKFLOW.values() for title in states)
 
 
 def function_id(template, title):
@@ -43,8 +50,8 @@ def version_id(template, title):
     return logical_id_with_prefix(template, "AWS::Lambda::Version", f"Tasks{title}Func")
 
 
-def invoke_permissions(template):
-    role = logical_id_with_prefix(template, "AWS::IAM::Role", "WorkflowStateMachineRole")
+def invoke_permissions(template, workflow):
+    role = logical_id_with_prefix(template, "AWS::IAM::Role", workflow + "Role")
     granted = permissions(role_statements(template, role))
     return {(a, r) for a, r, _ in granted if a.startswith("lambda:")}
 
@@ -55,10 +62,11 @@ def test_defaults_publish_no_version_alias_snap_start_or_provisioned_concurrency
     assert resources_of_type(template, "AWS::Lambda::Alias") == {}
     for function in resources_of_type(template, "AWS::Lambda::Function").values():
         assert "SnapStart" not in function["Properties"]
-    states = state_machine_definition(template)["States"]
-    for title in TITLES:
-        arn = "${" + function_id(template, title) + ".Arn}"
-        assert render(states[STATE_OF[title]]["Resource"]) == arn
+    for workflow, state_of in STATES_BY_WORKFLOW.items():
+        states = state_machine_definition(template, workflow)["States"]
+        for title, state in state_of.items():
+            arn = "${" + function_id(template, title) + ".Arn}"
+            assert render(states[state]["Resource"]) == arn
 
 
 @pytest.mark.parametrize("variant", ["snap_start_stack", "provisioned_stack"])
@@ -96,14 +104,18 @@ def test_provisioned_concurrency_sits_on_the_alias_without_snap_start(provisione
 
 
 @pytest.mark.parametrize("variant", ["snap_start_stack", "provisioned_stack"])
-def test_the_state_machine_invokes_the_aliases_and_may_invoke_nothing_else(request, variant):
+@pytest.mark.parametrize("workflow", WORKFLOWS)
+def test_each_state_machine_invokes_its_aliases_and_may_invoke_nothing_else(
+    request, variant, workflow
+):
     template = request.getfixturevalue(variant).template_json
-    states = state_machine_definition(template)["States"]
-    aliases = {title: "${" + alias_id(template, title) + "}" for title in TITLES}
-    for title in TITLES:
-        assert render(states[STATE_OF[title]]["Resource"]) == aliases[title]
-    # The alias ARN itself: no version wildcard, no unqualified function.
-    assert invoke_permissions(template) == {
+    states = state_machine_definition(template, workflow)["States"]
+    state_of = STATES_BY_WORKFLOW[workflow]
+    aliases = {title: "${" + alias_id(template, title) + "}" for title in state_of}
+    for title, state in state_of.items():
+        assert render(states[state]["Resource"]) == aliases[title]
+    # The alias ARN itself: no version wildcard, no unqualified function, no other workflow's.
+    assert invoke_permissions(template, workflow) == {
         ("lambda:InvokeFunction", arn) for arn in aliases.values()
     }
 

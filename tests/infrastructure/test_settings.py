@@ -8,7 +8,7 @@ import pytest
 
 from infra.app import cdk_json_context, make_app
 from infra.settings import MIN_ORPHAN_GRACE_MINUTES, AuthMode, Settings, SettingsError
-from tasks.contract import ledger
+from tasks.contract import ledger, sessions
 from tasks.contract.timing import STATE_MACHINE_TIMEOUT_SECONDS
 
 
@@ -24,6 +24,8 @@ def test_defaults():
         daily_quota=1_000_000,
         cors_origins=None,
         alarm_email=None,
+        max_upload_bytes=5 * 1024**3,
+        max_open_sessions=100,
     )
 
 
@@ -179,6 +181,72 @@ def test_the_shortest_grace_outlasts_an_execution_and_an_item_lease():
     ],
 )
 def test_invalid_sweep_settings_are_refused_naming_the_flag(context, message):
+    with pytest.raises(SettingsError) as raised:
+        settings(**context)
+    assert str(raised.value).startswith(message)
+
+
+# --- upload sessions: maxUploadBytes, maxOpenSessions -----------------------------------------
+
+TIB = 1024**4
+
+
+def test_session_limits_default_to_5_gib_and_100_open_sessions():
+    parsed = settings()
+    assert parsed.max_upload_bytes == 5_368_709_120 == sessions.DEFAULT_MAX_UPLOAD_BYTES
+    assert parsed.max_open_sessions == 100 == sessions.DEFAULT_MAX_OPEN_SESSIONS
+    assert settings(maxUploadBytes="", maxOpenSessions="") == settings()
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (1, 1),
+        ("1", 1),
+        (" 104857600 ", 104_857_600),
+        (10 * 1024**3, 10 * 1024**3),
+        # S3's largest object, the most a session can hold.
+        (5 * TIB, 5 * TIB),
+        (str(5 * TIB), 5 * TIB),
+    ],
+)
+def test_max_upload_bytes_as_json_or_cli_value(raw, expected):
+    assert settings(maxUploadBytes=raw).max_upload_bytes == expected
+
+
+@pytest.mark.parametrize(("raw", "expected"), [(1, 1), ("5", 5), (" 1000 ", 1000)])
+def test_max_open_sessions_as_json_or_cli_value(raw, expected):
+    assert settings(maxOpenSessions=raw).max_open_sessions == expected
+
+
+def test_the_largest_upload_is_s3s_largest_object():
+    assert sessions.MAX_OBJECT_BYTES == 5 * TIB
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        (
+            {"maxUploadBytes": 5 * TIB + 1},
+            f"context maxUploadBytes={5 * TIB + 1}: at most {5 * TIB} (5 TiB, S3's largest object)",
+        ),
+        ({"maxUploadBytes": str(6 * TIB)}, f"context maxUploadBytes={6 * TIB}: at most "),
+        ({"maxUploadBytes": 0}, "context maxUploadBytes=0: expected a whole number of at least 1"),
+        ({"maxUploadBytes": "-1"}, "context maxUploadBytes='-1': expected a whole number"),
+        ({"maxUploadBytes": "5GiB"}, "context maxUploadBytes='5GiB': expected a whole number"),
+        ({"maxUploadBytes": 1.5}, "context maxUploadBytes=1.5: expected a whole number"),
+        ({"maxUploadBytes": True}, "context maxUploadBytes=True: expected a whole number"),
+        (
+            {"maxOpenSessions": 0},
+            "context maxOpenSessions=0: expected a whole number of at least 1",
+        ),
+        ({"maxOpenSessions": "0"}, "context maxOpenSessions='0': expected a whole number"),
+        ({"maxOpenSessions": "ten"}, "context maxOpenSessions='ten': expected a whole number"),
+        ({"maxOpenSessions": False}, "context maxOpenSessions=False: expected a whole number"),
+        ({"maxOpenSessions": [5]}, "context maxOpenSessions=[5]: expected a whole number"),
+    ],
+)
+def test_invalid_session_limits_are_refused_naming_the_flag(context, message):
     with pytest.raises(SettingsError) as raised:
         settings(**context)
     assert str(raised.value).startswith(message)

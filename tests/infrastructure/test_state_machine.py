@@ -1,9 +1,11 @@
-"""The Express workflow parsed from the synthesized template: states, routing, payloads, retries.
-(The time budget is recomputed from the same definition in test_time_budget.py.)"""
+"""The upload workflow parsed from the synthesized template: states, routing, payloads, retries.
+(The time budget is recomputed from the same definition in test_time_budget.py; the sessions
+workflow, the stack's other state machine, is test_sessions_workflow.py's.)"""
 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -11,17 +13,22 @@ from tasks.contract.errors import (
     CLIENT_ERROR_NAMES,
     INTERNAL_ERROR_MESSAGE,
     ORPHAN_REPORTED_MESSAGE,
+    SETTLED_STORE_ERRORS,
     WORKFLOW_ERRORS,
+    ContentMismatch,
 )
 
 from .infra_helpers import (
+    SESSIONS_WORKFLOW,
+    UPLOAD_WORKFLOW,
+    WORKFLOWS,
     logical_id_with_prefix,
-    only,
     permissions,
     render,
     resources_of_type,
     role_statements,
     state_machine_definition,
+    state_machine_id,
 )
 
 LAMBDA_SERVICE_ERRORS = [
@@ -38,8 +45,10 @@ TASK_STATES = {
     "Compensate": "Compensate",
     "ReportOrphan": "Report",
 }
-# What the workflow may invoke: every task function but the scheduled sweep.
+# What the workflow may invoke: every task function but the scheduled sweep and the sessions'.
 WORKFLOW_FUNCTIONS = tuple(TASK_STATES.values())
+# Each state machine's log group and role (logical id prefixes).
+LOG_GROUPS = {UPLOAD_WORKFLOW: "WorkflowLogGroup", SESSIONS_WORKFLOW: "SessionsLogGroup"}
 
 
 @pytest.fixture(scope="module")
@@ -66,24 +75,32 @@ def transitions(state):
     return following
 
 
+@pytest.mark.parametrize("workflow", WORKFLOWS)
 def test_state_machine_is_express_traced_and_logs_everything_without_execution_data(
-    default_stack,
+    default_stack, workflow
 ):
     template = default_stack.template_json
-    _, machine = only(template, "AWS::StepFunctions::StateMachine")
-    props = machine["Properties"]
+    machine_id = state_machine_id(template, workflow)
+    props = template["Resources"][machine_id]["Properties"]
     assert props["StateMachineType"] == "EXPRESS"
     assert props["TracingConfiguration"] == {"Enabled": True}
     logging = props["LoggingConfiguration"]
     assert logging["Level"] == "ALL"
     assert logging["IncludeExecutionData"] is False
+    # Each workflow logs to its own group (the upload workflow's feeds a metric filter).
     [destination] = logging["Destinations"]
-    group = logical_id_with_prefix(template, "AWS::Logs::LogGroup", "WorkflowLogGroup")
+    group = logical_id_with_prefix(template, "AWS::Logs::LogGroup", LOG_GROUPS[workflow])
     assert destination["CloudWatchLogsLogGroup"]["LogGroupArn"] == {"Fn::GetAtt": [group, "Arn"]}
+    role = logical_id_with_prefix(template, "AWS::IAM::Role", workflow + "Role")
+    assert props["RoleArn"] == {"Fn::GetAtt": [role, "Arn"]}
+    # Both are started synchronously by the API, inside its 29 s.
+    assert state_machine_definition(template, workflow)["TimeoutSeconds"] == 28
 
 
-def test_log_execution_data_flag_turns_execution_data_on(log_data_stack):
-    _, machine = only(log_data_stack.template_json, "AWS::StepFunctions::StateMachine")
+@pytest.mark.parametrize("workflow", WORKFLOWS)
+def test_log_execution_data_flag_turns_execution_data_on(log_data_stack, workflow):
+    template = log_data_stack.template_json
+    machine = template["Resources"][state_machine_id(template, workflow)]
     assert machine["Properties"]["LoggingConfiguration"]["IncludeExecutionData"] is True
     assert machine["Properties"]["LoggingConfiguration"]["Level"] == "ALL"
 
@@ -92,17 +109,23 @@ def test_states_and_their_transitions(definition, states):
     assert definition["StartAt"] == "Validate"
     assert {name: (state["Type"], transitions(state)) for name, state in states.items()} == {
         "Validate": ("Task", ["Store", "Rejected", "UploadFailed"]),
-        "Store": ("Task", ["DiscardFileContent", "Rejected", "StoreFailed"]),
+        "Store": (
+            "Task",
+            ["DiscardFileContent", "Rejected", "ContentMismatchFound", "StoreFailed"],
+        ),
         "DiscardFileContent": ("Pass", ["AlreadyUploaded"]),
         "AlreadyUploaded": ("Choice", ["Replayed", "Record"]),
         "Record": ("Task", ["Uploaded", "RecordFailed"]),
+        "ContentMismatchFound": ("Pass", ["Compensate"]),
         "StoreFailed": ("Pass", ["Compensate"]),
         "RecordFailed": ("Pass", ["Compensate"]),
-        "Compensate": ("Task", ["UploadFailed", "CompensationFailed", "ReportOrphan"]),
+        "Compensate": ("Task", ["Compensated", "CompensationFailed", "ReportOrphan"]),
+        "Compensated": ("Choice", ["ContentRejected", "UploadFailed"]),
         "ReportOrphan": ("Task", ["CompensationFailed", "CompensationFailed"]),
         "Uploaded": ("Succeed", []),
         "Replayed": ("Succeed", []),
         "Rejected": ("Fail", []),
+        "ContentRejected": ("Fail", []),
         "UploadFailed": ("Fail", []),
         "CompensationFailed": ("Fail", []),
     }
@@ -159,9 +182,12 @@ def test_task_payloads_match_the_interface(states):
         "s3Key.$": "$.upload.s3Key",
         "startedAt.$": "$$.Execution.StartTime",
         "idempotencyId.$": "$.upload.idempotencyId",
-        # Which state failed with which error (StoreFailed / RecordFailed).
+        # Which state failed with which error (StoreFailed / ContentMismatchFound /
+        # RecordFailed).
         "failedState.$": "$.failure.state",
         "error.$": "$.failure.error",
+        # The upload session whose commit failed (null for an inline file).
+        "sessionId.$": "$.upload.sessionId",
     }
     assert states["ReportOrphan"]["Parameters"] == {
         "requestId.$": "$.requestId",
@@ -171,11 +197,13 @@ def test_task_payloads_match_the_interface(states):
         "startedAt.$": "$$.Execution.StartTime",
         # How Compensate ended (Compensate's catch put its error there).
         "error.$": "$.compensationError.Error",
+        "sessionId.$": "$.upload.sessionId",
     }
 
 
 def test_a_failed_task_says_to_compensate_which_state_failed_and_with_what(states):
-    # Store's error took the body's place ($.body); Record's is at $.error.
+    # Store's error took the body's place ($.body); Record's is at $.error. Neither keeps the
+    # cause: what the client gets after them is InternalError (see Compensated).
     assert states["StoreFailed"] == {
         "Type": "Pass",
         "Parameters": {
@@ -209,12 +237,19 @@ def test_file_content_never_travels_past_store(states):
         },
         "Next": "AlreadyUploaded",
     }
-    # After Store nothing reads the body: StoreFailed reads only the error that replaced it.
+    # After Store nothing reads the body: StoreFailed and ContentMismatchFound read only the
+    # error that replaced it.
     for name in ("Record", "RecordFailed", "Compensate", "ReportOrphan"):
         text = json.dumps(states[name].get("Parameters"))
         assert "fileContent" not in text
         assert "$.body" not in text
-    assert json.dumps(states["StoreFailed"]["Parameters"]).count("$.body") == 1
+    assert body_paths(states["StoreFailed"]) == ["$.body.Error"]
+    assert body_paths(states["ContentMismatchFound"]) == ["$.body.Error", "$.body.Cause"]
+
+
+def body_paths(state):
+    """The paths under $.body a state's parameters read, in order."""
+    return re.findall(r'"(\$\.body[^"]*)"', json.dumps(state["Parameters"]))
 
 
 def test_client_errors_from_validate_end_in_rejected_with_the_tasks_error(states):
@@ -228,6 +263,9 @@ def test_client_errors_from_validate_end_in_rejected_with_the_tasks_error(states
         "PayloadTooLarge",
         "IdempotencyConflict",
         "UploadInProgress",
+        "SessionNotFound",
+        "SessionNotOpen",
+        "TooManySessions",
     }
     assert states["Rejected"] == {
         "Type": "Fail",
@@ -238,12 +276,57 @@ def test_client_errors_from_validate_end_in_rejected_with_the_tasks_error(states
 
 def test_a_conflict_from_store_is_rejected_without_compensation(states):
     # The claim and the item's lease come before the PUT: an IdempotencyConflict or an
-    # UploadInProgress stored nothing, so it ends in Rejected (409); the client-error catch comes
-    # before the catch-all that compensates.
+    # UploadInProgress (or a session that is not open) stored nothing, so it ends in Rejected;
+    # the client-error catch comes before the catches that compensate.
     assert states["Store"]["Catch"] == [
         {"ErrorEquals": list(CLIENT_ERROR_NAMES), "ResultPath": "$.body", "Next": "Rejected"},
+        {
+            "ErrorEquals": ["ContentMismatch"],
+            "ResultPath": "$.body",
+            "Next": "ContentMismatchFound",
+        },
         {"ErrorEquals": ["States.ALL"], "ResultPath": "$.body", "Next": "StoreFailed"},
     ]
+
+
+def test_a_content_mismatch_is_compensated_then_rejected_with_its_cause(states):
+    """A session's file whose first bytes contradict its content type is found after it landed:
+    compensated like any failed Store (no lease or write in flight), then a 400 with Store's
+    message, not an internal error."""
+    mismatch = ContentMismatch.__name__
+    assert mismatch not in CLIENT_ERROR_NAMES  # those end in Rejected, uncompensated
+    assert mismatch in SETTLED_STORE_ERRORS  # Compensate may release the item's lease at once
+    assert states["ContentMismatchFound"] == {
+        "Type": "Pass",
+        "Parameters": {
+            "requestId.$": "$.requestId",
+            "upload.$": "$.upload",
+            # The error and its cause (the task's message for the client) both kept.
+            "failure": {"state": "Store", "error.$": "$.body.Error", "cause.$": "$.body.Cause"},
+        },
+        "Next": "Compensate",
+    }
+    # Compensated: only ContentMismatchFound sets a cause, so only it ends in ContentRejected.
+    assert states["Compensate"]["Next"] == "Compensated"
+    assert states["Compensated"] == {
+        "Type": "Choice",
+        "Choices": [{"Variable": "$.failure.cause", "IsPresent": True, "Next": "ContentRejected"}],
+        "Default": "UploadFailed",
+    }
+    setting_cause = {
+        name
+        for name, state in states.items()
+        if state["Type"] == "Pass" and "cause.$" in state["Parameters"].get("failure", {})
+    }
+    assert setting_cause == {"ContentMismatchFound"}
+    assert states["ContentRejected"] == {
+        "Type": "Fail",
+        "ErrorPath": "$.failure.error",
+        "CausePath": "$.failure.cause",
+    }
+    # The response template answers it as an invalid request, with the task's message.
+    outcome = WORKFLOW_ERRORS[mismatch]
+    assert (outcome.status, outcome.code, outcome.from_task) == (400, "ValidationError", True)
 
 
 def test_a_replay_skips_record_and_returns_the_first_success_body(states):
@@ -281,7 +364,9 @@ def test_storage_failures_are_compensated_and_failed_compensations_reported(stat
             "Next": "ReportOrphan",
         },
     ]
-    assert states["Compensate"]["Next"] == "UploadFailed"
+    # A compensated failure ends in UploadFailed unless it was a content mismatch.
+    assert states["Compensate"]["Next"] == "Compensated"
+    assert states["Compensated"]["Default"] == "UploadFailed"
     # Whatever happens to the report, the execution ends in CompensationFailed.
     assert states["ReportOrphan"]["Catch"] == [
         {"ErrorEquals": ["States.ALL"], "ResultPath": "$.reportError", "Next": "CompensationFailed"}
@@ -301,7 +386,12 @@ def test_fail_states_name_errors_the_response_template_knows(states):
         "Cause": ORPHAN_REPORTED_MESSAGE,
     }
     fixed = {s["Error"] for s in states.values() if s["Type"] == "Fail" and "Error" in s}
-    assert fixed | set(CLIENT_ERROR_NAMES) <= set(WORKFLOW_ERRORS)
+    assert fixed == {"InternalError", "CompensationFailed"}
+    # The Fail states that take the error from the state: Rejected (a client error, caught by
+    # name) and ContentRejected (Store's ContentMismatch, the only failure with a cause).
+    from_state = {name for name, s in states.items() if s["Type"] == "Fail" and "Error" not in s}
+    assert from_state == {"Rejected", "ContentRejected"}
+    assert fixed | set(CLIENT_ERROR_NAMES) | {ContentMismatch.__name__} <= set(WORKFLOW_ERRORS)
 
 
 def test_every_task_catches_everything_and_retries_only_transient_errors(states):
@@ -326,20 +416,21 @@ def test_every_task_catches_everything_and_retries_only_transient_errors(states)
 
 def test_state_machine_role_may_invoke_the_workflow_functions_only(default_stack):
     template = default_stack.template_json
-    role_id = logical_id_with_prefix(template, "AWS::IAM::Role", "WorkflowStateMachineRole")
+    role_id = logical_id_with_prefix(template, "AWS::IAM::Role", UPLOAD_WORKFLOW + "Role")
     granted = permissions(role_statements(template, role_id))
     invoke = {(a, r) for a, r, _ in granted if a.startswith("lambda:")}
     functions = [function_arn(template, title) for title in WORKFLOW_FUNCTIONS]
     assert invoke == {("lambda:InvokeFunction", arn) for arn in functions} | {
         ("lambda:InvokeFunction", f"{arn}:*") for arn in functions
     }
-    # Not the sweep: it runs on its schedule, outside the workflow.
-    assert function_arn(template, "Sweep") not in {r for _, r in invoke}
+    # Not the sweep (it runs on its schedule, outside the workflow), nor the sessions' task.
+    for title in ("Sweep", "Session"):
+        assert function_arn(template, title) not in {r for _, r in invoke}
     others = {a for a, _, _ in granted if not a.startswith("lambda:")}
     # Log delivery and X-Ray: actions without resource-level permissions.
     assert {a.split(":")[0] for a in others} == {"logs", "xray"}
     assert {r for a, r, _ in granted if not a.startswith("lambda:")} == {"*"}
-    assert len(resources_of_type(template, "AWS::Lambda::Function")) == 6
+    assert len(resources_of_type(template, "AWS::Lambda::Function")) == 7
 
 
 def test_compensate_knows_its_retry_from_the_same_constant(states):

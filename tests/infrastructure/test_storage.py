@@ -1,11 +1,19 @@
-"""Upload bucket, access-log bucket, metadata, idempotency and ledger tables, keys: encryption,
-access, retention."""
+"""Upload bucket, access-log bucket, metadata, idempotency, ledger and sessions tables, keys:
+encryption, access, retention."""
 
 from __future__ import annotations
 
 from aws_cdk.assertions import Match
 
+from tests.conftest import CORS_ORIGINS
+
 from .infra_helpers import logical_id_with_prefix, render, resources_of_type
+
+
+def upload_bucket(stack):
+    template = stack.template_json
+    bucket_id = logical_id_with_prefix(template, "AWS::S3::Bucket", "StorageUploadBucket")
+    return template["Resources"][bucket_id]["Properties"]
 
 
 def test_every_key_rotates(default_stack):
@@ -40,6 +48,47 @@ def test_upload_bucket_is_versioned_kms_encrypted_with_bucket_key_and_private(de
     [rule] = props["LifecycleConfiguration"]["Rules"]
     assert rule["Status"] == "Enabled"
     assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] > 0
+
+
+def test_abandoned_multipart_uploads_are_aborted_after_a_day(default_stack):
+    """An upload session's parts are billed until its multipart upload is aborted: the lifecycle
+    rule aborts one a day after it began, when its session (24 h) has expired."""
+    from tasks.contract import sessions
+
+    [rule] = upload_bucket(default_stack)["LifecycleConfiguration"]["Rules"]
+    assert rule == {
+        "Id": "ExpireNoncurrentVersions",
+        "Status": "Enabled",
+        "NoncurrentVersionExpiration": {"NoncurrentDays": 90},
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+    }
+    assert sessions.ABORT_INCOMPLETE_DAYS * 24 * 60 * 60 >= sessions.SESSION_SECONDS
+
+
+def test_no_bucket_cors_without_cors_origins(default_stack):
+    assert "CorsConfiguration" not in upload_bucket(default_stack)
+
+
+def test_cors_origins_let_browsers_put_session_parts_and_read_the_etag(cors_stack):
+    """A browser on an allowed origin PUTs each part to its presigned URL (with the signed
+    checksum header) and reads the ETag S3 answers: nothing else, from nowhere else."""
+    assert upload_bucket(cors_stack)["CorsConfiguration"] == {
+        "CorsRules": [
+            {
+                "AllowedMethods": ["PUT"],
+                "AllowedOrigins": list(CORS_ORIGINS),
+                "AllowedHeaders": ["content-type", "content-length", "x-amz-checksum-sha256"],
+                "ExposedHeaders": ["ETag"],
+                "MaxAge": 3600,
+            }
+        ]
+    }
+
+
+def test_cors_origins_change_nothing_else_about_the_bucket(default_stack, cors_stack):
+    with_cors = dict(upload_bucket(cors_stack))
+    del with_cors["CorsConfiguration"]
+    assert with_cors == upload_bucket(default_stack)
 
 
 def test_both_buckets_deny_requests_without_tls(default_stack):
@@ -79,8 +128,8 @@ def test_access_log_bucket_is_private_encrypted_and_expires_logs(default_stack):
 def test_table_keys_billing_encryption_and_point_in_time_recovery(default_stack):
     template = default_stack.template_json
     key_id = logical_id_with_prefix(template, "AWS::KMS::Key", "StorageMetadataTableKey")
-    # metadata, idempotency, ledger
-    assert len(resources_of_type(template, "AWS::DynamoDB::Table")) == 3
+    # metadata, idempotency, ledger, sessions
+    assert len(resources_of_type(template, "AWS::DynamoDB::Table")) == 4
     table_id = logical_id_with_prefix(template, "AWS::DynamoDB::Table", "StorageMetadataTable")
     props = template["Resources"][table_id]["Properties"]
     assert props["KeySchema"] == [
@@ -171,6 +220,58 @@ def test_ledger_table_schema_is_the_contracts(default_stack):
     assert {name: properties[name] for name in ledger.table_schema()} == ledger.table_schema()
 
 
+def test_sessions_table_keys_sessions_expires_them_and_indexes_open_ones_by_caller(
+    default_stack,
+):
+    template = default_stack.template_json
+    key_id = logical_id_with_prefix(template, "AWS::KMS::Key", "StorageMetadataTableKey")
+    table_id = logical_id_with_prefix(template, "AWS::DynamoDB::Table", "StorageSessionsTable")
+    table = template["Resources"][table_id]
+    assert table["Properties"] == {
+        # One item per session, by its id (the id of the request that opened it).
+        "KeySchema": [{"AttributeName": "uploadId", "KeyType": "HASH"}],
+        "AttributeDefinitions": [
+            {"AttributeName": "uploadId", "AttributeType": "S"},
+            {"AttributeName": "openCaller", "AttributeType": "S"},
+            {"AttributeName": "expiresAt", "AttributeType": "N"},
+        ],
+        # Sparse: only an OPEN session has openCaller, so counting a caller's open sessions
+        # reads those and nothing else; the keys are enough to count.
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": "OpenSessionsByCaller",
+                "KeySchema": [
+                    {"AttributeName": "openCaller", "KeyType": "HASH"},
+                    {"AttributeName": "expiresAt", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+        "SSESpecification": {
+            "KMSMasterKeyId": {"Fn::GetAtt": [key_id, "Arn"]},
+            "SSEEnabled": True,
+            "SSEType": "KMS",
+        },
+        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+        # A closed session's item is deleted a week after its expiry (deleteAt), not at it.
+        "TimeToLiveSpecification": {"AttributeName": "deleteAt", "Enabled": True},
+    }
+    assert table["DeletionPolicy"] == "Retain"
+    assert table["UpdateReplacePolicy"] == "Retain"
+
+
+def test_sessions_table_names_are_the_contracts():
+    from tasks.contract import sessions
+
+    assert (sessions.PARTITION_KEY, sessions.DELETE_AT) == ("uploadId", "deleteAt")
+    assert (sessions.OPEN_INDEX, sessions.OPEN_CALLER, sessions.EXPIRES_AT) == (
+        "OpenSessionsByCaller",
+        "openCaller",
+        "expiresAt",
+    )
+
+
 def test_ledger_table_names_are_the_contracts():
     from tasks.contract import ledger
 
@@ -186,7 +287,7 @@ def test_every_log_group_is_kms_encrypted_with_the_logs_key_and_retained(default
     template = default_stack.template_json
     key_id = logical_id_with_prefix(template, "AWS::KMS::Key", "StorageLogsKey")
     groups = resources_of_type(template, "AWS::Logs::LogGroup")
-    assert len(groups) == 8  # six tasks, state machine, API access logs
+    assert len(groups) == 10  # seven tasks, two state machines, API access logs
     for group in groups.values():
         assert group["Properties"]["KmsKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
         assert group["Properties"]["RetentionInDays"] > 0

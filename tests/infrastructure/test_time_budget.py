@@ -3,7 +3,8 @@ number is what it is; infra/state_machine.py writes the sum down).
 
 Three clocks nest, each ending strictly inside the next: a task's SDK deadline inside its
 function's timeout, the function's timeout inside its Task state's TimeoutSeconds; the longest
-path through the workflow inside the state machine's TimeoutSeconds, inside API Gateway's 29 s.
+path through each workflow (the upload workflow, the sessions workflow) inside its state
+machine's TimeoutSeconds, inside API Gateway's 29 s.
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ from tasks.contract import ledger, names
 from tasks.contract.idempotency import CLAIM_SECONDS
 from tasks.contract.timing import (
     API_GATEWAY_TIMEOUT_SECONDS,
+    COMPLETE_SDK,
     DYNAMODB_SDK,
     S3_SDK,
+    SESSION_READ_SDK,
     START_MARGIN_SECONDS,
     STATE_MACHINE_TIMEOUT_SECONDS,
+    SWEEP_SDK,
     TIMINGS,
     WORKFLOW_PATH,
     SdkBudget,
@@ -29,6 +33,10 @@ from tasks.contract.timing import (
 )
 
 from .infra_helpers import (
+    SESSIONS_WORKFLOW,
+    UPLOAD_WORKFLOW,
+    WORKFLOWS,
+    api_methods,
     logical_id_with_prefix,
     only,
     permissions,
@@ -51,19 +59,37 @@ LONGEST_PATH = (
     "CompensationFailed",
 )
 WORST_CASE_SECONDS = 27  # (2+1+2) + (3+1+3) + (2+1+2) + (3+1+3) + 3
+# The sessions workflow: one Session task, retried once (infra/sessions.py).
+SESSIONS_PATH = ("Session", "SessionFailed")
+SESSIONS_WORST_CASE_SECONDS = 7  # 3 + 1 + 3
 # Step Functions' defaults for a Retrier's omitted fields.
 DEFAULT_INTERVAL_SECONDS = 1
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_BACKOFF_RATE = 2.0
-# Which AWS services each task calls (its client budgets); cross-checked against its role.
-SDK_BUDGETS: dict[str, SdkBudget] = {"dynamodb": DYNAMODB_SDK, "s3": S3_SDK}
-SERVICES_CALLED = {
-    names.VALIDATE: set(),
-    names.STORE: {"dynamodb", "s3"},
-    names.RECORD: {"dynamodb"},
-    names.COMPENSATE: {"dynamodb", "s3"},
-    names.REPORT: {"dynamodb", "s3"},
-    names.SWEEP: {"dynamodb", "s3"},
+# Which AWS services each task calls, with the client budgets it calls them with (the
+# services are cross-checked against its role).
+SDK_BUDGETS: dict[str, dict[str, tuple[SdkBudget, ...]]] = {
+    # Only a session's commit: the session and its parts, one short attempt each.
+    names.VALIDATE: {"dynamodb": (SESSION_READ_SDK,), "s3": (SESSION_READ_SDK,)},
+    # A session's commit also completes its multipart upload and reads the first bytes back.
+    names.STORE: {"dynamodb": (DYNAMODB_SDK,), "s3": (S3_SDK, COMPLETE_SDK, SESSION_READ_SDK)},
+    names.RECORD: {"dynamodb": (DYNAMODB_SDK,)},
+    names.COMPENSATE: {"dynamodb": (DYNAMODB_SDK,), "s3": (S3_SDK,)},
+    names.REPORT: {"dynamodb": (DYNAMODB_SDK,), "s3": (S3_SDK,)},
+    names.SWEEP: {"dynamodb": (SWEEP_SDK,), "s3": (SWEEP_SDK,)},
+    names.SESSION: {"dynamodb": (DYNAMODB_SDK,), "s3": (S3_SDK,)},
+}
+SERVICES_CALLED = {task: set(budgets) for task, budgets in SDK_BUDGETS.items()}
+# The task states of each workflow, by the task they invoke.
+INVOKED = {
+    UPLOAD_WORKFLOW: {
+        names.VALIDATE: "Validate",
+        names.STORE: "Store",
+        names.RECORD: "Record",
+        names.COMPENSATE: "Compensate",
+        names.REPORT: "ReportOrphan",
+    },
+    SESSIONS_WORKFLOW: {names.SESSION: "Session"},
 }
 
 
@@ -80,6 +106,11 @@ def definition(template):
 @pytest.fixture(scope="module")
 def states(definition):
     return definition["States"]
+
+
+@pytest.fixture(scope="module")
+def sessions_definition(template):
+    return state_machine_definition(template, SESSIONS_WORKFLOW)
 
 
 def functions_by_task(template: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -161,17 +192,31 @@ def test_the_longest_path_ends_before_the_state_machine_and_api_gateway_give_up(
     worst = longest_seconds(states, definition["StartAt"])
     assert definition["TimeoutSeconds"] == STATE_MACHINE_TIMEOUT_SECONDS == 28
     assert worst < definition["TimeoutSeconds"] < API_GATEWAY_TIMEOUT_SECONDS == 29
-    # API Gateway's integration timeout is its default (and maximum) 29 s.
-    [method] = [
-        m
-        for m in resources_of_type(default_stack.template_json, "AWS::ApiGateway::Method").values()
-        if m["Properties"]["HttpMethod"] == "POST"
-    ]
-    integration = method["Properties"]["Integration"]
-    assert integration.get("TimeoutInMillis", 29_000) == API_GATEWAY_TIMEOUT_SECONDS * 1000
     # A live execution never outlasts its Idempotency-Key claim or its item's lease.
     assert definition["TimeoutSeconds"] < CLAIM_SECONDS
     assert definition["TimeoutSeconds"] < ledger.LEASE_SECONDS
+
+
+def test_every_integration_waits_api_gateways_default_and_maximum(default_stack):
+    """Each route's StartSyncExecution (POST /upload and the four /uploads routes) waits the
+    default 29 s, beyond both state machines' TimeoutSeconds."""
+    integrations = {
+        route: method["Integration"]
+        for route, method in api_methods(default_stack.template_json).items()
+    }
+    assert len(integrations) == 5
+    for route, integration in integrations.items():
+        assert render(integration["Uri"]).endswith(":states:action/StartSyncExecution"), route
+        assert integration.get("TimeoutInMillis", 29_000) == API_GATEWAY_TIMEOUT_SECONDS * 1000
+
+
+def test_the_sessions_workflow_ends_long_before_its_timeout(sessions_definition):
+    states = sessions_definition["States"]
+    worst = longest_seconds(states, sessions_definition["StartAt"])
+    assert worst == path_seconds(states, SESSIONS_PATH) == SESSIONS_WORST_CASE_SECONDS
+    assert worst == TIMINGS[names.SESSION].worst_case_seconds()
+    assert sessions_definition["TimeoutSeconds"] == STATE_MACHINE_TIMEOUT_SECONDS
+    assert worst < sessions_definition["TimeoutSeconds"] < API_GATEWAY_TIMEOUT_SECONDS
 
 
 def test_other_paths(states):
@@ -191,7 +236,9 @@ def test_other_paths(states):
     assert longest_seconds(states, "ReportOrphan") == 3
 
 
-def test_every_task_state_runs_its_function_with_the_start_margin(template, states):
+@pytest.mark.parametrize("workflow", WORKFLOWS)
+def test_every_task_state_runs_its_function_with_the_start_margin(template, workflow):
+    states = state_machine_definition(template, workflow)["States"]
     invoked = {}
     for name, state in states.items():
         if state["Type"] != "Task":
@@ -212,15 +259,16 @@ def test_every_task_state_runs_its_function_with_the_start_margin(template, stat
                 (r["MaxAttempts"], r["IntervalSeconds"], r["BackoffRate"]) for r in state["Retry"]
             ] == [(retry.max_attempts, retry.interval_seconds, retry.backoff_rate)], name
         assert task_worst_case_seconds(state) == TIMINGS[task].worst_case_seconds(), name
-    # Every workflow task once; the sweep is not in the workflow.
-    assert invoked == {
-        names.VALIDATE: "Validate",
-        names.STORE: "Store",
-        names.RECORD: "Record",
-        names.COMPENSATE: "Compensate",
-        names.REPORT: "ReportOrphan",
-    }
-    assert set(invoked) == set(names.WORKFLOW_TASKS) == set(WORKFLOW_PATH)
+    # Every task of the workflow once.
+    assert invoked == INVOKED[workflow]
+
+
+def test_every_task_but_the_sweep_runs_in_exactly_one_workflow():
+    upload, sessions = (set(INVOKED[workflow]) for workflow in WORKFLOWS)
+    assert upload == set(names.WORKFLOW_TASKS) == set(WORKFLOW_PATH)
+    assert sessions == {names.SESSION}
+    # The sweep runs on its schedule, outside both.
+    assert set(names.TASKS) - upload - sessions == {names.SWEEP}
 
 
 @pytest.mark.parametrize("task", names.TASKS)
@@ -243,7 +291,7 @@ def test_the_services_a_task_calls_are_the_ones_its_role_grants(template, task):
     granted = {
         action.split(":")[0] for action, _, _ in permissions(role_statements(template, role))
     }
-    assert granted & set(SDK_BUDGETS) == SERVICES_CALLED[task]
+    assert granted & {"dynamodb", "s3"} == SERVICES_CALLED[task]
 
 
 @pytest.mark.parametrize(
@@ -257,7 +305,8 @@ def test_the_services_a_task_calls_are_the_ones_its_role_grants(template, task):
 def test_one_attempt_of_each_sdk_call_fits_in_the_sdk_deadline(task, service):
     """tasks/core/aws.py refuses an attempt that could outlive the deadline: a budget whose one
     attempt does not fit would make every call of that service fail."""
-    assert SDK_BUDGETS[service].attempt_seconds <= TIMINGS[task].sdk_deadline_seconds
+    for budget in SDK_BUDGETS[task][service]:
+        assert budget.attempt_seconds <= TIMINGS[task].sdk_deadline_seconds, budget
 
 
 def test_the_sweep_ends_before_its_next_run(template):
