@@ -211,6 +211,11 @@ class Emulator:
         moto_patches.configure_moto(self.aws_port)
         self._stack.enter_context(moto_patches.cached_moto_module_list())
         self._moto = CheckedMotoServer(ip_address=HOST, port=self.aws_port, verbose=False)
+        self._stack.enter_context(moto_patches.in_memory_s3_keys())
+        self._stack.enter_context(
+            moto_patches.lean_multipart_completion(self._moto.part_digests.get)
+        )
+        self._stack.enter_context(moto_patches.ranged_object_reads())
         self._moto.start()
         self._stack.callback(self._stop_moto)
         self.aws_port = int(self._moto.get_host_and_port()[1])

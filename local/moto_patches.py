@@ -7,17 +7,23 @@ serves requests.
 
 from __future__ import annotations
 
+import base64
+import bisect
 import contextlib
 import copy
 import functools
+import hashlib
 import importlib
+import io
+import itertools
 import logging
 import math
 import os
 import pickle
+import tempfile
 import threading
-from collections.abc import Iterator
-from typing import Any, cast
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, cast
 from unittest import mock
 
 import boto3
@@ -25,8 +31,18 @@ from botocore.config import Config
 
 from local.saturation import Saturation
 
+if TYPE_CHECKING:
+    from moto.s3.models import FakeKey, FakeMultipart
+
 # Connections the interpreter's shared Lambda client keeps open (one per concurrent task).
 MAX_CONCURRENT_TASKS = 64
+
+# S3 objects and parts up to this size stay in memory (in_memory_s3_keys).
+IN_MEMORY_KEY_BYTES = 512 * 1024 * 1024
+
+# (upload id, part number, the part's ETag) -> the part's SHA-256 digest, or None when unknown:
+# local.s3_checks.PartDigests.get.
+KnownDigest = Callable[[str, int, str], bytes | None]
 
 
 def configure_moto(port: int) -> None:
@@ -384,3 +400,282 @@ def stretched_task_timeouts(saturation: Saturation) -> Iterator[None]:
         yield
     finally:
         timeout_class._eval_seconds = original
+
+
+@contextlib.contextmanager
+def in_memory_s3_keys(max_bytes: int = IN_MEMORY_KEY_BYTES) -> Iterator[None]:
+    """moto holds each object's and part's bytes in a SpooledTemporaryFile that moves to a
+    temporary file past ``MOTO_S3_DEFAULT_KEY_BUFFER_SIZE`` (5 MiB by default), so every large
+    part is written to disk, and read back to complete its upload. Keep keys up to ``max_bytes``
+    in memory instead. Memory holds each stored byte once: moto drops an upload's parts when it
+    completes, and with :func:`lean_multipart_completion` the new object takes over their bytes
+    (a few GiB of objects are a few GiB of the emulator's memory; delete what is not needed)."""
+    from moto.s3 import models
+
+    def buffer_size() -> int:
+        return max_bytes
+
+    with mock.patch.object(models, "get_s3_default_key_buffer_size", buffer_size):
+        yield
+
+
+@contextlib.contextmanager
+def lean_multipart_completion(known_digest: KnownDigest | None = None) -> Iterator[None]:
+    """moto completes a multipart upload by reading every part twice (its bytes and its
+    checksum), joining them into one bytes object and writing that into the new key's buffer:
+    seconds for 256 MiB, where S3 takes about the same time whatever the size. An upload with
+    SHA-256 COMPOSITE checksums (the service's) is completed from what is known already: the
+    checksum from the parts' digests (``known_digest``; only the parts it does not know are
+    hashed), the new key's value from the parts' bytes themselves, shared rather than copied
+    (:class:`_JoinedBytes`; if a part was on disk, all are written into the key's buffer once).
+    The answer and the object are moto's: the same ETag, checksum, bytes and errors. Other
+    uploads complete as moto completes them."""
+    from moto.s3.models import FakeKey, FakeMultipart
+
+    key_class: Any = FakeKey
+    original_complete = FakeMultipart.complete
+    value = key_class.value  # the property: moto's getter and setter
+
+    def complete(multipart: FakeMultipart, body: Iterator[tuple[int, str]]) -> Any:
+        if not _sha256_composite(multipart):
+            return original_complete(multipart, body)
+        parts = _completed_parts(multipart, body)
+        # Taken now: moto disposes of the parts (closes their buffers) before it makes the key.
+        completed = _CompletedParts([part for _, part in parts])
+        md5s = b"".join(bytes.fromhex(_unquoted(part.etag)) for _, part in parts)
+        digests = b"".join(
+            _sha256(multipart.id, number, part.etag, chunk, known_digest)
+            for (number, part), chunk in zip(parts, completed.chunks, strict=True)
+        )
+        etag = f"{hashlib.md5(md5s, usedforsecurity=False).hexdigest()}-{len(parts)}"
+        checksum = base64.b64encode(hashlib.sha256(digests).digest()).decode()
+        return completed, etag, ("COMPOSITE", checksum, len(parts))
+
+    def set_value(key: Any, new_value: Any) -> None:
+        if isinstance(key._value_buffer, _JoinedBytes):
+            # moto sets a value only on a new key; a shared one is not written to, but replaced
+            # (the key owns the new buffer: moto closes it when the key goes)
+            key._value_buffer = tempfile.SpooledTemporaryFile(key._max_buffer_size)  # noqa: SIM115
+        if isinstance(new_value, _CompletedParts):
+            new_value.write_into(key)
+        else:
+            value.fset(key, new_value)
+
+    with contextlib.ExitStack() as patches:
+        patches.enter_context(mock.patch.object(FakeMultipart, "complete", complete))
+        patches.enter_context(mock.patch.object(key_class, "value", value.setter(set_value)))
+        yield
+
+
+def _sha256_composite(multipart: FakeMultipart) -> bool:
+    """True when moto completes the upload with a SHA-256 COMPOSITE checksum (the defaults of
+    ``moto.s3.models.MultipartChecksumBuilder``)."""
+    algorithm = multipart.metadata.get("x-amz-checksum-algorithm") or "CRC64NVME"
+    kind = multipart.metadata.get("x-amz-checksum-type") or (
+        "FULL_OBJECT" if algorithm == "CRC64NVME" else "COMPOSITE"
+    )
+    return bool(algorithm == "SHA256" and kind == "COMPOSITE")
+
+
+def _completed_parts(
+    multipart: FakeMultipart, body: Iterator[tuple[int, str]]
+) -> list[tuple[int, FakeKey]]:
+    """(number, part) for each part ``body`` names, checked as ``FakeMultipart.complete`` checks
+    them: the same errors, in the same order."""
+    # Typed as Any: the module exports these names only implicitly (and tests may patch the size).
+    models: Any = importlib.import_module("moto.s3.models")
+
+    parts: list[tuple[int, FakeKey]] = []
+    for number, etag in body:
+        part = multipart.parts.get(number)
+        if part is None or _unquoted(part.etag) != etag.replace('"', ""):
+            raise models.InvalidPart
+        if parts and parts[-1][1].contentsize < models.S3_UPLOAD_PART_MIN_SIZE:
+            raise models.EntityTooSmall
+        parts.append((number, part))
+    if not parts:
+        raise models.MalformedXML
+    return parts
+
+
+def _sha256(
+    upload_id: str, number: int, etag: str, chunk: bytes, known_digest: KnownDigest | None
+) -> bytes:
+    digest = None if known_digest is None else known_digest(upload_id, number, etag)
+    return digest if digest is not None else hashlib.sha256(chunk).digest()
+
+
+def _unquoted(etag: str) -> str:
+    return etag.replace('"', "")
+
+
+def _shared_bytes(part: FakeKey) -> bytes | None:
+    """A part's bytes without a copy when moto holds them in memory, else None. A
+    SpooledTemporaryFile not rolled over to disk keeps them in a BytesIO, whose ``getvalue``
+    hands out its buffer itself as an immutable bytes object (a later write would copy first)."""
+    held = getattr(part._value_buffer, "_file", None)
+    return held.getvalue() if isinstance(held, io.BytesIO) else None
+
+
+class _CompletedParts:
+    """What the patched ``FakeMultipart.complete`` hands moto as the completed object's value:
+    its parts' bytes, in order (``shared`` when none had to be copied, all being in memory).
+    moto passes it on untouched to the new key's ``value`` setter."""
+
+    def __init__(self, parts: list[FakeKey]) -> None:
+        found = [_shared_bytes(part) for part in parts]
+        self.shared = all(chunk is not None for chunk in found)
+        self.chunks = [
+            part.value if chunk is None else chunk for part, chunk in zip(parts, found, strict=True)
+        ]
+
+    def write_into(self, key: Any) -> None:
+        """Make the parts' bytes ``key``'s value: shared when they were in memory, else written
+        into its own buffer (which moves to disk past its size, as moto's does)."""
+        buffer = key._value_buffer
+        if self.shared:
+            buffer.close()
+            key._value_buffer = _JoinedBytes(self.chunks)
+        else:
+            buffer.seek(0)
+            buffer.truncate()
+            for chunk in self.chunks:
+                buffer.write(chunk)
+        key.contentsize = sum(map(len, self.chunks))
+
+
+class _JoinedBytes(io.BufferedIOBase):
+    """A read-only file over byte strings one after another, copied only as far as it is read:
+    a completed upload's value over its parts' bytes. moto reads a key's buffer with seek, tell
+    and read (under the key's lock), and closes it when the key goes."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        super().__init__()
+        self._chunks = [chunk for chunk in chunks if chunk]
+        self._starts = list(itertools.accumulate(map(len, self._chunks), initial=0))
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        self._check_open()
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int:
+        self._check_open()
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._starts[-1]}
+        if whence not in base:
+            raise ValueError(f"invalid whence ({whence})")
+        if base[whence] + offset < 0:
+            raise ValueError(f"negative seek value {base[whence] + offset}")
+        self._position = base[whence] + offset
+        return self._position
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        self._check_open()
+        start, length = self._position, self._starts[-1]
+        end = length if size is None or size < 0 else min(length, start + size)
+        self._position = max(start, end)
+        return self._slice(start, end)
+
+    def close(self) -> None:
+        self._chunks, self._starts = [], [0]
+        super().close()
+
+    def _slice(self, start: int, end: int) -> bytes:
+        pieces: list[bytes | memoryview] = []
+        index = bisect.bisect_right(self._starts, start) - 1
+        while start < end:
+            chunk, offset = self._chunks[index], start - self._starts[index]
+            take = min(len(chunk) - offset, end - start)
+            whole = offset == 0 and take == len(chunk)
+            pieces.append(chunk if whole else memoryview(chunk)[offset : offset + take])
+            start += take
+            index += 1
+        if len(pieces) == 1 and isinstance(pieces[0], bytes):
+            return pieces[0]  # a whole part: its bytes themselves, as immutable as a copy
+        return b"".join(pieces)
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ValueError("I/O operation on closed file.")
+
+
+@contextlib.contextmanager
+def ranged_object_reads() -> Iterator[None]:
+    """moto answers a GetObject with a Range header by reading the whole object, then slicing it
+    (``S3Response._handle_range_header``): 4 KiB of a 256 MiB object cost the 256 MiB. While
+    moto's ``get_object`` makes such an answer, the key it reads is a :class:`_RangedKey`, whose
+    value is read only as far as moto slices it; an answer that keeps the whole value (a range
+    moto ignores) gets it whole. The status, headers and body are moto's."""
+    from moto.s3.responses import S3Response
+
+    response_class: Any = S3Response
+    original_get_object = response_class.get_object
+    original_key_response = response_class.key_response
+
+    def get_object(response: Any) -> Any:
+        if not response.headers.get("range"):
+            return original_get_object(response)
+        get_key = response._get_key
+
+        def ranged_key(*args: Any, **kwargs: Any) -> tuple[Any, bool]:
+            key, not_modified = get_key(*args, **kwargs)
+            return _RangedKey(key), not_modified
+
+        with mock.patch.object(response, "_get_key", ranged_key):
+            return original_get_object(response)
+
+    def key_response(response: Any, *args: Any, **kwargs: Any) -> Any:
+        status, headers, body = original_key_response(response, *args, **kwargs)
+        return status, headers, bytes(body) if isinstance(body, _KeyBytes) else body
+
+    with contextlib.ExitStack() as patches:
+        patches.enter_context(mock.patch.object(response_class, "get_object", get_object))
+        patches.enter_context(mock.patch.object(response_class, "key_response", key_response))
+        yield
+
+
+class _RangedKey:
+    """A FakeKey as moto's ``get_object`` sees it while it answers a Range: the key itself, but
+    for its ``value``."""
+
+    def __init__(self, key: FakeKey) -> None:
+        self._key = key
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._key, name)
+
+    @property
+    def value(self) -> _KeyBytes:
+        return _KeyBytes(self._key)
+
+
+class _KeyBytes:
+    """A key's value that reads from the key's buffer only the slice taken (moto takes its
+    ``len`` and one slice); ``bytes()`` reads it whole, as ``FakeKey.value`` does."""
+
+    def __init__(self, key: Any) -> None:
+        self._key = key
+        self._size: int = key.size
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __getitem__(self, index: slice) -> bytes:
+        start, stop, step = index.indices(self._size)
+        if step != 1:
+            return bytes(self)[index]
+        with self._key.lock:
+            buffer = self._key._value_buffer
+            buffer.seek(start)
+            data: bytes = buffer.read(max(0, stop - start))
+        return data
+
+    def __bytes__(self) -> bytes:
+        data: bytes = self._key.value
+        return data

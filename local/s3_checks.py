@@ -17,16 +17,23 @@ their ``ChecksumSHA256``, which S3 lists.
 answer, and hands every other request to moto as it came, without reading its body;
 :class:`CheckedMotoServer` is moto's threaded server with the checks in front. Requests are
 path-style (``/<bucket>/<key>``), as the emulator's clients send.
+
+A part's SHA-256 is computed once, when its body is checked on upload, and kept in
+:class:`PartDigests` until its upload completes or is aborted: ListParts answers from there (as
+can the completion, :func:`local.moto_patches.lean_multipart_completion`), so listing costs
+about the same whatever the parts' size, as on S3.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import io
 import re
 import secrets
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -81,6 +88,9 @@ _PART_RE = re.compile(rb"<Part>(.*?)</Part>", re.DOTALL)
 _PART_NUMBER_RE = re.compile(rb"<PartNumber>(\d+)</PartNumber>")
 _ETAG_RE = re.compile(rb"<ETag>(.*?)</ETag>", re.DOTALL)
 
+# The WSGI environ key under which a part PUT's checked SHA-256 digest travels to its answer.
+_CHECKED_DIGEST = "local.s3_checks.sha256"
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -115,6 +125,37 @@ class _QueryAuth:
         )
 
 
+class PartDigests:
+    """The SHA-256 digest of each part whose body was checked on upload, by upload id and part
+    number, with the ETag moto answered for it (the MD5 of its bytes). A digest serves only while
+    the part's ETag is the same: a part uploaded again under its number has another ETag, unless
+    its bytes are the same. Upload ids are unique across buckets. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._uploads: dict[str, dict[int, tuple[str, bytes]]] = {}
+
+    def remember(self, upload_id: str, part_number: int, etag: str, digest: bytes) -> None:
+        with self._lock:
+            self._uploads.setdefault(upload_id, {})[part_number] = (_unquoted(etag), digest)
+
+    def get(self, upload_id: str, part_number: int, etag: str) -> bytes | None:
+        """The part's digest, or None when it is unknown or was taken for other bytes."""
+        with self._lock:
+            known = self._uploads.get(upload_id, {}).get(part_number)
+        if known is None or known[0] != _unquoted(etag):
+            return None
+        return known[1]
+
+    def forget(self, upload_id: str) -> None:
+        with self._lock:
+            self._uploads.pop(upload_id, None)
+
+    def __contains__(self, upload_id: object) -> bool:
+        with self._lock:
+            return upload_id in self._uploads
+
+
 class S3Checks:
     """WSGI middleware: S3's answers to the requests moto gets wrong (see the module docstring),
     everything else passed to ``app``."""
@@ -126,11 +167,13 @@ class S3Checks:
         credentials: Mapping[str, str] = CREDENTIALS,
         clock: Callable[[], datetime] = _now,
         account_id: str = ACCOUNT_ID,
+        part_digests: PartDigests | None = None,
     ) -> None:
         self._app = app
         self._credentials = credentials
         self._clock = clock
         self._account_id = account_id
+        self.part_digests = PartDigests() if part_digests is None else part_digests
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         query = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
@@ -142,9 +185,53 @@ class S3Checks:
             _discard_body(environ)
             return refusal(environ, start_response)
         upload = self._sha256_upload_listed(environ, params)
-        if upload is None:
-            return self._app(environ, start_response)
-        return _with_part_checksums(self._app, environ, start_response, upload)
+        if upload is not None:
+            return _with_part_checksums(
+                self._app, environ, start_response, upload, self.part_digests
+            )
+        return self._app(environ, self._noting_parts(environ, params, start_response))
+
+    def _noting_parts(
+        self, environ: WSGIEnvironment, params: Mapping[str, str], start_response: StartResponse
+    ) -> StartResponse:
+        """``start_response``, telling :attr:`part_digests` what moto's answer says: a checked
+        part's ETag once it is stored, or that its upload completed or was aborted."""
+        upload_id = params.get("uploadId")
+        if upload_id is None:
+            return start_response
+        method = environ["REQUEST_METHOD"]
+        digest: bytes | None = environ.get(_CHECKED_DIGEST)
+        number = params.get("partNumber")
+        if method == "PUT" and digest is not None and number is not None and number.isdigit():
+            note = functools.partial(self._part_stored, upload_id, int(number), digest)
+        elif method == "DELETE" or (method == "POST" and number is None):
+            note = functools.partial(self._upload_ended, upload_id)
+        else:
+            return start_response
+
+        def noting(
+            status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None, /
+        ) -> Callable[[bytes], object]:
+            note(status, headers)
+            return start_response(status, headers, exc_info)
+
+        return noting
+
+    def _part_stored(
+        self,
+        upload_id: str,
+        part_number: int,
+        digest: bytes,
+        status: str,
+        headers: list[tuple[str, str]],
+    ) -> None:
+        etag = next((value for name, value in headers if name.lower() == "etag"), None)
+        if status.startswith("200 ") and etag is not None:
+            self.part_digests.remember(upload_id, part_number, etag, digest)
+
+    def _upload_ended(self, upload_id: str, status: str, headers: list[tuple[str, str]]) -> None:
+        if status.startswith("2"):  # CompleteMultipartUpload 200, AbortMultipartUpload 204
+            self.part_digests.forget(upload_id)
 
     def _refusal(
         self, environ: WSGIEnvironment, query: list[tuple[str, str]], params: dict[str, str]
@@ -248,8 +335,9 @@ def _check_digest(environ: WSGIEnvironment) -> Response | None:
     # The body is read now; moto reads it again from here.
     environ["wsgi.input"] = io.BytesIO(body)
     environ["CONTENT_LENGTH"] = str(len(body))
-    digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
-    if environ["HTTP_X_AMZ_CHECKSUM_SHA256"].strip() == digest:
+    digest = hashlib.sha256(body).digest()
+    if environ["HTTP_X_AMZ_CHECKSUM_SHA256"].strip() == base64.b64encode(digest).decode():
+        environ[_CHECKED_DIGEST] = digest
         return None
     return _error(400, "BadDigest", _BAD_DIGEST)
 
@@ -259,6 +347,7 @@ def _with_part_checksums(
     environ: WSGIEnvironment,
     start_response: StartResponse,
     upload: FakeMultipart,
+    digests: PartDigests,
 ) -> Iterable[bytes]:
     """moto's answer to a ListParts request, each listed part's ``ChecksumSHA256`` added."""
     answer: list[tuple[str, list[tuple[str, str]]]] = []
@@ -280,29 +369,46 @@ def _with_part_checksums(
     status, headers = answer[0]
     body = b"".join(chunks)
     if status.startswith("200 "):
-        body = _PART_RE.sub(lambda part: _part_with_checksum(part, upload), body)
+        body = _PART_RE.sub(lambda part: _part_with_checksum(part, upload, digests), body)
         headers = [(name, value) for name, value in headers if name.lower() != "content-length"]
         headers.append(("Content-Length", str(len(body))))
     start_response(status, headers)
     return [body]
 
 
-def _part_with_checksum(part: re.Match[bytes], upload: FakeMultipart) -> bytes:
+def _part_with_checksum(
+    part: re.Match[bytes], upload: FakeMultipart, digests: PartDigests
+) -> bytes:
     """One listed ``<Part>`` with its ``<ChecksumSHA256>``: the base64 SHA-256 of the part's
-    stored bytes, which equals the checksum it was uploaded with (a part whose bytes do not match
-    its checksum is refused with BadDigest before moto stores it)."""
+    bytes, which equals the checksum it was uploaded with (a part whose bytes do not match its
+    checksum is refused with BadDigest before moto stores it). Taken from ``digests`` when they
+    know the listed ETag, else hashed from the stored part."""
     element = part.group(0)
     number = _PART_NUMBER_RE.search(element)
     etag = _ETAG_RE.search(element)
-    stored = None if number is None else upload.parts.get(int(number.group(1)))
-    if stored is None or etag is None or _unquoted(etag.group(1)) != _unquoted(stored.etag):
-        return element  # replaced or gone since moto listed it: leave the listing as moto made it
+    if number is None or etag is None:
+        return element
+    part_number, listed_etag = int(number.group(1)), etag.group(1).decode()
+    digest = digests.get(upload.id, part_number, listed_etag) or _stored_digest(
+        upload, part_number, listed_etag
+    )
+    if digest is None:
+        return element
+    checksum = base64.b64encode(digest)
+    return b"%s<ChecksumSHA256>%s</ChecksumSHA256></Part>" % (element[: -len(b"</Part>")], checksum)
+
+
+def _stored_digest(upload: FakeMultipart, part_number: int, etag: str) -> bytes | None:
+    """The SHA-256 of the part moto holds under ``part_number``, or None when it no longer has
+    the listed ETag (replaced or gone since moto listed it: the listing stays as moto made it)."""
+    stored = upload.parts.get(part_number)
+    if stored is None or _unquoted(etag) != _unquoted(stored.etag):
+        return None
     try:
         data = stored.value
     except ValueError:  # its buffer was closed: the upload was aborted meanwhile
-        return element
-    checksum = base64.b64encode(hashlib.sha256(data).digest())
-    return b"%s<ChecksumSHA256>%s</ChecksumSHA256></Part>" % (element[: -len(b"</Part>")], checksum)
+        return None
+    return hashlib.sha256(data).digest()
 
 
 def _unquoted(etag: str | bytes) -> str:
@@ -334,7 +440,8 @@ def _error(status: int, code: str, message: str) -> Response:
 
 class CheckedMotoServer(ThreadedMotoServer):
     """moto's threaded server (``moto.server.ThreadedMotoServer``) with :class:`S3Checks` in
-    front of its app; ``clock`` is the checks' time (presigned URLs' expiry)."""
+    front of its app; ``clock`` is the checks' time (presigned URLs' expiry), ``part_digests``
+    the parts' digests the checks keep."""
 
     def __init__(
         self,
@@ -345,10 +452,15 @@ class CheckedMotoServer(ThreadedMotoServer):
     ) -> None:
         super().__init__(ip_address=ip_address, port=port, verbose=verbose)
         self._clock = clock
+        self.part_digests = PartDigests()
 
     def _server_entry(self) -> None:
         # ThreadedMotoServer._server_entry, with the checks around moto's app.
-        app = S3Checks(DomainDispatcherApplication(create_backend_app), clock=self._clock)
+        app = S3Checks(
+            DomainDispatcherApplication(create_backend_app),
+            clock=self._clock,
+            part_digests=self.part_digests,
+        )
         self._server = make_server(self._ip_address, self._port, app, threaded=True)
         self._server_ready_event.set()
         self._server.serve_forever()

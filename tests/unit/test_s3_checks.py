@@ -1,6 +1,6 @@
 """local.s3_checks: the emulated S3 answers presigned part uploads as S3 does (BadDigest,
-SignatureDoesNotMatch, expired, NoSuchUpload) and lists parts with their SHA-256 checksums, on a
-real checked moto server."""
+SignatureDoesNotMatch, expired, NoSuchUpload) and lists parts with their SHA-256 checksums (from
+the digests kept on upload, or hashed, alike), on a real checked moto server."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import pytest
 import requests
 from botocore.config import Config
 
-from local.s3_checks import CheckedMotoServer
+from local.s3_checks import CheckedMotoServer, PartDigests
 
 REGION = "us-east-1"
 DATA = b"part bytes " * 100
@@ -46,6 +46,7 @@ class S3:
     client: Any
     bucket: str
     clock: Clock
+    digests: PartDigests
 
     def upload(self) -> tuple[str, str]:
         """A new multipart upload (SHA-256 checksums): its key and upload id."""
@@ -55,8 +56,11 @@ class S3:
         )
         return key, created["UploadId"]
 
-    def part_url(self, key: str, upload_id: str, *, expires: int = 600) -> str:
-        """A presigned UploadPart URL for DATA as part 1, its SHA-256 and length signed in."""
+    def part_url(
+        self, key: str, upload_id: str, *, expires: int = 600, number: int = 1, data: bytes = DATA
+    ) -> str:
+        """A presigned UploadPart URL for ``data`` as part ``number``, its SHA-256 and length
+        signed in."""
         return str(
             self.client.generate_presigned_url(
                 "upload_part",
@@ -64,9 +68,9 @@ class S3:
                     "Bucket": self.bucket,
                     "Key": key,
                     "UploadId": upload_id,
-                    "PartNumber": 1,
-                    "ChecksumSHA256": sha256(DATA),
-                    "ContentLength": len(DATA),
+                    "PartNumber": number,
+                    "ChecksumSHA256": sha256(data),
+                    "ContentLength": len(data),
                 },
                 ExpiresIn=expires,
             )
@@ -99,7 +103,7 @@ def s3() -> Iterator[S3]:
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
-    s3 = S3(endpoint, client(endpoint), f"parts-{uuid.uuid4()}", clock)
+    s3 = S3(endpoint, client(endpoint), f"parts-{uuid.uuid4()}", clock, server.part_digests)
     s3.client.create_bucket(Bucket=s3.bucket)
     yield s3
     # moto's state is per process: leave nothing behind for other tests in it.
@@ -221,7 +225,9 @@ def test_expired_presigned_url_is_access_denied(s3: S3, monkeypatch: pytest.Monk
 
 def test_unknown_access_key_is_refused(s3: S3) -> None:
     key, upload_id = s3.upload()
-    stranger = S3(s3.endpoint, client(s3.endpoint, access_key="stranger"), s3.bucket, s3.clock)
+    stranger = S3(
+        s3.endpoint, client(s3.endpoint, access_key="stranger"), s3.bucket, s3.clock, s3.digests
+    )
 
     response = put(stranger.part_url(key, upload_id))
 
@@ -354,3 +360,81 @@ def test_list_parts_of_an_ended_upload_is_still_no_such_upload(s3: S3) -> None:
         s3.parts(key, upload_id)
 
     assert raised.value.response["Error"]["Code"] == "NoSuchUpload"
+
+
+def _etag(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def _put_parts(s3: S3, key: str, upload_id: str, parts: list[bytes]) -> None:
+    for number, data in enumerate(parts, start=1):
+        response = put(s3.part_url(key, upload_id, number=number, data=data), data=data)
+        assert response.status_code == 200, response.text
+
+
+def test_list_parts_answers_from_the_digests_kept_on_upload_as_from_the_parts(s3: S3) -> None:
+    key, upload_id = s3.upload()
+    _put_parts(s3, key, upload_id, [DATA, OTHER])
+    s3.client.upload_part(  # without a SHA-256: its digest is not known
+        Bucket=s3.bucket, Key=key, UploadId=upload_id, PartNumber=3, Body=b"last"
+    )
+
+    kept = s3.parts(key, upload_id)
+    s3.digests.forget(upload_id)
+    hashed = s3.parts(key, upload_id)
+
+    assert kept == hashed
+    assert [(p["PartNumber"], p.get("ChecksumSHA256")) for p in kept] == [
+        (1, sha256(DATA)),
+        (2, sha256(OTHER)),
+        (3, sha256(b"last")),
+    ]
+
+
+def test_list_parts_takes_a_kept_digest_as_it_is(s3: S3) -> None:
+    """A kept digest is listed without hashing the part again."""
+    key, upload_id = s3.upload()
+    _put_parts(s3, key, upload_id, [DATA])
+    assert s3.digests.get(upload_id, 1, _etag(DATA)) == hashlib.sha256(DATA).digest()
+    s3.digests.remember(upload_id, 1, _etag(DATA), hashlib.sha256(b"kept").digest())
+
+    assert [p.get("ChecksumSHA256") for p in s3.parts(key, upload_id)] == [sha256(b"kept")]
+
+
+def test_list_parts_hashes_a_part_replaced_without_its_checksum(s3: S3) -> None:
+    key, upload_id = s3.upload()
+    _put_parts(s3, key, upload_id, [DATA])
+    s3.client.upload_part(Bucket=s3.bucket, Key=key, UploadId=upload_id, PartNumber=1, Body=OTHER)
+
+    listed = s3.parts(key, upload_id)
+
+    assert [(p["PartNumber"], p.get("ChecksumSHA256")) for p in listed] == [(1, sha256(OTHER))]
+
+
+@pytest.mark.parametrize("end", [_aborted, _completed])
+def test_an_uploads_digests_are_forgotten_when_it_ends(
+    s3: S3, end: Callable[[S3, str, str], None]
+) -> None:
+    key, upload_id = s3.upload()
+    _put_parts(s3, key, upload_id, [DATA])
+    assert upload_id in s3.digests
+
+    end(s3, key, upload_id)
+
+    assert upload_id not in s3.digests
+
+
+def test_an_uploads_digests_are_kept_when_its_completion_is_refused(s3: S3) -> None:
+    key, upload_id = s3.upload()
+    _put_parts(s3, key, upload_id, [DATA])
+
+    with pytest.raises(botocore.exceptions.ClientError) as raised:
+        s3.client.complete_multipart_upload(
+            Bucket=s3.bucket,
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": _etag(OTHER)}]},
+        )
+
+    assert raised.value.response["Error"]["Code"] == "InvalidPart"
+    assert upload_id in s3.digests
