@@ -1,7 +1,9 @@
-"""``python -m bench``: cold init, warm handler time, state payload sizes and local-mode
-throughput, as rich tables, then PASS/FAIL per target. Take final figures on a quiet machine.
+"""``python -m bench``: cold init, warm handler time, state payload sizes, local-mode
+throughput and large files through upload sessions, as rich tables, then PASS/FAIL per target.
+Take final figures on a quiet machine.
 
-    python -m bench [--cold-runs 15] [--warm-calls 200] [--uploads 100] [--skip cold,warm,...]
+    python -m bench [--cold-runs 15] [--warm-calls 200] [--uploads 100] [--large-commits 3]
+                    [--skip cold,warm,...]
 """
 
 from __future__ import annotations
@@ -15,16 +17,20 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
 from tasks.contract import names
 
+if TYPE_CHECKING:
+    from bench.large_files import LargeFiles
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 OUTPUT_DIR = Path(__file__).resolve().parent / "output"
 KB = 1024
-SECTIONS = ("cold", "warm", "payload", "load")
+SECTIONS = ("cold", "warm", "payload", "load", "large")
 TASKS = names.TASKS
 
 # Targets (issue "Performance: cold starts, warm cost and local throughput, measured").
@@ -35,6 +41,9 @@ LOAD_CLIENTS_TARGET = 4
 LOAD_PER_SECOND = 10.0
 LOAD_P95_MS = 300.0
 LOAD_SIZE = 100 * KB
+# Targets (issue on large files through upload sessions).
+LARGE_THROUGHPUT_RATIO = 0.6
+LARGE_COMMIT_RATIO = 1.5
 
 
 @dataclass
@@ -136,9 +145,13 @@ def warm_section(console: Console, calls: int, verdicts: list[Verdict]) -> None:
 
 
 def local_sections(
-    console: Console, sections: set[str], uploads: int, verdicts: list[Verdict]
+    console: Console,
+    sections: set[str],
+    uploads: int,
+    large_commits: int,
+    verdicts: list[Verdict],
 ) -> None:
-    from bench import local_mode, warm
+    from bench import large_files, local_mode, warm
     from local.emulator import Emulator
     from tasks.core.observability import logger
 
@@ -158,11 +171,14 @@ def local_sections(
                 LOAD_SIZE,
                 OUTPUT_DIR / "local-e2e-4-clients.prof",
             )
+        large = large_files.measure(emulator, large_commits) if "large" in sections else None
     console.print(f"local mode: emulator started in {startup:.1f} s")
     if payloads is not None:
         _payload_table(console, *payloads, verdicts)
     if loads and profile is not None:
         _load_table(console, loads, profile, verdicts)
+    if large is not None:
+        _large_table(console, large, verdicts)
 
 
 def _payload_table(
@@ -285,11 +301,126 @@ def _load_table(
     )
 
 
+def _timed(size: int, seconds: float | None) -> str:
+    """``seconds`` to move ``size`` bytes, and the rate."""
+    if seconds is None:
+        return "-"
+    return f"{seconds:.1f} s, {size / (1 << 20) / seconds:.1f} MiB/s"
+
+
+def _large_table(console: Console, large: LargeFiles, verdicts: list[Verdict]) -> None:
+    from bench.large_files import MB, MIB, PARALLEL
+
+    size, part = large.size // MIB, large.part_size // MIB
+    table = Table(
+        title=f"Large files through upload sessions, local mode: {size} MiB in parts of "
+        f"{part} MiB, parallel {PARALLEL}"
+    )
+    for column in ("figure", "measured", "target"):
+        table.add_column(column, justify="right" if column == "measured" else "left")
+    client = _timed(large.size, large.client_seconds)
+    if large.client_failures:
+        client = f"failed: {'; '.join(large.client_failures)}"
+    table.add_row(f"client upload_file, {size} MiB, open to commit", client, "")
+    parts = _timed(large.size, large.client_parts_seconds)
+    table.add_row("  of which its parts, until all stored", parts, "")
+    table.add_row("  attempts the client repeated", str(large.client_retries), "")
+    boto3 = _timed(large.size, large.boto3_seconds)
+    table.add_row("boto3 upload_part loop, sequential, then complete", boto3, "")
+    table.add_row("  of which its parts", _timed(large.size, large.boto3_parts_seconds), "")
+    ratio, parts_ratio = large.throughput_ratio, large.parts_ratio
+    table.add_row(
+        "client / boto3 (MiB/s)",
+        ("-" if ratio is None else f"{ratio:.2f}")
+        + ("" if parts_ratio is None else f" (parts alone {parts_ratio:.2f})"),
+        f">= {LARGE_THROUGHPUT_RATIO}",
+    )
+    for commit_size, seconds in large.commits.items():
+        median, failed = large.commit_median(commit_size), large.commit_failures[commit_size]
+        measured = "-" if median is None else f"{median * 1000:.0f} ms"
+        if seconds:
+            measured += f" ({min(seconds) * 1000:.0f}-{max(seconds) * 1000:.0f})"
+        table.add_row(
+            f"commit only, {commit_size // MIB} MiB, median (min-max) of {len(seconds)}",
+            measured + (f", {len(failed)} failed" if failed else ""),
+            "",
+        )
+    commit_ratio = large.commit_ratio
+    table.add_row(
+        f"commit {size} MiB / 1 MiB",
+        "-" if commit_ratio is None else f"{commit_ratio:.1f}",
+        f"<= {LARGE_COMMIT_RATIO}",
+    )
+    table.add_row(
+        f"  moto alone, {size} MiB: CompleteMultipartUpload, ListParts",
+        f"{large.boto3_complete_seconds:.2f} s, {large.boto3_list_parts_seconds:.2f} s",
+        "context: in every local commit",
+    )
+    table.add_row(
+        "client peak RSS (VmHWM of its own process)",
+        f"{large.client_peak_rss / MB:.0f} MB",
+        f"<= {large.memory_target / MB:.0f} MB = ({PARALLEL} + 1) x {part} MiB + 100 MB",
+    )
+    console.print(table)
+    _large_verdicts(large, verdicts)
+
+
+def _large_verdicts(large: LargeFiles, verdicts: list[Verdict]) -> None:
+    from bench.large_files import MB, MIB
+
+    size = large.size // MIB
+    ratio = large.throughput_ratio
+    if ratio is None:
+        detail = f"failed: {'; '.join(large.client_failures)}"
+    else:
+        detail = f"{ratio:.2f} ({large.boto3_seconds:.1f} s / {large.client_seconds:.1f} s)"
+    if large.client_retries:
+        detail += f"; the client repeated {large.client_retries} attempts"
+    verdicts.append(
+        Verdict(
+            f"large file client >= {LARGE_THROUGHPUT_RATIO} x a boto3 upload_part loop "
+            f"({size} MiB)",
+            ratio is not None and ratio >= LARGE_THROUGHPUT_RATIO,
+            detail,
+        )
+    )
+    commit_ratio = large.commit_ratio
+    failures = [f for found in large.commit_failures.values() for f in found]
+    verdicts.append(
+        Verdict(
+            f"commit {size} MiB <= {LARGE_COMMIT_RATIO} x commit 1 MiB (medians)",
+            commit_ratio is not None and commit_ratio <= LARGE_COMMIT_RATIO and not failures,
+            ("-" if commit_ratio is None else f"{commit_ratio:.1f}")
+            + (f"; {len(failures)} failed commits: {failures[0]}" if failures else ""),
+        )
+    )
+    verdicts.append(
+        Verdict(
+            "large commits in local mode",
+            None,
+            f"moto's own CompleteMultipartUpload and ListParts for {size} MiB: "
+            f"{large.boto3_complete_seconds:.2f} s and {large.boto3_list_parts_seconds:.2f} s "
+            "(local mode completes without copying the parts and lists checksums it already "
+            "verified, as S3 costs about the same whatever the size: local/moto_patches.py)",
+        )
+    )
+    verdicts.append(
+        Verdict(
+            "large file client peak RSS <= (parallel + 1) x part size + 100 MB",
+            large.client_peak_rss <= large.memory_target,
+            f"{large.client_peak_rss / MB:.0f} MB <= {large.memory_target / MB:.0f} MB",
+        )
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--cold-runs", type=int, default=15)
     parser.add_argument("--warm-calls", type=int, default=200)
     parser.add_argument("--uploads", type=int, default=100, help="uploads per concurrency level")
+    parser.add_argument(
+        "--large-commits", type=int, default=3, help="timed commits per large file size"
+    )
     parser.add_argument("--skip", default="", help=f"comma-separated, of {','.join(SECTIONS)}")
     args = parser.parse_args(argv)
     sections = set(SECTIONS) - {s.strip() for s in args.skip.split(",") if s.strip()}
@@ -310,8 +441,8 @@ def main(argv: list[str] | None = None) -> int:
         cold_section(console, args.cold_runs, verdicts)
     if "warm" in sections:
         warm_section(console, args.warm_calls, verdicts)
-    if sections & {"payload", "load"}:
-        local_sections(console, sections, args.uploads, verdicts)
+    if sections & {"payload", "load", "large"}:
+        local_sections(console, sections, args.uploads, args.large_commits, verdicts)
     summary = Table(title="Targets")
     for column in ("target", "status", "measured"):
         summary.add_column(column)
