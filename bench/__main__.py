@@ -352,7 +352,7 @@ def _large_table(console: Console, large: LargeFiles, verdicts: list[Verdict]) -
         f"<= {LARGE_COMMIT_RATIO}",
     )
     table.add_row(
-        f"  moto alone, {size} MiB: CompleteMultipartUpload, ListParts",
+        f"  emulator alone (boto3 loop), {size} MiB: CompleteMultipartUpload, ListParts",
         f"{large.boto3_complete_seconds:.2f} s, {large.boto3_list_parts_seconds:.2f} s",
         "context: in every local commit",
     )
@@ -398,10 +398,11 @@ def _large_verdicts(large: LargeFiles, verdicts: list[Verdict]) -> None:
         Verdict(
             "large commits in local mode",
             None,
-            f"moto's own CompleteMultipartUpload and ListParts for {size} MiB: "
-            f"{large.boto3_complete_seconds:.2f} s and {large.boto3_list_parts_seconds:.2f} s "
-            "(local mode completes without copying the parts and lists checksums it already "
-            "verified, as S3 costs about the same whatever the size: local/moto_patches.py)",
+            f"the emulator's CompleteMultipartUpload and ListParts (the boto3 loop's) for {size} "
+            f"MiB: {large.boto3_complete_seconds:.2f} s and "
+            f"{large.boto3_list_parts_seconds:.2f} s; local mode completes without copying the "
+            "parts and lists checksums it already verified, so, as on S3, completing costs about "
+            "the same whatever the size (local/moto_patches.py)",
         )
     )
     verdicts.append(
