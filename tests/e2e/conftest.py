@@ -116,3 +116,26 @@ def _table(endpoint: str, name: str) -> Any:
 @pytest.fixture
 def client(emulator: Emulator) -> Client:
     return Client(emulator)
+
+
+def put_part(part: dict[str, Any], data: bytes) -> requests.Response:
+    """The client's PUT of a part's bytes to its presigned URL, with the headers it was given."""
+    return requests.put(part["url"], data=data, headers=part["headers"], timeout=60)
+
+
+def assert_error(response: requests.Response, status: int, code: str) -> dict[str, Any]:
+    """The contract's error shape, ``{"error": {"code", "message", ["details"]}, "requestId"}``,
+    with nothing internal in it."""
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"].startswith("application/json")
+    body: dict[str, Any] = response.json()
+    assert set(body) == {"error", "requestId"}, body
+    assert body["error"]["code"] == code, body
+    assert isinstance(body["error"]["message"], str)
+    assert body["error"]["message"]
+    assert set(body["error"]) <= {"code", "message", "details"}
+    assert isinstance(body["requestId"], str)
+    assert body["requestId"]
+    for leaked in ("Traceback", "arn:aws", "botocore", "Injected fault"):
+        assert leaked not in response.text
+    return body

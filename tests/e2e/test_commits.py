@@ -30,7 +30,7 @@ from upload_client import parts as client_parts
 from upload_client import storage as client_storage
 from upload_client.models import PartUrl
 
-from .conftest import Client
+from .conftest import Client, assert_error, put_part
 
 MIB = 1024 * 1024
 PART = 5 * MIB  # S3's smallest part but the last
@@ -162,22 +162,6 @@ def commits(emulator: Emulator, client: Client) -> Iterator[Commits]:
     # (a closed one answers 409, which is fine).
     for upload_id in helper.opened:
         requests.delete(f"{helper.sessions_url}/{upload_id}", timeout=TIMEOUT)
-
-
-def put_part(part: dict[str, Any], data: bytes) -> requests.Response:
-    return requests.put(part["url"], data=data, headers=part["headers"], timeout=TIMEOUT)
-
-
-def assert_error(response: requests.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["Content-Type"].startswith("application/json")
-    body: dict[str, Any] = response.json()
-    assert set(body) == {"error", "requestId"}, body
-    assert body["error"]["code"] == code, body
-    assert body["error"]["message"]
-    for leaked in ("Traceback", "arn:aws", "botocore", "Injected fault"):
-        assert leaked not in response.text
-    return body
 
 
 def detail_fields(body: dict[str, Any]) -> list[str]:

@@ -25,6 +25,8 @@ import requests
 from local.emulator import Emulator
 from tasks.contract import names
 
+from .conftest import assert_error, put_part
+
 MIB = 1024 * 1024
 PART = 5 * MIB  # S3's smallest part but the last
 TIMEOUT = 60
@@ -96,26 +98,6 @@ def sessions(emulator: Emulator) -> Iterator[Sessions]:
     # Every local session is the anonymous caller's: leave none open for the open-session limit.
     for upload_id in client.opened:
         client.abort(upload_id)
-
-
-def put_part(part: dict[str, Any], data: bytes) -> requests.Response:
-    """The client's PUT of a part's bytes to its presigned URL, with the headers it was given."""
-    return requests.put(part["url"], data=data, headers=part["headers"], timeout=TIMEOUT)
-
-
-def assert_error(response: requests.Response, status: int, code: str) -> dict[str, Any]:
-    """The contract's error shape: ``{"error": {"code", "message", ["details"]}, "requestId"}``."""
-    assert response.status_code == status, response.text
-    assert response.headers["Content-Type"].startswith("application/json")
-    body: dict[str, Any] = response.json()
-    assert set(body) == {"error", "requestId"}
-    assert body["error"]["code"] == code
-    assert isinstance(body["error"]["message"], str)
-    assert body["error"]["message"]
-    assert set(body["error"]) <= {"code", "message", "details"}
-    assert isinstance(body["requestId"], str)
-    assert body["requestId"]
-    return body
 
 
 def assert_s3_error(response: requests.Response, status: int, code: str) -> None:

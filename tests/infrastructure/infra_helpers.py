@@ -131,3 +131,21 @@ def api_methods(template: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any
         assert route not in methods, route
         methods[route] = properties
     return methods
+
+
+def offline_session_context(env: dict[str, str]) -> Any:
+    """The Session task's context with the function's environment and no AWS client: for
+    requests its rules refuse before any call."""
+    from tasks.session import Context
+
+    unused: Any = None
+    return Context(
+        request_id="req-1",
+        caller="caller",
+        dynamodb=unused,
+        s3=unused,
+        table="sessions",
+        bucket="bucket",
+        env=env,
+        now=0,
+    )

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match
@@ -69,9 +70,9 @@ def test_api_is_regional_with_a_prod_stage(default_stack):
     assert sorted(api_methods(default_stack.template_json)) == sorted(ROUTES)
 
 
-def test_integration_starts_a_sync_execution_with_our_templates(default_stack):
-    method = upload_method(default_stack)
-    integration = method["Integration"]
+def sync_execution(method: dict[str, Any]) -> dict[str, Any]:
+    """The method's integration, checked to be StartSyncExecution with one JSON template."""
+    integration: dict[str, Any] = method["Integration"]
     assert integration["Type"] == "AWS"
     assert integration["IntegrationHttpMethod"] == "POST"
     assert render(integration["Uri"]) == (
@@ -79,6 +80,12 @@ def test_integration_starts_a_sync_execution_with_our_templates(default_stack):
     )
     assert integration["PassthroughBehavior"] == "NEVER"
     assert list(integration["RequestTemplates"]) == ["application/json"]
+    return integration
+
+
+def test_integration_starts_a_sync_execution_with_our_templates(default_stack):
+    method = upload_method(default_stack)
+    integration = sync_execution(method)
     arn = "${" + state_machine_ref(default_stack) + "}"
     assert render(integration["RequestTemplates"]["application/json"]) == request_template(arn)
     responses = {
@@ -100,14 +107,7 @@ def test_session_routes_start_the_sessions_workflow_with_their_operation(
     default_stack, route, operation, status
 ):
     method = api_methods(default_stack.template_json)[route]
-    integration = method["Integration"]
-    assert integration["Type"] == "AWS"
-    assert integration["IntegrationHttpMethod"] == "POST"
-    assert render(integration["Uri"]) == (
-        "arn:${AWS::Partition}:apigateway:${AWS::Region}:states:action/StartSyncExecution"
-    )
-    assert integration["PassthroughBehavior"] == "NEVER"
-    assert list(integration["RequestTemplates"]) == ["application/json"]
+    integration = sync_execution(method)
     # The sessions workflow, not the upload workflow, with this route's operation.
     arn = "${" + state_machine_ref(default_stack, SESSIONS_WORKFLOW) + "}"
     text = render(integration["RequestTemplates"]["application/json"])

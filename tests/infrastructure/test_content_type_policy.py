@@ -5,7 +5,6 @@ a file's content type: validate (an inline file), store (a session's stored file
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
@@ -16,7 +15,7 @@ from tasks.contract.names import ALLOWED_CONTENT_TYPES as ALLOWED_CONTENT_TYPES_
 from tasks.validate import run
 
 from ..conftest import ALLOWED_CONTENT_TYPES
-from .infra_helpers import resources_of_type
+from .infra_helpers import offline_session_context, resources_of_type
 
 
 def settings(**context):
@@ -71,20 +70,9 @@ def test_a_session_is_refused_a_content_type_the_synthesized_value_does_not_allo
     content_types_stack,
 ):
     """The Session task checks a session's declared type when it opens, before any AWS call."""
-    from tasks.session import Context, open_session
+    from tasks.session import open_session
 
-    env = environments(content_types_stack)["Session"]
-    unused: Any = None  # no client is reached: the request is refused first
-    ctx = Context(
-        request_id="req-1",
-        caller="caller",
-        dynamodb=unused,
-        s3=unused,
-        table="sessions",
-        bucket="bucket",
-        env=env,
-        now=0,
-    )
+    ctx = offline_session_context(environments(content_types_stack)["Session"])
     body = {"productId": "P", "fileName": "notes.txt", "size": 6, "contentType": "text/plain"}
     with pytest.raises(ValidationError, match="contentType"):
         open_session(ctx, json.dumps(body))

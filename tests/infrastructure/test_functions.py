@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
 
 import pytest
 
@@ -21,6 +20,7 @@ from .infra_helpers import (
     asset_dir,
     layer_properties,
     logical_id_with_prefix,
+    offline_session_context,
     permissions,
     render,
     role_statements,
@@ -207,7 +207,7 @@ def test_the_session_limits_are_what_the_session_task_applies(default_stack, swe
     (before any AWS call), and reads maxOpenSessions as the same whole number."""
     from tasks.contract import sessions
     from tasks.contract.errors import PayloadTooLarge
-    from tasks.session import Context, open_session
+    from tasks.session import open_session
 
     for stack, max_bytes, max_open in (
         (default_stack, sessions.DEFAULT_MAX_UPLOAD_BYTES, sessions.DEFAULT_MAX_OPEN_SESSIONS),
@@ -215,17 +215,7 @@ def test_the_session_limits_are_what_the_session_task_applies(default_stack, swe
     ):
         env = environments(stack.template_json)["Session"]
         assert int(env[contract_names.MAX_OPEN_SESSIONS]) == max_open
-        unused: Any = None  # no client is reached: the size is refused first
-        ctx = Context(
-            request_id="req-1",
-            caller="caller",
-            dynamodb=unused,
-            s3=unused,
-            table="sessions",
-            bucket="bucket",
-            env=env,
-            now=0,
-        )
+        ctx = offline_session_context(env)  # no client is reached: the size is refused first
         body = {"productId": "P-1", "fileName": "big.bin", "size": max_bytes + 1}
         with pytest.raises(PayloadTooLarge, match=f"limit of {max_bytes} bytes"):
             open_session(ctx, json.dumps(body))

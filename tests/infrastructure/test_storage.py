@@ -16,6 +16,19 @@ def upload_bucket(stack):
     return template["Resources"][bucket_id]["Properties"]
 
 
+def managed_table(key_id: str) -> dict[str, object]:
+    """What every table of the stack has: on demand, the table key, point-in-time recovery."""
+    return {
+        "BillingMode": "PAY_PER_REQUEST",
+        "SSESpecification": {
+            "KMSMasterKeyId": {"Fn::GetAtt": [key_id, "Arn"]},
+            "SSEEnabled": True,
+            "SSEType": "KMS",
+        },
+        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+    }
+
+
 def test_every_key_rotates(default_stack):
     keys = resources_of_type(default_stack.template_json, "AWS::KMS::Key")
     assert len(keys) == 3  # bucket, table, logs
@@ -157,13 +170,7 @@ def test_idempotency_table_is_keyed_by_the_hashed_key_encrypted_recoverable_and_
     assert table["Properties"] == {
         "KeySchema": [{"AttributeName": "idempotencyKey", "KeyType": "HASH"}],
         "AttributeDefinitions": [{"AttributeName": "idempotencyKey", "AttributeType": "S"}],
-        "BillingMode": "PAY_PER_REQUEST",
-        "SSESpecification": {
-            "KMSMasterKeyId": {"Fn::GetAtt": [key_id, "Arn"]},
-            "SSEEnabled": True,
-            "SSEType": "KMS",
-        },
-        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+        **managed_table(key_id),
         # Expired claims are ignored by every condition; TTL deletes them eventually.
         "TimeToLiveSpecification": {"AttributeName": "expiresAt", "Enabled": True},
     }
@@ -196,13 +203,7 @@ def test_ledger_table_keys_its_items_expires_them_and_indexes_open_intents_only(
                 "Projection": {"ProjectionType": "ALL"},
             }
         ],
-        "BillingMode": "PAY_PER_REQUEST",
-        "SSESpecification": {
-            "KMSMasterKeyId": {"Fn::GetAtt": [key_id, "Arn"]},
-            "SSEEnabled": True,
-            "SSEType": "KMS",
-        },
-        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+        **managed_table(key_id),
         # Leases and closed intents expire; an open intent has no expiresAt.
         "TimeToLiveSpecification": {"AttributeName": "expiresAt", "Enabled": True},
     }
@@ -247,13 +248,7 @@ def test_sessions_table_keys_sessions_expires_them_and_indexes_open_ones_by_call
                 "Projection": {"ProjectionType": "KEYS_ONLY"},
             }
         ],
-        "BillingMode": "PAY_PER_REQUEST",
-        "SSESpecification": {
-            "KMSMasterKeyId": {"Fn::GetAtt": [key_id, "Arn"]},
-            "SSEEnabled": True,
-            "SSEType": "KMS",
-        },
-        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+        **managed_table(key_id),
         # A closed session's item is deleted a week after its expiry (deleteAt), not at it.
         "TimeToLiveSpecification": {"AttributeName": "deleteAt", "Enabled": True},
     }
