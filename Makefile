@@ -7,6 +7,11 @@ BIN := $(VENV)/bin
 CHECKOV_VENV := .venv-checkov
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
+# The two virtualenvs and the CDK CLI install at the same time on a fresh machine, and the linters
+# run while checkov's virtualenv installs. pip compiles no byte code at install (half its time):
+# Python compiles what is imported, on first import.
+MAKEFLAGS += --jobs=2
+
 PORT ?= 3000
 AWS_PORT ?= 5000
 FAULTS ?=
@@ -17,13 +22,14 @@ setup: $(VENV)/.installed node_modules/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt tasks/requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile -r requirements-dev.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check --no-compile \
+		-r requirements-checkov.txt
 	touch $@
 
 node_modules/.installed: package.json package-lock.json

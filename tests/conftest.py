@@ -18,26 +18,24 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 STACK_NAME = "UploadService"
-# Local-mode tests that need no state of the others: a group of their own balances the workers.
-SESSION_TESTS = frozenset({"test_sessions.py", "test_commits.py"})
+# Tests that install local mode's moto patches themselves and compare with moto as it is: never
+# in the process where the emulator (and its patches) runs.
+UNPATCHED_MOTO_TESTS = frozenset({"test_moto_patches.py", "test_s3_checks.py"})
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The suite runs on two pytest-xdist workers (pyproject: ``-n 2 --dist loadgroup``), each a
     process with its own session fixtures: the tests of local mode (``tests/e2e``, ``tests/ops``:
-    one emulator, and the ``cdk.out`` that ``python -m local`` reuses) share one worker, except
-    the upload sessions' (:data:`SESSION_TESTS`), which run on an emulator of their own wherever
-    there is room (``cdk.out`` is synthesized by one process at a time); the tests of synthesized
-    templates share a worker (each variant synthesized once); the rest go wherever there is
-    room."""
+    one emulator, and the ``cdk.out`` that ``python -m local`` reuses) share one worker; the
+    tests of synthesized templates share the other (each variant synthesized once), with the
+    tests that compare moto patched and unpatched (:data:`UNPATCHED_MOTO_TESTS`: local mode's
+    patches hold for its whole process); the rest go wherever there is room."""
     local_mode = {PROJECT_ROOT / "tests" / "e2e", PROJECT_ROOT / "tests" / "ops"}
     for item in items:
-        if item.path.name in SESSION_TESTS:
-            item.add_marker(pytest.mark.xdist_group("sessions"))
-        elif local_mode & set(item.path.parents):
+        if local_mode & set(item.path.parents):
             item.add_marker(pytest.mark.xdist_group("local"))
-        elif "synth" in getattr(item, "fixturenames", ()):
+        elif item.path.name in UNPATCHED_MOTO_TESTS or "synth" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("synth"))
 
 
