@@ -69,9 +69,11 @@ def gif() -> bytes:
 
 
 def zip_archive() -> bytes:
+    """A small zip, the same bytes whenever it is built: the test ids hold them, and both test
+    workers must collect the same ids (a member's time would otherwise be now's)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("notes.txt", "hello")
+        archive.writestr(zipfile.ZipInfo("notes.txt", date_time=(2026, 1, 1, 0, 0, 0)), "hello")
     return buffer.getvalue()
 
 
