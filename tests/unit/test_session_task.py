@@ -420,6 +420,25 @@ def test_another_callers_session_is_not_found(store: Sessions, operation: str, b
     assert len(store.multipart_uploads()) == 1
 
 
+@pytest.mark.parametrize("upload_id", ["x" * 129, "x" * 2000, "../etc", "a b"])
+def test_an_id_no_session_can_have_is_not_found(store: Sessions, upload_id: str) -> None:
+    """A path segment of any length or shape is just not found (not an internal error)."""
+    for operation in ("describe", "abort"):
+        with pytest.raises(SessionNotFound):
+            store.run(operation, upload_id)
+
+
+def test_a_size_beyond_any_limit_is_payload_too_large(store: Sessions) -> None:
+    """However large the number (never expanded into an integer), it is over the limit."""
+    for size in ("6E+12", "1E+999999"):
+        with pytest.raises(PayloadTooLarge):
+            store.run(
+                "open",
+                body=f'{{"productId": "{store.product_id}", "fileName": "a.bin", "size": {size}}}',
+            )
+    assert store.multipart_uploads() == []
+
+
 def test_an_operation_on_a_session_needs_its_id(store: Sessions) -> None:
     with pytest.raises(InvalidTaskInput):
         store.run("describe", None)
