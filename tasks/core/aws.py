@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -193,6 +193,18 @@ def required_setting(env: Mapping[str, str], name: str) -> str:
 SDK_ERRORS: Final = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, OutOfTime)
 CONDITION_FAILED: Final = "ConditionalCheckFailedException"
 TRANSACTION_CANCELED: Final = "TransactionCanceledException"
+
+
+def conditional_write(write: Callable[[], object]) -> bool:
+    """Make a conditional DynamoDB write: True when it was made, False when its condition did not
+    hold. Every other error propagates."""
+    try:
+        write()
+    except botocore.exceptions.ClientError as exc:
+        if error_code(exc) == CONDITION_FAILED:
+            return False
+        raise
+    return True
 
 
 def string_attribute(item: Mapping[str, Any], name: str) -> str | None:

@@ -193,16 +193,13 @@ def completion(
 def release(dynamodb: DynamoDBClient, *, table: str, idempotency_id: str, request_id: str) -> bool:
     """Delete this request's claim (if it still holds it), so the client may retry. True when a
     claim was deleted. SDK errors other than the failed condition propagate."""
-    try:
-        dynamodb.delete_item(
+    # False: never claimed, or another request's claim now.
+    return aws.conditional_write(
+        lambda: dynamodb.delete_item(
             TableName=table,
             Key={KEY_ATTRIBUTE: {"S": idempotency_id}},
             ConditionExpression="#requestId = :requestId",
             ExpressionAttributeNames={"#requestId": _REQUEST_ID},
             ExpressionAttributeValues={":requestId": {"S": request_id}},
         )
-    except botocore.exceptions.ClientError as exc:
-        if aws.error_code(exc) == aws.CONDITION_FAILED:
-            return False  # never claimed, or another request's claim now
-        raise
-    return True
+    )

@@ -28,8 +28,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-import botocore.exceptions
-
 from tasks.contract import ledger
 from tasks.core import aws
 
@@ -223,19 +221,16 @@ def abort(dynamodb: DynamoDBClient, table: str, upload: Upload, *, now: int) -> 
 
 def release_lease(dynamodb: DynamoDBClient, table: str, upload: Upload) -> bool:
     """Delete the item's lease if this request still holds it. True when it did."""
-    try:
-        dynamodb.delete_item(
+    # False: expired and taken by another upload, or never taken.
+    return aws.conditional_write(
+        lambda: dynamodb.delete_item(
             TableName=table,
             Key=upload.lease(),
             ConditionExpression="#holder = :requestId",
             ExpressionAttributeNames=_HOLDER,
             ExpressionAttributeValues={":requestId": {"S": upload.request_id}},
         )
-    except botocore.exceptions.ClientError as exc:
-        if aws.error_code(exc) == aws.CONDITION_FAILED:
-            return False  # expired and taken by another upload, or never taken
-        raise
-    return True
+    )
 
 
 @dataclass(frozen=True)
@@ -297,8 +292,8 @@ def open_intents(dynamodb: DynamoDBClient, table: str, *, before: int) -> Iterat
 def fence_pending(dynamodb: DynamoDBClient, table: str, request_id: str) -> bool:
     """The sweep's fence for a request that died PENDING (its execution ended without
     compensating): ABORTED, so that no commit can land. True when it was still PENDING."""
-    try:
-        dynamodb.update_item(
+    return aws.conditional_write(
+        lambda: dynamodb.update_item(
             TableName=table,
             Key={ledger.PARTITION_KEY: {"S": ledger.intent_key(request_id)}},
             UpdateExpression="SET #status = :aborted",
@@ -309,11 +304,7 @@ def fence_pending(dynamodb: DynamoDBClient, table: str, request_id: str) -> bool
                 ":pending": {"S": ledger.PENDING},
             },
         )
-    except botocore.exceptions.ClientError as exc:
-        if aws.error_code(exc) == aws.CONDITION_FAILED:
-            return False
-        raise
-    return True
+    )
 
 
 def close(dynamodb: DynamoDBClient, table: str, request_id: str, *, now: int) -> None:

@@ -188,8 +188,8 @@ def read_any(dynamodb: DynamoDBClient, table: str, upload_id: str) -> Session | 
 
 def mark_aborted(dynamodb: DynamoDBClient, table: str, session: Session) -> bool:
     """OPEN -> ABORTED (it leaves the open index). False when it was no longer OPEN."""
-    try:
-        dynamodb.update_item(
+    return aws.conditional_write(
+        lambda: dynamodb.update_item(
             TableName=table,
             Key={sessions.PARTITION_KEY: {"S": session.upload_id}},
             UpdateExpression="SET #state = :aborted REMOVE #openCaller",
@@ -200,11 +200,7 @@ def mark_aborted(dynamodb: DynamoDBClient, table: str, session: Session) -> bool
                 ":open": {"S": sessions.OPEN},
             },
         )
-    except botocore.exceptions.ClientError as exc:
-        if aws.error_code(exc) == aws.CONDITION_FAILED:
-            return False
-        raise
-    return True
+    )
 
 
 # -- the S3 multipart upload -------------------------------------------------------------------
@@ -349,8 +345,8 @@ def release_commit(
     else:
         action = "SET #state = :open, #openCaller = #caller REMOVE #holder"
         values = {":open": {"S": sessions.OPEN}}
-    try:
-        dynamodb.update_item(
+    return aws.conditional_write(
+        lambda: dynamodb.update_item(
             TableName=table,
             Key={sessions.PARTITION_KEY: {"S": upload_id}},
             UpdateExpression=action,
@@ -366,11 +362,7 @@ def release_commit(
                 ":request": {"S": request_id},
             },
         )
-    except botocore.exceptions.ClientError as exc:
-        if aws.error_code(exc) == aws.CONDITION_FAILED:
-            return False
-        raise
-    return True
+    )
 
 
 def complete_multipart(s3: S3Client, *, bucket: str, session: Session, parts: list[Part]) -> str:
