@@ -23,7 +23,7 @@ cannot be committed.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 MIB: Final = 1024 * 1024
 GIB: Final = 1024 * MIB
@@ -68,6 +68,30 @@ COMMITTED: Final = "COMMITTED"
 ABORTED: Final = "ABORTED"
 HOLDER: Final = "holder"  # the commit request, while COMMITTING and once COMMITTED
 EXPIRED: Final = "EXPIRED"  # what GET answers for an OPEN session past its expiry
+
+
+def table_schema() -> dict[str, Any]:
+    """The table's key and its index as DynamoDB's ``CreateTable`` takes them: what
+    infra/storage.py declares (tests/infrastructure/test_storage.py holds the two together), for
+    the tables tests create on moto."""
+    return {
+        "KeySchema": [{"AttributeName": PARTITION_KEY, "KeyType": "HASH"}],
+        "AttributeDefinitions": [
+            {"AttributeName": PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": OPEN_CALLER, "AttributeType": "S"},
+            {"AttributeName": EXPIRES_AT, "AttributeType": "N"},
+        ],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": OPEN_INDEX,
+                "KeySchema": [
+                    {"AttributeName": OPEN_CALLER, "KeyType": "HASH"},
+                    {"AttributeName": EXPIRES_AT, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
+    }
 
 
 def part_plan(size: int, part_size: int | None) -> tuple[int, int]:

@@ -256,6 +256,16 @@ def test_sessions_table_keys_sessions_expires_them_and_indexes_open_ones_by_call
     assert table["UpdateReplacePolicy"] == "Retain"
 
 
+def test_sessions_table_schema_is_the_contracts(default_stack):
+    """The table the session task's tests create on moto (sessions.table_schema) is the stack's."""
+    from tasks.contract import sessions
+
+    template = default_stack.template_json
+    table_id = logical_id_with_prefix(template, "AWS::DynamoDB::Table", "StorageSessionsTable")
+    properties = template["Resources"][table_id]["Properties"]
+    assert {name: properties[name] for name in sessions.table_schema()} == sessions.table_schema()
+
+
 def test_sessions_table_names_are_the_contracts():
     from tasks.contract import sessions
 

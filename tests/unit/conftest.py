@@ -16,7 +16,16 @@ from tasks.contract import ledger, names
 from tasks.core import aws
 from tasks.core.observability import logger
 
-from .support import BUCKET, CLAIMS_TABLE, CREDENTIALS, LEDGER_TABLE, REGION, TABLE, Cloud
+from .support import (
+    BUCKET,
+    CLAIMS_TABLE,
+    CREDENTIALS,
+    LEDGER_TABLE,
+    REGION,
+    TABLE,
+    Cloud,
+    versioned_bucket_and_key,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -34,11 +43,8 @@ def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
-        kms = boto3.client("kms", region_name=REGION)
-        key_arn = kms.create_key(Description="upload bucket key")["KeyMetadata"]["Arn"]
         s3 = boto3.client("s3", region_name=REGION)
-        s3.create_bucket(Bucket=BUCKET)
-        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        key_arn = versioned_bucket_and_key(s3, boto3.client("kms", region_name=REGION))
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         dynamodb.create_table(
             TableName=TABLE,

@@ -123,3 +123,11 @@ def begin_upload(
         table=LEDGER_TABLE,
         attempt=0,
     )
+
+
+def versioned_bucket_and_key(s3: Any, kms: Any) -> str:
+    """A versioned bucket (BUCKET) and a KMS key for it, in moto: the key's ARN."""
+    key_arn: str = kms.create_key(Description="upload bucket key")["KeyMetadata"]["Arn"]
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    return key_arn

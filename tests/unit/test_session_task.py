@@ -30,7 +30,7 @@ from tasks.contract.errors import (
     ValidationError,
 )
 
-from .support import BUCKET, CREDENTIALS, REGION
+from .support import BUCKET, CREDENTIALS, REGION, versioned_bucket_and_key
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -62,31 +62,11 @@ def cloud() -> Iterator[Cloud]:
             patch.setenv(name, value)
         patch.setenv("AWS_DEFAULT_REGION", REGION)
         patch.delenv("AWS_ENDPOINT_URL", raising=False)
-        kms = boto3.client("kms", region_name=REGION)
-        key_arn = kms.create_key(Description="upload bucket key")["KeyMetadata"]["Arn"]
         s3 = boto3.client("s3", region_name=REGION)
-        s3.create_bucket(Bucket=BUCKET)
-        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        key_arn = versioned_bucket_and_key(s3, boto3.client("kms", region_name=REGION))
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         dynamodb.create_table(
-            TableName=SESSIONS_TABLE,
-            KeySchema=[{"AttributeName": sessions.PARTITION_KEY, "KeyType": "HASH"}],
-            AttributeDefinitions=[
-                {"AttributeName": sessions.PARTITION_KEY, "AttributeType": "S"},
-                {"AttributeName": sessions.OPEN_CALLER, "AttributeType": "S"},
-                {"AttributeName": sessions.EXPIRES_AT, "AttributeType": "N"},
-            ],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": sessions.OPEN_INDEX,
-                    "KeySchema": [
-                        {"AttributeName": sessions.OPEN_CALLER, "KeyType": "HASH"},
-                        {"AttributeName": sessions.EXPIRES_AT, "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "KEYS_ONLY"},
-                }
-            ],
-            BillingMode="PAY_PER_REQUEST",
+            TableName=SESSIONS_TABLE, BillingMode="PAY_PER_REQUEST", **sessions.table_schema()
         )
         dynamodb.update_time_to_live(
             TableName=SESSIONS_TABLE,
