@@ -159,9 +159,16 @@ def commits(emulator: Emulator, client: Client) -> Iterator[Commits]:
     helper = Commits(emulator, client, [])
     yield helper
     # Every local session is the anonymous caller's: leave none open for the open-session limit
-    # (a closed one answers 409, which is fine).
+    # (a closed one answers 409, which is fine). And no file behind: moto copies every version
+    # of the bucket on each version listing, so megabytes left here would cost every later test.
+    s3, bucket = client.s3, client.bucket
     for upload_id in helper.opened:
+        described = requests.get(f"{helper.sessions_url}/{upload_id}", timeout=TIMEOUT)
         requests.delete(f"{helper.sessions_url}/{upload_id}", timeout=TIMEOUT)
+        if described.status_code != 200:
+            continue
+        for version in client.versions(described.json()["s3Key"]):
+            s3.delete_object(Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"])
 
 
 def detail_fields(body: dict[str, Any]) -> list[str]:
