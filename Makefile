@@ -16,7 +16,7 @@ PORT ?= 3000
 AWS_PORT ?= 5000
 FAULTS ?=
 
-.PHONY: setup local test lint synth bench clean
+.PHONY: setup local test lint synth bench lock clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -56,6 +56,11 @@ synth: setup
 # Performance benchmark (not part of `make test`): take final figures on a quiet machine.
 bench: setup
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# After editing tasks/requirements.txt: resolve the dependencies layer for Lambda (arm64, Python
+# 3.13) into tasks/requirements.lock, every file hashed (needs the package index).
+lock: setup
+	$(BIN)/python -m infra.layer_lock
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) node_modules cdk.out

@@ -2,8 +2,8 @@
 
 Each sample is a new ``python -I -S -B`` process whose only import roots are what the function
 has on Lambda: the code asset (``tasks/`` copied without byte code, as the asset ships), the
-dependencies layer (``tasks/requirements.txt`` installed for this machine with ``--no-compile``
-minus the runtime-provided distributions, exactly as ``infra.bundling`` builds the real one)
+dependencies layer (the lock, ``tasks/requirements.lock``, installed for this machine with
+``--require-hashes --no-deps``, exactly as ``infra.bundling`` builds the real one)
 and the runtime's boto3 (linked from this environment, byte code included, as the runtime ships
 it). The environment is a Lambda one (``LAMBDA_TASK_ROOT``, ``AWS_LAMBDA_FUNCTION_NAME``,
 region, the function's own variables), so the X-Ray SDK and Powertools take their Lambda paths.
@@ -28,7 +28,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Final
 
-from infra import bundling, functions
+from infra import bundling, functions, layer_lock
+from infra import lambda_python as lambda_python_
 from tasks.contract import names
 
 PROJECT_ROOT: Final = Path(__file__).resolve().parent.parent
@@ -135,7 +136,7 @@ class ColdResult:
 
 def lambda_python() -> str:
     """The runtime's Python version when this machine has it (as the layer is built), else ours."""
-    return bundling.lambda_python() or sys.executable
+    return lambda_python_.lambda_python() or sys.executable
 
 
 def _install(python: str, name: str, requirements: list[str], *, compile_: bool) -> Path:
@@ -152,10 +153,8 @@ def _install(python: str, name: str, requirements: list[str], *, compile_: bool)
         command += ["--only-binary=:all:", "--no-compile", *requirements]
         subprocess.run([*command, "--target", str(target)], check=True, capture_output=True)  # noqa: S603
         shutil.rmtree(target / "bin", ignore_errors=True)
-        if name == "layer":
-            bundling.remove_distributions(target, bundling.RUNTIME_PROVIDED_DISTRIBUTIONS)
         if compile_:
-            bundling.compile_bytecode(target, python)
+            lambda_python_.compile_bytecode(target, python)
         (cached / ".complete").write_text("ok")
     return target
 
@@ -167,10 +166,9 @@ def build_sandbox(workdir: Path, python: str | None = None) -> Sandbox:
     shutil.rmtree(code, ignore_errors=True)
     bundling.CopyPackage(bundling.TASKS_DIR).try_bundle(str(code))  # byte-compiled if it is
     shutil.copy2(Path(__file__).with_name(f"{REFERENCE}.py"), code / f"{REFERENCE}.py")
-    shipped_bytecode = bundling.lambda_python() is not None
-    layer = _install(
-        python, "layer", ["-r", str(bundling.REQUIREMENTS_FILE)], compile_=shipped_bytecode
-    )
+    shipped_bytecode = lambda_python_.lambda_python() is not None
+    locked = ["--no-deps", "--require-hashes", "-r", str(layer_lock.LOCK_FILE)]
+    layer = _install(python, "layer", locked, compile_=shipped_bytecode)
     if python == sys.executable:  # this environment's boto3, with its byte code
         runtime = workdir / "runtime"
         shutil.rmtree(runtime, ignore_errors=True)

@@ -1,19 +1,18 @@
 """Lambda assets built on this machine, without Docker.
 
 * The task code asset is the ``tasks/`` package copied under its own name, so handlers import as
-  ``tasks.validate`` on Lambda exactly as they do in the tests.
-* The dependencies layer is ``pip install -r tasks/requirements.txt`` for CPython 3.13 on
-  manylinux2014 aarch64 (wheels only), minus the distributions the Lambda Python runtime already
-  ships (boto3 and its dependencies: a layer copy of botocore would shadow the runtime's and could
-  mismatch its boto3). Its asset hash is the hash of the requirements file plus these build
-  parameters, so it is stable between synths; the build is cached under ``.build/``.
-* Both are byte-compiled for the runtime's Python (``LAMBDA_PYTHON_VERSION``) when an interpreter
-  of that version is found on this machine (``LAMBDA_PYTHON`` names one explicitly): Lambda's
-  ``/var/task`` and ``/opt`` are read-only, so without shipped ``.pyc`` files every cold start
-  compiles Powertools, the X-Ray SDK and the tasks from source (measured by ``python -m bench``:
-  about half of the cold init). ``unchecked-hash`` byte code is used whatever the files'
-  timestamps in the zip. Without such an interpreter the assets ship source only (slower cold
-  starts, same behaviour); the layer's hash records which it is.
+  ``tasks.validate`` on Lambda exactly as they do in the tests. Its asset hash is the hash of
+  those files plus whether byte code is in (:func:`infra.lambda_python.bytecode_marker`).
+* The dependencies layer installs ``tasks/requirements.lock`` (``make lock`` writes it from
+  ``tasks/requirements.txt``: every distribution pinned, with the hash of every file it may be
+  installed from) with ``pip --require-hashes --no-deps`` for CPython 3.13 on manylinux aarch64
+  (wheels only). The lock leaves out what the Lambda Python runtime already ships (boto3 and its
+  dependencies: a layer copy of botocore would shadow the runtime's and could mismatch its
+  boto3). The layer's asset hash is the hash of the lock plus these build parameters and the
+  byte-code marker: it changes exactly when what is installed changes, and it is stable between
+  synths and machines. The build is cached under ``.build/`` by that hash, and checked: the
+  installed distributions must be exactly the lock's.
+* Both are byte-compiled for the runtime's Python when :mod:`infra.lambda_python` finds one.
 
 Both implement ``ILocalBundling`` and never return False: a failed local build raises, so CDK
 never falls back to a Docker image.
@@ -21,15 +20,13 @@ never falls back to a Docker image.
 
 from __future__ import annotations
 
-import functools
+import fnmatch
 import hashlib
 import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -37,40 +34,38 @@ import jsii
 from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
 
+from infra.lambda_python import bytecode_marker, compile_bytecode
+from infra.layer_lock import (
+    LOCK_FILE,
+    PIP_PLATFORM_ARGS,
+    installed_distributions,
+    locked_distributions,
+    pip_install_command,
+)
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TASKS_DIR = PROJECT_ROOT / "tasks"
-REQUIREMENTS_FILE = TASKS_DIR / "requirements.txt"
 BUILD_CACHE_DIR = PROJECT_ROOT / ".build"
 
-PIP_PLATFORM_ARGS: tuple[str, ...] = (
-    "--platform",
-    "manylinux2014_aarch64",
-    "--implementation",
-    "cp",
-    "--python-version",
-    "3.13",
-    "--only-binary=:all:",
+_IGNORED_NAMES = (
+    "__pycache__",
+    "*.pyc",
+    ".pytest_cache",
+    ".mypy_cache",
+    "requirements.txt",
+    "requirements.lock",
 )
-# Shipped by the Lambda Python runtime (boto3 and everything it depends on).
-RUNTIME_PROVIDED_DISTRIBUTIONS: frozenset[str] = frozenset(
-    {"boto3", "botocore", "s3transfer", "jmespath", "urllib3", "python-dateutil", "six"}
-)
-_IGNORED_NAMES = ("__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache", "requirements.txt")
-TASKS_ASSET_EXCLUDE: list[str] = ["**/__pycache__", "**/*.pyc", "requirements.txt"]
 # Never pulled or run: every bundler below succeeds locally or raises.
 _NO_DOCKER = DockerImage.from_registry("local-bundling-only-docker-is-never-used")
-_BUILD_FORMAT = "2"  # bump when the layer's build steps change
-# The Lambda runtime's Python (Runtime.PYTHON_3_13): byte code must be written by this version.
-LAMBDA_PYTHON_VERSION: tuple[int, int] = (3, 13)
-LAMBDA_PYTHON_ENV = "LAMBDA_PYTHON"
+_BUILD_FORMAT = "3"  # bump when the layer's build steps change
 
 
 def tasks_code() -> lambda_.Code:
     """The ``tasks/`` package (code only) as the functions' asset."""
     return lambda_.Code.from_asset(
         str(TASKS_DIR),
-        asset_hash_type=AssetHashType.SOURCE,
-        exclude=TASKS_ASSET_EXCLUDE,
+        asset_hash_type=AssetHashType.CUSTOM,
+        asset_hash=tasks_hash(),
         bundling=BundlingOptions(image=_NO_DOCKER, local=CopyPackage(TASKS_DIR)),
     )
 
@@ -81,15 +76,23 @@ def dependencies_code() -> lambda_.Code:
         str(TASKS_DIR),
         asset_hash_type=AssetHashType.CUSTOM,
         asset_hash=dependencies_hash(),
-        bundling=BundlingOptions(image=_NO_DOCKER, local=PipLayer(REQUIREMENTS_FILE)),
+        bundling=BundlingOptions(image=_NO_DOCKER, local=PipLayer(LOCK_FILE)),
     )
 
 
+def tasks_hash() -> str:
+    """The files the code asset copies, and whether it holds byte code."""
+    digest = hashlib.sha256(bytecode_marker().encode())
+    for path in sorted(_asset_files(TASKS_DIR)):
+        digest.update(str(path.relative_to(TASKS_DIR)).encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
 def dependencies_hash() -> str:
-    digest = hashlib.sha256(REQUIREMENTS_FILE.read_bytes())
-    build = [_BUILD_FORMAT, *PIP_PLATFORM_ARGS, *sorted(RUNTIME_PROVIDED_DISTRIBUTIONS)]
-    if lambda_python() is not None:
-        build.append("bytecode:unchecked-hash")
+    """The lock (every file that may be installed, by hash), how it is installed, byte code."""
+    digest = hashlib.sha256(LOCK_FILE.read_bytes())
+    build = [_BUILD_FORMAT, *PIP_PLATFORM_ARGS, bytecode_marker()]
     digest.update(json.dumps(build).encode())
     return digest.hexdigest()
 
@@ -115,10 +118,10 @@ class CopyPackage:
 
 @jsii.implements(ILocalBundling)
 class PipLayer:
-    """``pip install`` for the Lambda platform into ``<output>/python``, cached by hash."""
+    """The lock installed for the Lambda platform into ``<output>/python``, cached by hash."""
 
-    def __init__(self, requirements: Path) -> None:
-        self._requirements = requirements
+    def __init__(self, lock: Path) -> None:
+        self._lock = lock
 
     def try_bundle(self, output_dir: str, *args: Any, **kwargs: Any) -> bool:
         cached = BUILD_CACHE_DIR / f"layer-{dependencies_hash()}"
@@ -131,27 +134,15 @@ class PipLayer:
         BUILD_CACHE_DIR.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix="layer-", dir=BUILD_CACHE_DIR))
         target = staging / "python"
-        command = [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-compile",
-            "-r",
-            str(self._requirements),
-            *PIP_PLATFORM_ARGS,
-            "--target",
-            str(target),
-        ]
+        command = pip_install_command(self._lock, target, *PIP_PLATFORM_ARGS)
         result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
-        if result.returncode != 0:
+        installed = installed_distributions(target) if result.returncode == 0 else {}
+        if result.returncode != 0 or installed != locked_distributions(self._lock):
             shutil.rmtree(staging, ignore_errors=True)
             raise RuntimeError(
-                "building the dependencies layer failed (no Docker fallback):\n" + result.stderr
+                f"building the dependencies layer from {self._lock.name} failed (no Docker "
+                f"fallback); installed {installed}:\n{result.stderr}"
             )
-        remove_distributions(target, RUNTIME_PROVIDED_DISTRIBUTIONS)
         shutil.rmtree(target / "bin", ignore_errors=True)
         compile_bytecode(target)
         (staging / ".complete").write_text(" ".join(command))
@@ -159,55 +150,17 @@ class PipLayer:
         os.replace(staging, destination)
 
 
-@functools.cache
-def lambda_python() -> str | None:
-    """An interpreter of the runtime's Python version on this machine, or None."""
-    wanted = "{}.{}".format(*LAMBDA_PYTHON_VERSION)
-    candidates = [os.environ.get(LAMBDA_PYTHON_ENV), sys.executable]
-    candidates.append(shutil.which(f"python{wanted}"))
-    pyenv_root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
-    candidates += sorted(str(p) for p in pyenv_root.glob(f"versions/{wanted}*/bin/python{wanted}"))
-    probe = "import sys; print('%d.%d' % sys.version_info[:2])"
-    for candidate in candidates:
-        if not candidate:
-            continue
-        try:
-            result = subprocess.run(  # noqa: S603
-                [candidate, "-I", "-c", probe], capture_output=True, text=True, check=False
-            )
-        except OSError:
-            continue
-        if result.returncode == 0 and result.stdout.strip() == wanted:
-            return candidate
-    return None
+def _asset_files(directory: Path) -> list[Path]:
+    """The files :class:`CopyPackage` copies (``_IGNORED_NAMES`` left out at any depth)."""
+    found = []
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = [d for d in dirs if not _ignored(d)]
+        found += [Path(root) / name for name in files if not _ignored(name)]
+    return found
 
 
-def compile_bytecode(directory: Path, python: str | None = None) -> bool:
-    """Write ``unchecked-hash`` byte code for every module under ``directory`` with the runtime's
-    Python; False (source only) when no such interpreter is available."""
-    interpreter = python or lambda_python()
-    if interpreter is None:
-        return False
-    command = [interpreter, "-I", "-m", "compileall", "-q", "-j", "0"]
-    command += ["--invalidation-mode", "unchecked-hash", str(directory)]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
-    if result.returncode != 0:
-        raise RuntimeError(f"byte-compiling {directory} failed:\n{result.stdout}{result.stderr}")
-    return True
-
-
-def remove_distributions(target: Path, names: frozenset[str]) -> None:
-    """Delete every file the named distributions installed under ``target``."""
-    for dist in metadata.distributions(path=[str(target)]):
-        if dist.metadata["Name"].lower() not in names:
-            continue
-        for file in dist.files or []:
-            path = Path(str(dist.locate_file(file))).resolve()
-            if target.resolve() in path.parents and path.is_file():
-                path.unlink()
-    for directory in sorted(target.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-        if directory.is_dir() and not any(directory.iterdir()):
-            directory.rmdir()
+def _ignored(name: str) -> bool:
+    return any(fnmatch.fnmatch(name, pattern) for pattern in _IGNORED_NAMES)
 
 
 def _link_tree(source: Path, destination: Path) -> None:

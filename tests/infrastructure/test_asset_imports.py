@@ -1,11 +1,11 @@
 """The deployed code asset imports with only what Lambda will have: the Python runtime (with its
 boto3), the tasks asset and the dependencies layer.
 
-The layer is built for arm64 / CPython 3.13, which this machine cannot load, so the same
-requirements are installed for this machine the same way (runtime-provided distributions
-removed), checked to hold the same top-level packages as the layer, and the four handlers are
-imported in an isolated interpreter whose only import roots are the standard library, the asset,
-that install and a directory standing in for the runtime's boto3.
+The layer is built for arm64 / CPython 3.13, which this machine cannot load, so the same lock is
+installed for this machine the same way (the lock has every file's hash), checked to hold the
+same top-level packages as the layer, and the four handlers are imported in an isolated
+interpreter whose only import roots are the standard library, the asset, that install and a
+directory standing in for the runtime's boto3.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from infra import bundling
+from infra import layer_lock
 
 from .infra_helpers import asset_dir, layer_properties, resources_of_type
 
@@ -45,10 +45,8 @@ def _top_level_names(site: Path) -> set[str]:
 @pytest.fixture(scope="module")
 def host_dependencies(tmp_path_factory: pytest.TempPathFactory) -> Path:
     target = tmp_path_factory.mktemp("host-layer") / "python"
-    command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    command += ["--only-binary=:all:", "--no-compile", "-r", str(bundling.REQUIREMENTS_FILE)]
-    subprocess.run([*command, "--target", str(target)], check=True)
-    bundling.remove_distributions(target, bundling.RUNTIME_PROVIDED_DISTRIBUTIONS)
+    command = layer_lock.pip_install_command(layer_lock.LOCK_FILE, target, "--only-binary=:all:")
+    subprocess.run(command, check=True)
     return target
 
 

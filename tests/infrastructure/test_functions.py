@@ -7,7 +7,6 @@ import re
 
 import pytest
 
-from infra import bundling
 from tasks.contract import names as contract_names
 from tests.conftest import PROJECT_ROOT
 
@@ -504,16 +503,6 @@ def test_layer_asset_hash_is_stable_and_independent_of_the_task_code(
     template = default_stack.template_json
     code = template["Resources"][ids(template, "Validate")["function"]]["Properties"]["Code"]
     assert code["S3Key"] not in keys
-
-
-def test_layer_hash_is_the_hash_of_the_requirements_file(tmp_path, monkeypatch):
-    requirements = tmp_path / "requirements.txt"
-    requirements.write_text("msgspec==0.22.0\n")
-    monkeypatch.setattr(bundling, "REQUIREMENTS_FILE", requirements)
-    first = bundling.dependencies_hash()
-    assert bundling.dependencies_hash() == first
-    requirements.write_text("msgspec==0.22.1\n")
-    assert bundling.dependencies_hash() != first
 
 
 def test_assets_never_use_docker(default_stack):
