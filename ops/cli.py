@@ -1,4 +1,5 @@
-"""``upload-ops``: what happened to an upload, from the stack's CloudWatch Logs.
+"""``upload-ops``: what happened to an upload, from the stack's CloudWatch Logs, what no
+compensation accounted for, and whether a deployed stack works end to end (``smoke``).
 
 Against AWS the log groups come from the CloudFormation stack's outputs; against local mode
 (``--endpoint-url http://127.0.0.1:5000``) from their names (see :mod:`ops.logs`).
@@ -18,7 +19,9 @@ import typer
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 
-from ops import history, logs, orphans, render
+from ops import history, logs, orphans, render, smoke
+from upload_client.cli import API_KEY_ENV
+from upload_client.errors import ConfigurationError
 
 app = typer.Typer(add_completion=False, help=__doc__, no_args_is_help=True)
 PIPE_WIDTH: Final = 160  # columns when stdout is not a terminal (``COLUMNS`` overrides)
@@ -257,4 +260,58 @@ def orphans_command(
     else:
         render.orphans(_console(), result, period)
     if any(not orphan.deleted for orphan in result.orphans):
+        raise typer.Exit(1)
+
+
+@app.command("smoke")
+def smoke_command(
+    stack_name: Annotated[
+        str | None,
+        typer.Option(
+            "--stack-name",
+            help=f"The stack whose outputs name the API, bucket, table (default {DEFAULT_STACK}).",
+        ),
+    ] = None,
+    api_url: Annotated[
+        str | None,
+        typer.Option(
+            "--api-url", help="Local mode: the URL of POST /upload (with --endpoint-url)."
+        ),
+    ] = None,
+    endpoint_url: EndpointUrl = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar=API_KEY_ENV,
+            help="Send x-api-key (default: SigV4, or the stack's own key with auth=apiKey).",
+        ),
+    ] = None,
+    region: Region = None,
+    as_json: AsJson = False,
+) -> None:
+    """Upload a small file through the API, check the answer, the stored object version and
+    the metadata item against the contract, and a refused request; then delete what the upload
+    created, whatever failed. Exit 1 when a check fails, 2 when the stack, local mode or AWS
+    credentials cannot be found."""
+    if (api_url is None) != (endpoint_url is None) or (api_url and stack_name):
+        _fail("give --api-url with --endpoint-url (local mode), or --stack-name (or neither)")
+    try:
+        session = logs.aws_session(region, endpoint_url)
+        if api_url is not None and endpoint_url is not None:
+            target = smoke.discover_local(session, api_url, endpoint_url)
+        else:
+            target = smoke.discover_stack(session, stack_name or DEFAULT_STACK)
+        signer = smoke.signer_for(session, target, api_key)
+        report = smoke.run(session, target, signer, endpoint_url=endpoint_url)
+    except (logs.DiscoveryError, ConfigurationError) as exc:
+        _fail(str(exc))
+    except (ClientError, BotoCoreError) as exc:
+        _fail(f"the AWS configuration cannot be used: {exc}")
+    if as_json:
+        _print_json(smoke.report_model(report))
+    else:
+        smoke.render(_console(), report)
+    if not report.passed:
+        typer.echo(f"Error: {smoke.failure_line(report)}", err=True)
         raise typer.Exit(1)

@@ -162,6 +162,17 @@ def stack_outputs(session: boto3.session.Session, stack_name: str) -> dict[str, 
     return {str(o["OutputKey"]): str(o["OutputValue"]) for o in outputs}
 
 
+def function_environments(lambda_client: Any) -> list[dict[str, str]]:
+    """Every function's environment variables: local mode has no CloudFormation, and its
+    functions' environments name the stack's resources."""
+    try:
+        pages = lambda_client.get_paginator("list_functions").paginate()
+        functions = [f for page in pages for f in page.get("Functions", [])]
+    except (ClientError, BotoCoreError) as exc:
+        raise DiscoveryError(f"cannot list the emulated functions: {exc}") from None
+    return [dict(f.get("Environment", {}).get("Variables", {})) for f in functions]
+
+
 def _log_group_names(logs: Any, prefix: str) -> list[str]:
     names: list[str] = []
     try:

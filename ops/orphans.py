@@ -68,13 +68,7 @@ def _environment(lambda_client: Any, function: str) -> dict[str, str]:
 
 
 def _local_sweep_environment(lambda_client: Any) -> dict[str, str]:
-    try:
-        pages = lambda_client.get_paginator("list_functions").paginate()
-        functions = [f for page in pages for f in page.get("Functions", [])]
-    except (ClientError, BotoCoreError) as exc:
-        raise logs.DiscoveryError(f"cannot list the emulated functions: {exc}") from None
-    for function in functions:
-        variables = dict(function.get("Environment", {}).get("Variables", {}))
+    for variables in logs.function_environments(lambda_client):
         if names.ORPHAN_GRACE_SECONDS in variables:
             return variables
     raise logs.DiscoveryError("no sweep function at this endpoint (is local mode running?)")
