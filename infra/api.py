@@ -217,8 +217,18 @@ class UploadApi(Construct):
         success_status: int = 200,
     ) -> apigw.AwsIntegration:
         """StartSyncExecution with the ``request`` template, its output mapped to the contract's
-        responses by status class."""
-        response = _with_cors_origin(response_template(success_status), cors_origins)
+        responses by status: the default (a succeeded call), 413, any other 4xx, 5xx."""
+        # (method response, selection pattern, selected by Step Functions' HTTP 413). The 4xx
+        # pattern leaves 413 out: API Gateway keeps integration responses in a map keyed by status
+        # code (the order here is lost) and does not document which of two matching patterns
+        # wins. The default answers the route's success status: an integration response must
+        # name a method response.
+        selections = (
+            (str(success_status), None, False),
+            ("413", "413", True),
+            ("400", r"4(1[0-24-9]|[02-9]\d)", False),
+            ("500", r"5\d{2}", False),
+        )
         return apigw.AwsIntegration(
             service="states",
             action="StartSyncExecution",
@@ -231,15 +241,14 @@ class UploadApi(Construct):
                     apigw.IntegrationResponse(
                         status_code=status,
                         selection_pattern=pattern,
-                        response_templates={JSON: response},
+                        response_templates={
+                            JSON: _with_cors_origin(
+                                response_template(success_status, selected_by_413=by_413),
+                                cors_origins,
+                            )
+                        },
                     )
-                    # The default (a succeeded call) answers the route's success status: an
-                    # integration response must name one of the method's responses.
-                    for status, pattern in (
-                        (str(success_status), None),
-                        ("400", r"4\d{2}"),
-                        ("500", r"5\d{2}"),
-                    )
+                    for status, pattern, by_413 in selections
                 ],
             ),
         )
@@ -328,7 +337,7 @@ class UploadApi(Construct):
                 apigw.MethodResponse(
                     status_code=status, response_models={JSON: apigw.Model.EMPTY_MODEL}
                 )
-                for status in (str(success_status), "400", "500")
+                for status in (str(success_status), "400", "413", "500")
             ],
         )
 

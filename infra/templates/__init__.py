@@ -23,6 +23,7 @@ _DIRECTORY = Path(__file__).resolve().parent
 STATE_MACHINE_ARN_PLACEHOLDER = "@@STATE_MACHINE_ARN@@"
 OUTCOMES_PLACEHOLDER = "@@OUTCOMES@@"
 SUCCESS_STATUS_PLACEHOLDER = "@@SUCCESS_STATUS@@"
+SELECTED_BY_413_PLACEHOLDER = "@@SELECTED_BY_413@@"
 OPERATION_PLACEHOLDER = "@@OPERATION@@"
 # The sessions workflow's operations (tasks.core.models.SessionEvent).
 SESSION_OPERATIONS = frozenset({"open", "parts", "describe", "abort"})
@@ -101,10 +102,15 @@ def session_request_template(state_machine_arn: str, operation: str) -> str:
     )
 
 
-def response_template(success_status: int = 200) -> str:
-    """The integration response template (all of default, 4xx and 5xx), with the outcome table;
-    a succeeded execution answers ``success_status`` (201 for a new session)."""
+def response_template(success_status: int = 200, *, selected_by_413: bool = False) -> str:
+    """An integration response template, with the outcome table; a succeeded execution answers
+    ``success_status`` (201 for a new session). ``selected_by_413``: the template of the integration
+    response selected by Step Functions' HTTP 413, which answers 413 without reading the body."""
     return _filled(
         "response.vtl",
-        {OUTCOMES_PLACEHOLDER: _outcome_table(), SUCCESS_STATUS_PLACEHOLDER: str(success_status)},
+        {
+            OUTCOMES_PLACEHOLDER: _outcome_table(),
+            SUCCESS_STATUS_PLACEHOLDER: str(success_status),
+            SELECTED_BY_413_PLACEHOLDER: "true" if selected_by_413 else "false",
+        },
     )

@@ -192,13 +192,15 @@ OUTCOMES: Final[dict[str, Outcome]] = {
     ),
     INTERNAL_ERROR: Outcome(500, "InternalError", INTERNAL_ERROR_MESSAGE),
     "CompensationFailed": Outcome(500, "InternalError", ORPHAN_REPORTED_MESSAGE),
-    # Step Functions' own error for a state over 256 KiB (no Catch can handle it). MAX_FILE_BYTES
-    # keeps every valid request's states under the limit; only a padded spelling of the body
-    # (long number literals) can get here, before anything is stored.
+    # Step Functions' own error for a state over 256 KiB, terminal (a States.ALL catcher does not
+    # catch it). MAX_FILE_BYTES keeps every valid request's states under the limit; only a padded
+    # spelling of the body (long number literals) can get here, before anything is stored.
     "States.DataLimitExceeded": Outcome(413, "PayloadTooLarge", STATE_TOO_LARGE_MESSAGE),
     TIMEOUT_ERROR: Outcome(504, "Timeout", TIMEOUT_MESSAGE),
     # -- Step Functions refused to start the execution ------------------------------------------
-    # ValidationException: the only constraint our request can break, the input over 256 KiB.
+    # Too large for Step Functions: a ValidationException (the input over 256 KiB, the only
+    # constraint our request can break), an error type naming a too-large request, or an HTTP 413
+    # whatever its body (the request over 1 MB).
     "Edge.InputTooLarge": Outcome(413, "PayloadTooLarge", PAYLOAD_TOO_LARGE_MESSAGE),
     # InvalidExecutionInput: the body the request template embedded was not JSON.
     "Edge.InputNotJson": Outcome(400, "ValidationError", INVALID_JSON_MESSAGE),

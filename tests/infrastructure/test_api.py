@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -11,9 +12,13 @@ from aws_cdk.assertions import Match
 
 from infra.templates import request_template, response_template, session_request_template
 from local import vtl
+from local.gateway import Gateway, Request
+from local.step_functions import SfnApiError
+from local.template import Resolver, apis
+from tasks.contract.errors import OUTCOMES
 from tasks.contract.limits import MAX_FILE_BYTES
 from tasks.core.models import SessionEvent, parse_payload
-from tests.conftest import CORS_ORIGINS
+from tests.conftest import CORS_ORIGINS, STACK_NAME
 
 from .infra_helpers import (
     SESSIONS_WORKFLOW,
@@ -44,7 +49,27 @@ SESSION_ROUTE_PARAMS = [
 ]
 UPLOAD_ID_PARAMETER = "method.request.path.uploadId"
 SESSIONS_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:Sessions"
-STATUS_PATTERNS = (None, r"4\d{2}", r"5\d{2}")  # the integration responses' selection
+# The integration responses of every route, in order: (method response, selection pattern,
+# selected by Step Functions' HTTP 413); None stands for the route's success status.
+SELECTIONS = (
+    (None, None, False),
+    ("413", "413", True),
+    ("400", r"4(1[0-24-9]|[02-9]\d)", False),
+    ("500", r"5\d{2}", False),
+)
+
+
+def integration_responses(success_status: int) -> list[dict[str, Any]]:
+    """The IntegrationResponses a route with this success status must have, exactly."""
+    responses: list[dict[str, Any]] = []
+    for status, pattern, by_413 in SELECTIONS:
+        template = response_template(success_status, selected_by_413=by_413)
+        response = {
+            "StatusCode": status or str(success_status),
+            "ResponseTemplates": {"application/json": template},
+        }
+        responses.append(response if pattern is None else {**response, "SelectionPattern": pattern})
+    return responses
 
 
 def upload_method(stack):
@@ -88,18 +113,9 @@ def test_integration_starts_a_sync_execution_with_our_templates(default_stack):
     integration = sync_execution(method)
     arn = "${" + state_machine_ref(default_stack) + "}"
     assert render(integration["RequestTemplates"]["application/json"]) == request_template(arn)
-    responses = {
-        r.get("SelectionPattern"): (r["StatusCode"], r["ResponseTemplates"])
-        for r in integration["IntegrationResponses"]
-    }
     # /upload answers 200 on success.
-    expected = {"application/json": response_template(200)}
-    assert responses == {
-        None: ("200", expected),
-        r"4\d{2}": ("400", expected),
-        r"5\d{2}": ("500", expected),
-    }
-    assert [r["StatusCode"] for r in method["MethodResponses"]] == ["200", "400", "500"]
+    assert integration["IntegrationResponses"] == integration_responses(200)
+    assert [r["StatusCode"] for r in method["MethodResponses"]] == ["200", "400", "413", "500"]
 
 
 @pytest.mark.parametrize(("route", "operation", "status"), SESSION_ROUTE_PARAMS)
@@ -114,18 +130,17 @@ def test_session_routes_start_the_sessions_workflow_with_their_operation(
     assert text == session_request_template(arn, operation)
     assert f'"stateMachineArn": "{arn}"' in text
     assert f'\\"operation\\": \\"{operation}\\"' in text
-    # The response template with this route's success status; errors by status class.
-    responses = {
-        r.get("SelectionPattern"): r["ResponseTemplates"]
-        for r in integration["IntegrationResponses"]
-    }
-    assert responses == {
-        pattern: {"application/json": response_template(status)} for pattern in STATUS_PATTERNS
-    }
-    assert (
-        f"#set($context.responseOverride.status = {status})" in responses[None]["application/json"]
-    )
-    assert [r["StatusCode"] for r in method["MethodResponses"]] == [str(status), "400", "500"]
+    # The response template with this route's success status; errors by status.
+    responses = integration["IntegrationResponses"]
+    assert responses == integration_responses(status)
+    default = responses[0]["ResponseTemplates"]["application/json"]
+    assert f"#set($context.responseOverride.status = {status})" in default
+    assert [r["StatusCode"] for r in method["MethodResponses"]] == [
+        str(status),
+        "400",
+        "413",
+        "500",
+    ]
     for response in method["MethodResponses"]:
         assert response["ResponseModels"] == {"application/json": "Empty"}
 
@@ -213,6 +228,77 @@ def test_every_integration_response_maps_to_a_method_response(default_stack):
         declared = {r["StatusCode"] for r in method["MethodResponses"]}
         mapped = {r["StatusCode"] for r in method["Integration"]["IntegrationResponses"]}
         assert mapped == declared, route
+
+
+def test_each_error_status_selects_exactly_one_integration_response(default_stack):
+    """API Gateway does not document which of two matching selection patterns wins, so no status
+    matches two: 413 its own, any other 4xx the 400 one, 5xx the 500 one, the rest the default."""
+    for route, method in api_methods(default_stack.template_json).items():
+        responses = method["Integration"]["IntegrationResponses"]
+        for status in range(100, 600):
+            selected = [
+                r["StatusCode"]
+                for r in responses
+                if "SelectionPattern" in r and re.fullmatch(r["SelectionPattern"], str(status))
+            ]
+            expected = "413" if status == 413 else {4: "400", 5: "500"}.get(status // 100)
+            assert selected == ([expected] if expected else []), (route, status)
+
+
+class RefusingStepFunctions:
+    """StartSyncExecution refused by Step Functions with this HTTP status and error type."""
+
+    def __init__(self, status: int, error_type: str) -> None:
+        self.status = status
+        self.error_type = error_type
+
+    def start_sync_execution(self, request: dict[str, Any]) -> dict[str, Any]:
+        raise SfnApiError(self.status, self.error_type, "SdkSecret: refused")
+
+
+@pytest.fixture(scope="module")
+def local_api(default_stack):
+    """The stack's REST API as local mode serves it."""
+    (api,) = apis(Resolver(default_stack.template_json, STACK_NAME))
+    return api
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=" ".join)
+@pytest.mark.parametrize(
+    ("sfn_status", "error_type", "outcome"),
+    [
+        # Selected by its status: a 413 whatever the body says (here an error that is otherwise
+        # a 500).
+        (413, "InternalFailure", "Edge.InputTooLarge"),
+        (413, "RequestEntityTooLargeException", "Edge.InputTooLarge"),
+        (400, "ValidationException", "Edge.InputTooLarge"),
+        (400, "RequestEntityTooLargeException", "Edge.InputTooLarge"),
+        (400, "InvalidExecutionInput", "Edge.InputNotJson"),
+        (400, "ThrottlingException", "Edge.StartThrottled"),
+        (500, "InternalFailure", "InternalError"),
+    ],
+)
+def test_local_mode_answers_a_refused_start_by_its_integration_response(
+    local_api, route, sfn_status, error_type, outcome
+):
+    http_method, path = route
+    gateway = Gateway(local_api, RefusingStepFunctions(sfn_status, error_type))
+    request = Request(
+        method=http_method,
+        target=path.replace("{uploadId}", "req-0"),
+        headers={"Content-Type": "application/json"},
+        body=b"{}" if http_method == "POST" else b"",
+        request_id="req-1",
+    )
+
+    response = gateway.handle(request)
+
+    expected = OUTCOMES[outcome]
+    assert response.status == expected.status
+    assert json.loads(response.body) == {
+        "error": {"code": expected.code, "message": expected.message},
+        "requestId": "req-1",
+    }
 
 
 def test_api_role_may_only_start_sync_executions_of_the_two_state_machines(default_stack):
@@ -462,9 +548,11 @@ def test_cors_origins_add_a_preflight_and_the_allow_origin_header(cors_stack):
         route: status for route, (_, status) in SESSION_ROUTES.items()
     }
     for route, status in statuses.items():
-        for response in methods[route]["Integration"]["IntegrationResponses"]:
+        responses = methods[route]["Integration"]["IntegrationResponses"]
+        assert len(responses) == len(SELECTIONS), route
+        for response, expected in zip(responses, integration_responses(status), strict=True):
             text = response["ResponseTemplates"]["application/json"]
-            assert text.endswith(response_template(status)), route
+            assert text.endswith(expected["ResponseTemplates"]["application/json"]), route
             assert "$context.responseOverride.header.Access-Control-Allow-Origin" in text
             for origin in CORS_ORIGINS:
                 assert f"'{origin}'" in text

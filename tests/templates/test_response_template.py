@@ -10,12 +10,13 @@ from typing import Any
 import pytest
 
 from infra.templates import response_template
-from local.vtl import Rendered, render
+from local.vtl import Rendered, VelocityInput, render
 from tasks.contract.errors import (
     INTERNAL_ERROR_MESSAGE,
     INVALID_JSON_MESSAGE,
     OUTCOMES,
     PAYLOAD_TOO_LARGE_MESSAGE,
+    STATE_TOO_LARGE_MESSAGE,
     TIMEOUT_MESSAGE,
     UNAVAILABLE_MESSAGE,
     UPLOAD_IN_PROGRESS_MESSAGE,
@@ -32,7 +33,7 @@ from tasks.contract.errors import (
     ValidationError,
     codes_by_status,
 )
-from tasks.contract.limits import MAX_FILE_BYTES
+from tasks.contract.limits import MAX_FILE_BYTES, STATE_PAYLOAD_LIMIT_BYTES
 
 REQUEST_ID = "c0ffee00-1234-4abc-8def-0123456789ab"
 EXECUTION_ARN = f"arn:aws:states:us-east-1:123456789012:express:Upload:{REQUEST_ID}:e7a1b2c3"
@@ -86,9 +87,14 @@ def _lambda_cause(error: Exception) -> str:
     )
 
 
-def _respond(answer: object) -> Rendered:
+def _respond(
+    answer: object, *, success_status: int = 200, selected_by_413: bool = False
+) -> Rendered:
+    """The template of the integration response selected for this answer (the 413 one when
+    ``selected_by_413``) rendered around it."""
     body = answer if isinstance(answer, str) else json.dumps(answer)
-    return render(response_template(), body=body, headers={}, context={"requestId": REQUEST_ID})
+    template = response_template(success_status, selected_by_413=selected_by_413)
+    return render(template, body=body, headers={}, context={"requestId": REQUEST_ID})
 
 
 def _error(code: str, message: str, details: list[dict[str, str]] | None = None) -> object:
@@ -319,6 +325,21 @@ SFN_PREFIX = "com.amazonaws.swf.service.v2.model#"
     [
         (f"{SFN_PREFIX}ValidationException", 413, "PayloadTooLarge", PAYLOAD_TOO_LARGE_MESSAGE),
         ("ValidationException", 413, "PayloadTooLarge", PAYLOAD_TOO_LARGE_MESSAGE),
+        # A request over 1 MB, should Step Functions name it in a JSON error.
+        (
+            f"{SFN_PREFIX}RequestEntityTooLargeException",
+            413,
+            "PayloadTooLarge",
+            PAYLOAD_TOO_LARGE_MESSAGE,
+        ),
+        ("RequestEntityTooLargeException", 413, "PayloadTooLarge", PAYLOAD_TOO_LARGE_MESSAGE),
+        ("RequestEntityTooLarge", 413, "PayloadTooLarge", PAYLOAD_TOO_LARGE_MESSAGE),
+        (
+            f"{SFN_PREFIX}PayloadTooLargeException",
+            413,
+            "PayloadTooLarge",
+            PAYLOAD_TOO_LARGE_MESSAGE,
+        ),
         (f"{SFN_PREFIX}InvalidExecutionInput", 400, "ValidationError", INVALID_JSON_MESSAGE),
         ("InvalidExecutionInput", 400, "ValidationError", INVALID_JSON_MESSAGE),
         (f"{SFN_PREFIX}ThrottlingException", 503, "ServiceUnavailable", UNAVAILABLE_MESSAGE),
@@ -342,8 +363,63 @@ def test_step_functions_api_errors(error_type: str, status: int, code: str, mess
     _assert_no_leak(rendered)
 
 
-def test_the_413_message_states_the_limit_in_bytes() -> None:
+def test_the_413_messages_state_the_limit_in_bytes() -> None:
     assert f"{MAX_FILE_BYTES} bytes" in PAYLOAD_TOO_LARGE_MESSAGE
+    assert f"{STATE_PAYLOAD_LIMIT_BYTES} bytes" in STATE_TOO_LARGE_MESSAGE
+
+
+def test_a_state_over_the_limit_is_a_413() -> None:
+    """States.DataLimitExceeded fails the execution (no States.ALL catcher catches it); its cause
+    names the task's ARN, which stays out of the answer."""
+    cause = (
+        "The state/task 'arn:aws:lambda:us-east-1:123456789012:function:Validate' returned a "
+        "result with a size exceeding the maximum number of bytes service limit."
+    )
+    rendered = _respond(_execution("FAILED", error="States.DataLimitExceeded", cause=cause))
+
+    assert rendered.status_override == 413
+    assert json.loads(rendered.text) == _error("PayloadTooLarge", STATE_TOO_LARGE_MESSAGE)
+    _assert_no_leak(rendered)
+
+
+# Step Functions' answers to a request over its 1 MB limit, as the 413 integration response may
+# get them: what the body holds is not documented, so none of it is read.
+ANSWERS_WITH_413 = {
+    "html": "<html><body><h1>413 Request Entity Too Large</h1></body></html>",
+    "empty": "",
+    "json": json.dumps({"__type": f"{SFN_PREFIX}RequestEntityTooLargeException", "message": "x"}),
+    # Bodies the other responses would answer otherwise (500, 400, 200): still a 413 here.
+    "json of another type": json.dumps({"__type": "InternalFailure", "message": "SdkSecret"}),
+    "json of an invalid input": json.dumps({"__type": f"{SFN_PREFIX}InvalidExecutionInput"}),
+    "json of an execution": json.dumps(_execution("SUCCEEDED", output=json.dumps(SUCCESS_BODY))),
+}
+
+
+@pytest.mark.parametrize("success_status", [200, 201])
+@pytest.mark.parametrize("answer", ANSWERS_WITH_413.values(), ids=ANSWERS_WITH_413.keys())
+def test_the_413_response_answers_413_whatever_the_body(
+    answer: str, success_status: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unread(self: VelocityInput, expression: str) -> object:
+        raise AssertionError(f"the 413 response read the body ({expression})")
+
+    # API Gateway may fail a template that reads a body that is not JSON: this one reads none.
+    monkeypatch.setattr(VelocityInput, "path", unread)
+    monkeypatch.setattr(VelocityInput, "json", unread)
+    rendered = _respond(answer, success_status=success_status, selected_by_413=True)
+
+    assert rendered.status_override == 413
+    assert json.loads(rendered.text) == _error("PayloadTooLarge", PAYLOAD_TOO_LARGE_MESSAGE)
+    _assert_no_leak(rendered)
+
+
+@pytest.mark.parametrize("success_status", [200, 201])
+def test_the_413_response_differs_from_the_others_only_in_its_flag(success_status: int) -> None:
+    selected = response_template(success_status, selected_by_413=True)
+    other = response_template(success_status)
+
+    assert selected.count("#set($selectedBy413 = true)") == 1
+    assert selected.replace("$selectedBy413 = true", "$selectedBy413 = false") == other
 
 
 @pytest.mark.parametrize("answer", ["", "<html>Bad Gateway</html>", "{}", '{"status": "ABORTED"}'])
