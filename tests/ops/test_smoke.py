@@ -296,7 +296,9 @@ def unchanged(emulator: Emulator) -> Iterator[None]:
 
 def _smoke(emulator: Emulator, *args: str, api_url: str | None = None) -> Result:
     arguments = ["smoke", "--api-url", api_url or emulator.api_url]
-    return CliRunner().invoke(app, [*arguments, "--endpoint-url", emulator.aws_endpoint, *args])
+    arguments += ["--endpoint-url", emulator.aws_endpoint, *args]
+    # Output to a pipe (one report line per check), whatever width the session inherited.
+    return CliRunner().invoke(app, arguments, env={"COLUMNS": None})
 
 
 def _outcomes(output: str) -> dict[str, str]:
