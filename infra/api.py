@@ -132,7 +132,7 @@ class UploadApi(Construct):
         self.access_log_group = encrypted_log_group(
             self, "AccessLogs", key=logs_key, removal_policy=settings.removal_policy
         )
-        self.api = self._build_rest_api()
+        self.api = self._build_rest_api(settings)
         self.stage = self.api.deployment_stage
         # API Gateway's own errors (auth, throttling, a bad body) in the contract's error shape.
         self._add_gateway_responses(settings.cors_origins)
@@ -152,8 +152,8 @@ class UploadApi(Construct):
         self._add_acknowledgements(api_key_mode)
         self.url = self.api.url_for_path(f"/{RESOURCE_PATH}")
 
-    def _build_rest_api(self) -> apigw.RestApi:
-        return apigw.RestApi(
+    def _build_rest_api(self, settings: Settings) -> apigw.RestApi:
+        api = apigw.RestApi(
             self,
             "Api",
             # REST API metrics are keyed by ApiName (not id): a name unique to this stack keeps
@@ -161,9 +161,14 @@ class UploadApi(Construct):
             rest_api_name=f"{Stack.of(self).stack_name}-UploadApi",
             description="Upload service: POST /upload runs the upload workflow synchronously",
             endpoint_types=[apigw.EndpointType.REGIONAL],
-            # Execution and access logging need the account's API Gateway CloudWatch role.
-            cloud_watch_role=True,
-            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,
+            # Execution and access logging need the account's API Gateway CloudWatch role. It is
+            # one per account and region (AWS::ApiGateway::Account): setting it sets it for every
+            # API in the region, so it is kept after the stack is deleted. With the context flag
+            # apiGatewayCloudWatchRole=false the stack leaves the account's setting alone.
+            cloud_watch_role=settings.api_gateway_cloudwatch_role,
+            cloud_watch_role_removal_policy=(
+                RemovalPolicy.RETAIN if settings.api_gateway_cloudwatch_role else None
+            ),
             deploy_options=apigw.StageOptions(
                 stage_name=STAGE_NAME,
                 throttling_rate_limit=THROTTLE_RATE_LIMIT,
@@ -177,6 +182,15 @@ class UploadApi(Construct):
                 access_log_format=apigw.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FORMAT)),
             ),
         )
+        if settings.api_gateway_cloudwatch_role:
+            acknowledge(
+                api.node.find_child("CloudWatchRole"),
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AmazonAPIGatewayPushToCloudWatchLogs]",
+                "the account-level API Gateway logging role; AWS documents this managed policy "
+                "for it and keeps it current.",
+            )
+        return api
 
     def _add_gateway_responses(self, cors_origins: tuple[str, ...] | None) -> None:
         headers: dict[str, str] = {"Content-Type": f"'{JSON}'"}
@@ -357,14 +371,8 @@ class UploadApi(Construct):
         return key
 
     def _add_acknowledgements(self, api_key_mode: bool) -> None:
-        """cdk-nag and checkov findings that do not apply to this API, each with its reason."""
-        acknowledge(
-            self.api.node.find_child("CloudWatchRole"),
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-            "AmazonAPIGatewayPushToCloudWatchLogs]",
-            "the account-level API Gateway logging role; AWS documents this managed policy "
-            "for it and keeps it current.",
-        )
+        """cdk-nag and checkov findings that do not apply to this API, each with its reason
+        (the CloudWatch role's: in ``_build_rest_api``, which creates it or not)."""
         methods = [self.method, *self.session_methods]
         if api_key_mode:
             for method in methods:

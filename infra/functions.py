@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Acknowledgment, CfnElement, Duration, Stack, Validations
+from aws_cdk import (
+    Acknowledgment,
+    Aws,
+    CfnElement,
+    CfnRule,
+    CfnRuleAssertion,
+    Duration,
+    Fn,
+    Stack,
+    Validations,
+)
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -36,6 +46,39 @@ VALIDATE_MEMORY_MB = 1769
 STORE_MEMORY_MB = 1024
 SMALL_MEMORY_MB = 512
 ALIAS_NAME = "live"  # what the state machine invokes when versions are published
+# The regions without Lambda SnapStart, where a snapStart=true deploy would fail at the first
+# function (refused up front by refuse_snap_start_regions). Where it comes from: cfn-lint's rule
+# E2530 (SnapStartSupported, cfn-lint 1.51) reports exactly these for this stack's SnapStart
+# functions when it lints every region it knows (cfnlint.helpers.REGIONS).
+# tests/infrastructure/test_compliance.py holds this tuple equal to that set: when a cfn-lint
+# upgrade changes it, the test fails and names the regions to add or remove.
+SNAP_START_UNSUPPORTED_REGIONS: tuple[str, ...] = (
+    "ap-east-2",
+    "ap-south-2",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "ca-west-1",
+    "cn-north-1",
+    "cn-northwest-1",
+    "eu-central-2",
+    "eu-isoe-west-1",
+    "eu-south-2",
+    "eusc-de-east-1",
+    "il-central-1",
+    "me-central-1",
+    "mx-central-1",
+    "us-gov-east-1",
+    "us-gov-west-1",
+    "us-iso-east-1",
+    "us-iso-west-1",
+    "us-isob-east-1",
+    "us-isob-west-1",
+    "us-isof-east-1",
+    "us-isof-south-1",
+)
+SNAP_START_REGIONS_RULE = "SnapStartRegions"
 
 # Every task's environment (bench/cold.py measures cold init with this same mapping).
 COMMON_ENVIRONMENT: dict[str, str] = {
@@ -236,6 +279,27 @@ class TaskFunction(Construct):
             "The environment holds no secrets (resource names, a key ARN, Powertools and policy "
             "settings); Lambda encrypts it at rest with its AWS managed key.",
         )
+
+
+def refuse_snap_start_regions(stack: Stack) -> CfnRule:
+    """A template rule refusing the regions without SnapStart: CloudFormation checks a template's
+    rules before it creates anything, so a deploy there stops at once, saying what to do, instead
+    of failing at the first function and rolling back."""
+    return CfnRule(
+        stack,
+        SNAP_START_REGIONS_RULE,
+        assertions=[
+            CfnRuleAssertion(
+                assert_=Fn.condition_not(Fn.condition_equals(Aws.REGION, region)),
+                assert_description=(
+                    f"Lambda SnapStart (-c snapStart=true) is not available in {region}: "
+                    f"deploy to {region} without -c snapStart=true, or deploy with it to a "
+                    "region that supports SnapStart."
+                ),
+            )
+            for region in SNAP_START_UNSUPPORTED_REGIONS
+        ],
+    )
 
 
 class TaskFunctions(Construct):

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -227,6 +227,29 @@ class Monitoring(Construct):
             display_name="Upload service alarms",
             master_key=key,
             enforce_ssl=True,
+        )
+        # enforce_ssl gives the topic a policy of its own (the TLS-only deny), which replaces
+        # SNS's default policy: without this statement nothing lets CloudWatch publish, and every
+        # alarm action fails (not authorized to perform SNS:Publish). This account's alarms only.
+        stack = Stack.of(self)
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowThisAccountsAlarmsToPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {
+                        "aws:SourceArn": stack.format_arn(
+                            service="cloudwatch",
+                            resource="alarm",
+                            resource_name="*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    },
+                },
+            )
         )
         subscription = topic.add_subscription(subscriptions.EmailSubscription(email))
         acknowledge(

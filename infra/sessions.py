@@ -17,11 +17,16 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.functions import TaskFunction
-from infra.log_groups import encrypted_log_group
+from infra.log_groups import encrypted_log_group, states_log_group_name
 from infra.settings import Settings
 from infra.state_machine import acknowledge_workflow_role, express_state_machine, invoke
 from tasks.contract.errors import CLIENT_ERROR_NAMES, INTERNAL_ERROR, INTERNAL_ERROR_MESSAGE
-from tasks.contract.names import REJECTED_STATE, SESSION_DONE_STATE, SESSION_STATE
+from tasks.contract.names import (
+    REJECTED_STATE,
+    SESSION_DONE_STATE,
+    SESSION_STATE,
+    SESSIONS_WORKFLOW_LOG_NAME,
+)
 
 SESSION_FAILED_STATE = "SessionFailed"
 
@@ -60,7 +65,11 @@ class SessionWorkflow(Construct):
         session.add_catch(failed, errors=[sfn.Errors.ALL], result_path="$.error")
         session.next(sfn.Succeed(self, SESSION_DONE_STATE, output_path="$.answer"))
         self.log_group = encrypted_log_group(
-            self, "LogGroup", key=logs_key, removal_policy=settings.removal_policy
+            self,
+            "LogGroup",
+            key=logs_key,
+            removal_policy=settings.removal_policy,
+            log_group_name=states_log_group_name(SESSIONS_WORKFLOW_LOG_NAME),
         )
         self.state_machine = express_state_machine(
             self,

@@ -37,6 +37,7 @@ SWEEP_DELETES_ORPHANS_CONTEXT_KEY = "sweepDeletesOrphans"
 ORPHAN_GRACE_MINUTES_CONTEXT_KEY = "orphanGraceMinutes"
 MAX_UPLOAD_BYTES_CONTEXT_KEY = "maxUploadBytes"
 MAX_OPEN_SESSIONS_CONTEXT_KEY = "maxOpenSessions"
+API_GATEWAY_CLOUDWATCH_ROLE_CONTEXT_KEY = "apiGatewayCloudWatchRole"
 
 DEFAULT_DAILY_QUOTA = 1_000_000
 DEFAULT_ORPHAN_GRACE_MINUTES = ledger.DEFAULT_GRACE_SECONDS // 60
@@ -92,6 +93,11 @@ class Settings:
     # many sessions one caller may hold open at once.
     max_upload_bytes: int = sessions.DEFAULT_MAX_UPLOAD_BYTES
     max_open_sessions: int = sessions.DEFAULT_MAX_OPEN_SESSIONS
+    # API Gateway logs to CloudWatch through one role per account and region (its "account"
+    # settings). True: the stack creates that role and sets it, region-wide, and both are kept
+    # after the stack is deleted. False: it leaves the account's existing setting alone (which
+    # must then name a role: the stage's execution and access logs need one).
+    api_gateway_cloudwatch_role: bool = True
 
     @property
     def orphan_grace_seconds(self) -> int:
@@ -139,6 +145,11 @@ class Settings:
                 get(MAX_OPEN_SESSIONS_CONTEXT_KEY),
                 _whole_number(MAX_OPEN_SESSIONS_CONTEXT_KEY, 1),
                 sessions.DEFAULT_MAX_OPEN_SESSIONS,
+            ),
+            api_gateway_cloudwatch_role=_optional(
+                get(API_GATEWAY_CLOUDWATCH_ROLE_CONTEXT_KEY),
+                _bool(API_GATEWAY_CLOUDWATCH_ROLE_CONTEXT_KEY),
+                True,
             ),
         )
 

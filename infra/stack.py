@@ -9,7 +9,7 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from infra.api import UploadApi
-from infra.functions import TaskFunctions
+from infra.functions import TaskFunctions, refuse_snap_start_regions
 from infra.monitoring import Monitoring
 from infra.sessions import SessionWorkflow
 from infra.settings import Settings
@@ -28,6 +28,8 @@ class UploadServiceStack(Stack):
         self.settings = settings
         storage = Storage(self, "Storage", settings=settings)
         functions = TaskFunctions(self, "Tasks", storage=storage, settings=settings)
+        if settings.snap_start:
+            refuse_snap_start_regions(self)
         workflow = UploadWorkflow(
             self, "Workflow", functions=functions, logs_key=storage.logs_key, settings=settings
         )

@@ -49,7 +49,7 @@ from constructs import Construct
 
 from infra.compliance import acknowledge
 from infra.functions import TaskFunction, TaskFunctions, logical_id
-from infra.log_groups import encrypted_log_group
+from infra.log_groups import encrypted_log_group, states_log_group_name
 from infra.settings import Settings
 from tasks.contract.errors import (
     CLIENT_ERROR_NAMES,
@@ -76,6 +76,7 @@ from tasks.contract.names import (
     STORE_FAILED_STATE,
     STORE_STATE,
     UPLOAD_FAILED_STATE,
+    UPLOAD_WORKFLOW_LOG_NAME,
     UPLOADED_STATE,
     VALIDATE_STATE,
 )
@@ -122,7 +123,11 @@ class UploadWorkflow(Construct):
             .next(self._build_already_uploaded(self._build_record(functions.record, compensate)))
         )
         self.log_group = encrypted_log_group(
-            self, "LogGroup", key=logs_key, removal_policy=settings.removal_policy
+            self,
+            "LogGroup",
+            key=logs_key,
+            removal_policy=settings.removal_policy,
+            log_group_name=states_log_group_name(UPLOAD_WORKFLOW_LOG_NAME),
         )
         self.state_machine = express_state_machine(
             self,

@@ -18,6 +18,10 @@ from typing import Any
 ACCOUNT_ID = "123456789012"  # moto's default account
 REGION = "us-east-1"
 PARTITION = "aws"
+# The last part of the stack id (arn:...:stack/<stack name>/<UUID> in CloudFormation), fixed: what
+# the template builds from it (the workflows' log group names take
+# ``Fn::Select [2, Fn::Split ["/", AWS::StackId]]``) is the same from one local run to the next.
+LOCAL_STACK_UUID = "00000000-0000-4000-8000-000000000000"
 
 # CloudFormation's name property per resource type (when the template sets one).
 _NAME_PROPERTIES: dict[str, str] = {
@@ -163,7 +167,7 @@ class Resolver:
             "AWS::Partition": PARTITION,
             "AWS::URLSuffix": "amazonaws.com",
             "AWS::StackName": self.stack_name,
-            "AWS::StackId": arn("cloudformation", f"stack/{self.stack_name}/local"),
+            "AWS::StackId": stack_id(self.stack_name),
             "AWS::NoValue": NO_VALUE,
             "AWS::NotificationARNs": [],
         }
@@ -239,6 +243,11 @@ class Resolver:
 
 def arn(service: str, resource: str) -> str:
     return f"arn:{PARTITION}:{service}:{REGION}:{ACCOUNT_ID}:{resource}"
+
+
+def stack_id(stack_name: str) -> str:
+    """``AWS::StackId`` in local mode: CloudFormation's shape with a fixed UUID."""
+    return arn("cloudformation", f"stack/{stack_name}/{LOCAL_STACK_UUID}")
 
 
 # -- what the emulator needs, read from the template --------------------------------------

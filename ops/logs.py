@@ -6,9 +6,10 @@ Works against AWS and against local mode alike (``endpoint_url``). Which log gro
 1. ``--state-machine-log-group`` / ``--task-log-group`` given: exactly those.
 2. Otherwise, against AWS: the CloudFormation stack's outputs (``StateMachineLogGroupName`` and
    ``<Task>LogGroupName`` for Validate, Store, Record, Compensate).
-3. Otherwise, with ``--endpoint-url`` (local mode has no CloudFormation): the log groups whose names
-   start with ``<stack>-WorkflowLogGroup`` (the state machine's) and ``<stack>-Tasks<Task>LogGroup``
-   (the tasks'), i.e. the names CloudFormation and local mode derive from the construct paths.
+3. Otherwise, with ``--endpoint-url`` (local mode has no CloudFormation): the state machine's log
+   group by the name the template gives it, ``/aws/vendedlogs/states/<stack>-<stack id's
+   UUID>/upload-workflow`` (infra.log_groups), and the tasks' by the names CloudFormation and local
+   mode derive from the construct paths, ``<stack>-Tasks<Task>LogGroup...``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from tasks.contract import names
 
 TASK_TITLES: Final = tuple(names.task_title(task) for task in names.TASKS)
 STATE_MACHINE_OUTPUT: Final = "StateMachineLogGroupName"
+_UUID: Final = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 LOCAL_REGION: Final = "us-east-1"
 # FilterLogEvents: a terse OR of terms (events carry other text too; the type is checked after
 # parsing). moto treats a pattern it does not understand as "match everything", which is also fine.
@@ -111,7 +113,11 @@ def discover(
     if endpoint_url is None:
         found = from_stack_outputs(stack_outputs(session, stack_name))
     else:
-        found = from_log_group_names(_log_group_names(logs, f"{stack_name}-"), stack_name)
+        group_names = [
+            *_log_group_names(logs, f"{names.STATES_LOG_GROUP_PREFIX}{stack_name}-"),
+            *_log_group_names(logs, f"{stack_name}-"),
+        ]
+        found = from_log_group_names(group_names, stack_name)
     if task_log_groups:
         return LogGroups(found.state_machine, _tasks_from_names(task_log_groups, keep_others=True))
     return found
@@ -128,15 +134,28 @@ def from_stack_outputs(outputs: Mapping[str, str]) -> LogGroups:
     return LogGroups(outputs[STATE_MACHINE_OUTPUT], tasks)
 
 
-def from_log_group_names(names: Iterable[str], stack_name: str) -> LogGroups:
-    names = sorted(set(names))
-    machines = [n for n in names if n.startswith(f"{stack_name}-WorkflowLogGroup")]
+def state_machine_log_group_pattern(stack_name: str) -> re.Pattern[str]:
+    """The upload workflow's log group of the stack (not of another whose name extends it)."""
+    return re.compile(
+        re.escape(f"{names.STATES_LOG_GROUP_PREFIX}{stack_name}-")
+        + _UUID
+        + re.escape(f"/{names.UPLOAD_WORKFLOW_LOG_NAME}")
+    )
+
+
+def from_log_group_names(group_names: Iterable[str], stack_name: str) -> LogGroups:
+    unique = sorted(set(group_names))
+    pattern = state_machine_log_group_pattern(stack_name)
+    machines = [n for n in unique if pattern.fullmatch(n)]
     if len(machines) != 1:
+        expected = (
+            f"{names.STATES_LOG_GROUP_PREFIX}{stack_name}-<UUID>/{names.UPLOAD_WORKFLOW_LOG_NAME}"
+        )
         raise DiscoveryError(
-            f"expected one log group named {stack_name}-WorkflowLogGroup*, found "
+            f"expected one log group named {expected}, found "
             f"{machines or 'none'}; pass --state-machine-log-group"
         )
-    own = [n for n in names if n.startswith(f"{stack_name}-Tasks")]
+    own = [n for n in unique if n.startswith(f"{stack_name}-Tasks")]
     return LogGroups(machines[0], _tasks_from_names(own, keep_others=False))
 
 

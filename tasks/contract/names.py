@@ -82,3 +82,9 @@ CONTENT_REJECTED_STATE: Final = "ContentRejected"
 # -- the sessions workflow's state ids (infra/sessions.py) ------------------------------------
 SESSION_STATE: Final = task_title(SESSION)
 SESSION_DONE_STATE: Final = "Answered"
+
+# The workflows' log groups: /aws/vendedlogs/states/<stack>-<stack id's UUID>/<workflow> (the
+# prefix Step Functions recommends; infra.log_groups builds the names, ops finds them by them).
+STATES_LOG_GROUP_PREFIX: Final = "/aws/vendedlogs/states/"
+UPLOAD_WORKFLOW_LOG_NAME: Final = "upload-workflow"
+SESSIONS_WORKFLOW_LOG_NAME: Final = "sessions-workflow"

@@ -47,7 +47,11 @@ def test_history_and_task_logs_of_a_compensated_upload(emulator: Emulator, clien
     request_id = response.json()["requestId"]
 
     stack = emulator.assembly.stack_name if emulator.assembly else "UploadService"
-    records = _records(emulator, _group(emulator, f"{stack}-WorkflowLogGroup"), request_id)
+    # The group the stack's output names, under /aws/vendedlogs/states/ (infra.log_groups).
+    machine_group = emulator.outputs["StateMachineLogGroupName"]
+    assert machine_group.startswith(f"/aws/vendedlogs/states/{stack}-")
+    assert machine_group.endswith("/upload-workflow")
+    records = _records(emulator, _group(emulator, machine_group), request_id)
     messages = [json.loads(r["message"]) for r in records]
     assert messages, "no history events were logged"
 

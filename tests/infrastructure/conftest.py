@@ -26,3 +26,31 @@ def sweep_deletes_stack(synth: SynthFactory) -> Synthesized:
     """The sweep deletes the orphans it finds, after a 15-minute grace period; upload sessions
     are limited to 1 GiB and 5 open per caller."""
     return synth("sweep-deletes", SWEEP_DELETES_CONTEXT)
+
+
+@pytest.fixture(scope="session")
+def no_cloudwatch_role_stack(synth: SynthFactory) -> Synthesized:
+    """The stack leaves the account's API Gateway CloudWatch role setting alone (as the CLI
+    passes `-c apiGatewayCloudWatchRole=false`: a string)."""
+    return synth("no-cloudwatch-role", {"apiGatewayCloudWatchRole": "false"})
+
+
+# Every flag on that the others allow (snapStart excludes provisionedConcurrency): between them,
+# this variant and snap_start hold every resource type and property of every variant
+# (test_compliance.py lints the two in every region, and checks they cover the others).
+ALL_FEATURES_CONTEXT = {
+    "auth": "apiKey",
+    "dailyQuota": "5000",
+    "destroyOnDelete": "true",
+    "logExecutionData": "true",
+    "corsOrigins": "https://app.example.com,https://admin.example.com",
+    "alarmEmail": "ops@example.com",
+    "allowedContentTypes": "image/png,application/pdf",
+    "provisionedConcurrency": "2",
+    **SWEEP_DELETES_CONTEXT,
+}
+
+
+@pytest.fixture(scope="session")
+def all_features_stack(synth: SynthFactory) -> Synthesized:
+    return synth("all-features", ALL_FEATURES_CONTEXT)

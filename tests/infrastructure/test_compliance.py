@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 
 import pytest
-from cfnlint.api import lint_file
+from cfnlint.api import ManualArgs, lint_file
+from cfnlint.helpers import REGIONS
+
+from infra.functions import SNAP_START_UNSUPPORTED_REGIONS
 
 from .infra_helpers import logical_id_with_prefix
 
@@ -21,6 +26,17 @@ VARIANTS = (
     "snap_start",
     "provisioned",
     "sweep_deletes",
+    "no_cloudwatch_role",
+)
+# cfn-lint over every region it knows (cfnlint.helpers.REGIONS, 46) takes about three times as
+# long as over one (some 13 s a template against 4 s: every variant would add over 100 s), so two
+# variants get it: snap_start and all_features (every other flag on), which between them hold
+# every resource type and property of every variant (checked below); the others are linted in
+# cfn-lint's default region, us-east-1.
+ALL_REGION_VARIANTS = ("snap_start", "all_features")
+# E2530's message: "'SnapStart' enabled functions are not supported in ['ap-east-2', ...]".
+_SNAP_START_REGIONS_MESSAGE = re.compile(
+    r"^'SnapStart' enabled functions are not supported in (\[[^\]]*\])$"
 )
 TASKS = ("Validate", "Store", "Record", "Compensate", "Report", "Sweep", "Session")
 # The API's methods (construct paths under the API's root), each acknowledged for COG4.
@@ -189,9 +205,56 @@ def test_alarm_topic_adds_only_the_email_subscription_acknowledgement(
     }
 
 
-def test_cfn_lint_finds_no_errors(variant):
-    matches = lint_file(variant.template_path)
+@pytest.mark.parametrize("name", [v for v in VARIANTS if v not in ALL_REGION_VARIANTS])
+def test_cfn_lint_finds_no_errors(request, name):
+    matches = lint_file(request.getfixturevalue(f"{name}_stack").template_path)
     errors = [str(m) for m in matches if m.rule.severity == "error"]
     assert errors == []
     # The only warning: CDK's DependsOn on a role that a GetAtt already implies (W3005).
     assert {m.rule.id for m in matches} <= {"W3005"}
+
+
+def snap_start_refused_regions(matches):
+    """The regions cfn-lint's E2530 says SnapStart functions cannot be deployed to."""
+    regions: set[str] = set()
+    for match in matches:
+        found = _SNAP_START_REGIONS_MESSAGE.match(match.message)
+        assert found, f"E2530 said something else: {match.message}"
+        regions.update(ast.literal_eval(found.group(1)))
+    return regions
+
+
+@pytest.mark.parametrize("name", ALL_REGION_VARIANTS)
+def test_cfn_lint_in_every_region_finds_only_the_regions_snap_start_refuses(request, name):
+    """No errors in any region cfn-lint knows, but for SnapStart (E2530) in exactly the regions
+    the snapStart template's rule refuses (infra.functions.SNAP_START_UNSUPPORTED_REGIONS): when
+    a cfn-lint upgrade changes its list, this fails and names the regions that differ."""
+    stack = request.getfixturevalue(f"{name}_stack")
+    matches = lint_file(stack.template_path, config=ManualArgs(regions=list(REGIONS)))
+    snap_start = [m for m in matches if m.rule.id == "E2530"]
+    errors = [str(m) for m in matches if m.rule.severity == "error" and m.rule.id != "E2530"]
+    assert errors == []
+    assert {m.rule.id for m in matches} <= {"W3005", "E2530"}
+    refused = set(SNAP_START_UNSUPPORTED_REGIONS) if name == "snap_start" else set()
+    assert snap_start_refused_regions(snap_start) == refused
+
+
+def template_features(template):
+    """What cfn-lint checks per region: each section, resource type and resource property."""
+    features = {(section, "") for section in template}
+    for resource in template["Resources"].values():
+        features.add((resource["Type"], ""))
+        features.update((resource["Type"], prop) for prop in resource.get("Properties", {}))
+    return features
+
+
+def test_the_variants_linted_in_every_region_cover_every_variant(request):
+    covered = set().union(
+        *(
+            template_features(request.getfixturevalue(f"{name}_stack").template_json)
+            for name in ALL_REGION_VARIANTS
+        )
+    )
+    for name in VARIANTS:
+        features = template_features(request.getfixturevalue(f"{name}_stack").template_json)
+        assert features - covered == set(), name

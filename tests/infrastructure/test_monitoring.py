@@ -293,7 +293,7 @@ def test_no_alarm_topic_without_alarm_email(default_stack):
     assert "AlarmTopicArn" not in template["Outputs"]
 
 
-def test_alarm_email_adds_an_encrypted_ssl_only_topic_for_every_alarm(alarm_email_stack):
+def test_alarm_email_adds_an_encrypted_topic_for_every_alarm(alarm_email_stack):
     template = alarm_email_stack.template_json
     topic_id, topic = only(template, "AWS::SNS::Topic")
     assert topic_id.startswith("MonitoringAlarmTopic")
@@ -313,14 +313,6 @@ def test_alarm_email_adds_an_encrypted_ssl_only_topic_for_every_alarm(alarm_emai
     assert sorted(cloudwatch[0]["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
     assert cloudwatch[0]["Effect"] == "Allow"
 
-    _, policy = only(template, "AWS::SNS::TopicPolicy")
-    assert policy["Properties"]["Topics"] == [{"Ref": topic_id}]
-    [deny] = policy["Properties"]["PolicyDocument"]["Statement"]
-    assert deny["Effect"] == "Deny"
-    assert deny["Principal"] == "*"
-    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-    assert deny["Resource"] == {"Ref": topic_id}
-
     _, subscription = only(template, "AWS::SNS::Subscription")
     assert subscription["Properties"] == {
         "Endpoint": ALARM_EMAIL,
@@ -330,6 +322,56 @@ def test_alarm_email_adds_an_encrypted_ssl_only_topic_for_every_alarm(alarm_emai
     for name in ALARMS:
         assert alarm(template, name)["AlarmActions"] == [{"Ref": topic_id}], name
     assert render(template["Outputs"]["AlarmTopicArn"]["Value"]) == "${" + topic_id + "}"
+
+
+def test_alarm_topic_policy_denies_plain_http_and_lets_this_accounts_alarms_publish(
+    alarm_email_stack,
+):
+    """The TLS-only deny gives the topic a policy of its own, which replaces SNS's default one:
+    without the allow, CloudWatch may not publish and every alarm action fails."""
+    template = alarm_email_stack.template_json
+    topic_id, _ = only(template, "AWS::SNS::Topic")
+    _, policy = only(template, "AWS::SNS::TopicPolicy")
+    assert policy["Properties"]["Topics"] == [{"Ref": topic_id}]
+    assert policy["Properties"]["PolicyDocument"] == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "AllowPublishThroughSSLOnly",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "sns:Publish",
+                "Resource": {"Ref": topic_id},
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            },
+            {
+                "Sid": "AllowThisAccountsAlarmsToPublish",
+                "Effect": "Allow",
+                "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                "Action": "sns:Publish",
+                "Resource": {"Ref": topic_id},
+                "Condition": {
+                    "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+                    "ArnLike": {
+                        "aws:SourceArn": {
+                            "Fn::Join": [
+                                "",
+                                [
+                                    "arn:",
+                                    {"Ref": "AWS::Partition"},
+                                    ":cloudwatch:",
+                                    {"Ref": "AWS::Region"},
+                                    ":",
+                                    {"Ref": "AWS::AccountId"},
+                                    ":alarm:*",
+                                ],
+                            ]
+                        }
+                    },
+                },
+            },
+        ],
+    }
 
 
 def test_alarm_email_changes_nothing_else_about_the_alarms(default_stack, alarm_email_stack):

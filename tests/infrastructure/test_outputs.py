@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from local.template import ACCOUNT_ID, LOCAL_STACK_UUID, REGION, Resolver
+from tests.conftest import STACK_NAME
+
 from .infra_helpers import SESSIONS_WORKFLOW, logical_id_with_prefix, only, render, state_machine_id
 
 TASKS = ("Validate", "Store", "Record", "Compensate", "Report", "Sweep", "Session")
@@ -44,3 +47,22 @@ def test_outputs(default_stack):
     extra = {name for name in outputs if name.startswith("EdgeApiEndpoint")}
     assert len(extra) == 1
     assert {k: v for k, v in outputs.items() if k not in extra} == expected
+
+
+def test_local_mode_resolves_the_workflow_log_group_names_and_their_outputs(default_stack):
+    """Local mode derives the state machines' log group names from the template as CloudFormation
+    does, from a stack id of CloudFormation's shape with a fixed UUID: the groups it creates are
+    the ones the outputs name, the same from one run to the next."""
+    template = default_stack.template_json
+    resolver = Resolver(template, STACK_NAME)
+    assert resolver.ref("AWS::StackId") == (
+        f"arn:aws:cloudformation:{REGION}:{ACCOUNT_ID}:stack/{STACK_NAME}/{LOCAL_STACK_UUID}"
+    )
+    prefix = f"/aws/vendedlogs/states/{STACK_NAME}-{LOCAL_STACK_UUID}"
+    for output, group_prefix, name in (
+        ("StateMachineLogGroupName", "WorkflowLogGroup", f"{prefix}/upload-workflow"),
+        ("SessionsLogGroupName", "SessionsLogGroup", f"{prefix}/sessions-workflow"),
+    ):
+        group = logical_id_with_prefix(template, "AWS::Logs::LogGroup", group_prefix)
+        assert resolver.physical_id(group) == name
+        assert resolver.resolve(template["Outputs"][output]["Value"]) == name

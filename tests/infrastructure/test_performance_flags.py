@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.functions import ALIAS_NAME
+from infra.functions import ALIAS_NAME, SNAP_START_UNSUPPORTED_REGIONS
 from infra.settings import Settings, SettingsError
 from tests.conftest import PROVISIONED_CONCURRENCY
 
@@ -90,6 +90,37 @@ def test_snap_start_is_on_published_versions_without_provisioned_concurrency(sna
         assert function["SnapStart"] == {"ApplyOn": "PublishedVersions"}
         alias = template["Resources"][alias_id(template, title)]["Properties"]
         assert "ProvisionedConcurrencyConfig" not in alias
+
+
+def test_snap_start_refuses_each_region_without_it_before_anything_is_created(snap_start_stack):
+    """A template rule: CloudFormation evaluates it before creating anything, so a deploy to a
+    region without SnapStart stops at once and says which region and what to do. (Which regions:
+    test_compliance.py holds the constant to cfn-lint's.)"""
+    rules = snap_start_stack.template_json["Rules"]
+    assert set(rules) == {"CheckBootstrapVersion", "SnapStartRegions"}
+    assert rules["SnapStartRegions"] == {
+        "Assertions": [
+            {
+                "Assert": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AWS::Region"}, region]}]},
+                "AssertDescription": (
+                    f"Lambda SnapStart (-c snapStart=true) is not available in {region}: deploy "
+                    f"to {region} without -c snapStart=true, or deploy with it to a region that "
+                    "supports SnapStart."
+                ),
+            }
+            for region in SNAP_START_UNSUPPORTED_REGIONS
+        ]
+    }
+    assert len(set(SNAP_START_UNSUPPORTED_REGIONS)) == len(SNAP_START_UNSUPPORTED_REGIONS)
+    assert {"ap-east-2", "ap-southeast-6", "cn-north-1", "us-gov-west-1"} <= set(
+        SNAP_START_UNSUPPORTED_REGIONS
+    )
+
+
+@pytest.mark.parametrize("variant", ["default_stack", "provisioned_stack"])
+def test_without_snap_start_no_region_is_refused(request, variant):
+    # CDK's own rule (the bootstrap version) only.
+    assert set(request.getfixturevalue(variant).template_json["Rules"]) == {"CheckBootstrapVersion"}
 
 
 def test_provisioned_concurrency_sits_on_the_alias_without_snap_start(provisioned_stack):

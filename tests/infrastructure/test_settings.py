@@ -69,6 +69,7 @@ def test_cli_string_values_parse_like_json_values():
         {"alarmEmail": "ops@example..com"},
         {"alarmEmail": "a@b.com,c@d.com"},
         {"alarmEmail": ["ops@example.com"]},
+        {"apiGatewayCloudWatchRole": "yes"},
     ],
 )
 def test_invalid_values_are_rejected_with_the_flag_named(context):

@@ -49,6 +49,8 @@ TASK_STATES = {
 WORKFLOW_FUNCTIONS = tuple(TASK_STATES.values())
 # Each state machine's log group and role (logical id prefixes).
 LOG_GROUPS = {UPLOAD_WORKFLOW: "WorkflowLogGroup", SESSIONS_WORKFLOW: "SessionsLogGroup"}
+# The last part of each state machine's log group name.
+LOG_GROUP_NAMES = {UPLOAD_WORKFLOW: "upload-workflow", SESSIONS_WORKFLOW: "sessions-workflow"}
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +97,29 @@ def test_state_machine_is_express_traced_and_logs_everything_without_execution_d
     assert props["RoleArn"] == {"Fn::GetAtt": [role, "Arn"]}
     # Both are started synchronously by the API, inside its 29 s.
     assert state_machine_definition(template, workflow)["TimeoutSeconds"] == 28
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS)
+def test_each_workflow_logs_under_vendedlogs_states_to_a_group_of_this_stack_alone(
+    default_stack, workflow
+):
+    """``/aws/vendedlogs/states/`` keeps CloudWatch Logs' resource policy from overflowing in an
+    account with many log destinations; the stack's name and its id's UUID keep two stacks, or a
+    stack re-created beside the group its predecessor retained, from colliding."""
+    template = default_stack.template_json
+    group = logical_id_with_prefix(template, "AWS::Logs::LogGroup", LOG_GROUPS[workflow])
+    assert template["Resources"][group]["Properties"]["LogGroupName"] == {
+        "Fn::Join": [
+            "",
+            [
+                "/aws/vendedlogs/states/",
+                {"Ref": "AWS::StackName"},
+                "-",
+                {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]},
+                f"/{LOG_GROUP_NAMES[workflow]}",
+            ],
+        ]
+    }
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS)

@@ -297,7 +297,12 @@ def test_every_log_group_is_kms_encrypted_with_the_logs_key_and_retained(default
         assert group["Properties"]["KmsKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
         assert group["Properties"]["RetentionInDays"] > 0
         assert group["DeletionPolicy"] == "Retain"
-        assert "LogGroupName" not in group["Properties"]
+    # CloudFormation generates their names, except the state machines' (test_state_machine.py).
+    named = {logical_id for logical_id, g in groups.items() if "LogGroupName" in g["Properties"]}
+    assert named == {
+        logical_id_with_prefix(template, "AWS::Logs::LogGroup", prefix)
+        for prefix in ("WorkflowLogGroup", "SessionsLogGroup")
+    }
 
 
 def test_logs_key_lets_cloudwatch_logs_use_it_for_this_accounts_log_groups_only(default_stack):

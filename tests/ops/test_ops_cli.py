@@ -19,7 +19,7 @@ from tests.ops import builders as b
 from tests.ops.builders import OTHER, RID
 
 STACK = f"OpsCli{uuid.uuid4().hex[:8]}"
-MACHINE_GROUP = f"{STACK}-WorkflowLogGroupC1B3E9D3"
+MACHINE_GROUP = f"/aws/vendedlogs/states/{STACK}-{uuid.uuid4()}/upload-workflow"
 TASK_GROUPS = {
     "Validate": f"{STACK}-TasksValidateLogGroup165A122C",
     "Store": f"{STACK}-TasksStoreLogGroup07021750",

@@ -121,6 +121,9 @@ def test_discovery_from_stack_outputs() -> None:
         logs.from_stack_outputs({})
 
 
+MACHINE = "/aws/vendedlogs/states/UploadService-1c2fa620-982a-11e3-aff7-50e2416294e0/"
+
+
 def test_discovery_from_names() -> None:
     names = [
         "UploadService-EdgeAccessLogsC159D9EF",
@@ -128,11 +131,14 @@ def test_discovery_from_names() -> None:
         "UploadService-TasksRecordLogGroup04514878",
         "UploadService-TasksStoreLogGroup07021750",
         "UploadService-TasksValidateLogGroup165A122C",
-        "UploadService-WorkflowLogGroupC1B3E9D3",
-        "Other-WorkflowLogGroupAAAA",
+        f"{MACHINE}sessions-workflow",
+        f"{MACHINE}upload-workflow",
+        # Another stack's, whose name starts with this one's.
+        "/aws/vendedlogs/states/UploadService-Dev-2d3fa620-982a-11e3-aff7-50e2416294e0/"
+        "upload-workflow",
     ]
     assert logs.from_log_group_names(names, "UploadService") == logs.LogGroups(
-        "UploadService-WorkflowLogGroupC1B3E9D3",
+        f"{MACHINE}upload-workflow",
         {
             "Compensate": "UploadService-TasksCompensateLogGroup6FD796EA",
             "Record": "UploadService-TasksRecordLogGroup04514878",
@@ -141,7 +147,7 @@ def test_discovery_from_names() -> None:
         },
     )
     with pytest.raises(logs.DiscoveryError, match="--state-machine-log-group"):
-        logs.from_log_group_names(names[:5], "UploadService")
+        logs.from_log_group_names(names[:6], "UploadService")
 
 
 def test_quoted_term() -> None:
