@@ -16,7 +16,7 @@ PORT ?= 3000
 AWS_PORT ?= 5000
 FAULTS ?=
 
-.PHONY: setup local test lint synth bench lock clean
+.PHONY: setup local test lint synth bench lock verify-arm64 clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -61,6 +61,14 @@ bench: setup
 # 3.13) into tasks/requirements.lock, every file hashed (needs the package index).
 lock: setup
 	$(BIN)/python -m infra.layer_lock
+
+# The Lambda functions as synthesized (cdk.out), run on their target: Debian's arm64 Python 3.13
+# under qemu-user, against local mode's emulated AWS (README "Run what ships on arm64"). The root
+# file system and the runtime's boto3 are built once, cached outside the repository.
+verify-arm64: setup synth
+	command -v debootstrap >/dev/null && command -v qemu-aarch64-static >/dev/null || \
+		{ apt-get update -qq && apt-get install -y --no-install-recommends debootstrap qemu-user-static; }
+	$(BIN)/python -m verify
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) node_modules cdk.out
