@@ -30,7 +30,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -351,28 +351,35 @@ class LambdaRuntime:
     @contextmanager
     def installed(self) -> Iterator[None]:
         """Replace moto's LambdaSimpleBackend.invoke for the duration of the block."""
-        from moto.awslambda_simple.models import LambdaSimpleBackend
-
-        original = LambdaSimpleBackend.invoke
-        runtime = self
-
-        def invoke(
-            backend: Any,
-            function_name: str,
-            qualifier: str | None,
-            body: Any,
-            headers: Any,
-            response_headers: Any,
-        ) -> bytes:
-            return runtime.invoke(function_name, body, response_headers)
-
-        LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign,assignment]
         try:
-            with _stopped_sandboxes_call_nothing(), _prints_captured(self._capture):
+            with (
+                routed_invocations(self.invoke),
+                _stopped_sandboxes_call_nothing(),
+                _prints_captured(self._capture),
+            ):
                 yield
         finally:
-            LambdaSimpleBackend.invoke = original  # type: ignore[method-assign]
             self.detach()
+
+
+@contextmanager
+def routed_invocations(invoke: Callable[[str, Any, dict[str, str]], bytes]) -> Iterator[None]:
+    """moto's ``LambdaSimpleBackend.invoke`` (which only echoes) answered by
+    ``invoke(function_name, body, response_headers)`` for the duration of the block."""
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+
+    def backend_invoke(
+        backend: Any,
+        function_name: str,
+        qualifier: str | None,
+        body: Any,
+        headers: Any,
+        response_headers: Any,
+    ) -> bytes:
+        return invoke(function_name, body, response_headers)
+
+    with mock.patch.object(LambdaSimpleBackend, "invoke", backend_invoke):
+        yield
 
 
 def _stamp() -> str:

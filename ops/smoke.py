@@ -146,16 +146,8 @@ class SmokeFile:
 
     def stored(self) -> dict[str, Any]:
         """The fields the 200 body and the metadata item hold as sent (or derived from it)."""
-        return {
-            "productId": self.product_id,
-            "productName": PRODUCT_NAME,
-            "price": PRICE,
-            "fileName": self.file_name,
-            "contentType": CONTENT_TYPE,
-            "size": len(self.data),
-            "sha256": self.digest.hex(),
-            "s3Key": self.key,
-        }
+        sent = {name: value for name, value in self.body().items() if name != "fileContent"}
+        return {**sent, "size": len(self.data), "sha256": self.digest.hex(), "s3Key": self.key}
 
 
 def new_smoke_file() -> SmokeFile:

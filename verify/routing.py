@@ -13,8 +13,8 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
-from unittest import mock
 
+from local.lambda_runtime import routed_invocations
 from local.template import FunctionSpec
 from verify.sandbox import Sandbox, SandboxFailed
 
@@ -65,21 +65,7 @@ class Router:
     @contextmanager
     def installed(self) -> Iterator[None]:
         """Replace moto's ``LambdaSimpleBackend.invoke`` (local mode's, while it is installed)."""
-        from moto.awslambda_simple.models import LambdaSimpleBackend
-
-        router = self
-
-        def invoke(
-            backend: Any,
-            function_name: str,
-            qualifier: str | None,
-            body: Any,
-            headers: Any,
-            response_headers: Any,
-        ) -> bytes:
-            return router.invoke(function_name, body, response_headers)
-
-        with mock.patch.object(LambdaSimpleBackend, "invoke", invoke):
+        with routed_invocations(self.invoke):
             yield
 
 
