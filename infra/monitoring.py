@@ -16,6 +16,10 @@ service is a healthy one):
 - ``OrphanVersions``: the sweep found uncommitted versions or metadata writes older than the
   grace period; it stays on, run after run, until they are dealt with (``upload-ops orphans``).
 - ``SweepErrors``: the sweep function failed, so orphans are not being looked for.
+- ``SessionFailures``: upload-session requests (``/uploads`` routes) whose execution failed or
+  timed out for a reason other than the request, counted by a metric filter on the sessions
+  workflow's log (its executions publish the same ``AWS/States`` metrics, but a rejected request
+  fails an execution too, and the session task emits no rejection metric to subtract).
 - ``Api5xx`` and ``ApiLatencyP99`` on the ``prod`` stage.
 - ``<Task>Throttles``: the functions have no reserved concurrency, so the account's pool can
   run dry. (No per-function ``Errors`` alarm: validate raises on every rejected request and store
@@ -42,7 +46,7 @@ from constructs import Construct
 from infra.compliance import acknowledge
 from infra.functions import TaskFunctions
 from infra.settings import Settings
-from tasks.contract.errors import REJECTED_ERROR_NAMES, CompensationFailed
+from tasks.contract.errors import CLIENT_ERROR_NAMES, REJECTED_ERROR_NAMES, CompensationFailed
 from tasks.contract.names import (
     BYTES_STORED,
     COMPENSATION_FAILED_EXECUTIONS,
@@ -55,6 +59,7 @@ from tasks.contract.names import (
     REJECTIONS,
     SERVICE,
     SERVICE_DIMENSION,
+    SESSION_FAILED_EXECUTIONS,
     UPLOADS_STORED,
 )
 
@@ -98,6 +103,7 @@ class Monitoring(Construct):
         stage: apigw.Stage,
         functions: TaskFunctions,
         workflow_log_group: logs.ILogGroup,
+        sessions_log_group: logs.ILogGroup,
         settings: Settings,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -106,6 +112,14 @@ class Monitoring(Construct):
         self.alarms: dict[str, cloudwatch.Alarm] = {}
         # Alarms first: the notifications and the dashboard's alarm widget cover every one.
         self._add_alarms(metrics, functions)
+        self._alarm(
+            "SessionFailures",
+            self._build_session_failed_filter(sessions_log_group),
+            "Upload-session requests (the /uploads routes) failed or timed out for a reason "
+            "other than the request: in the sessions workflow's log group (output "
+            "SessionsLogGroupName), type ExecutionFailed / ExecutionTimedOut; the session task's "
+            "log (SessionLogGroupName) has the same requestId.",
+        )
         self.topic = self._add_alarm_notifications(settings)
         self.dashboard = self._build_dashboard(metrics, functions)
 
@@ -164,18 +178,53 @@ class Monitoring(Construct):
     def _build_compensation_failed_filter(self, log_group: logs.ILogGroup) -> cloudwatch.Metric:
         """Executions that ended in CompensationFailed, counted from the workflow's own log by
         CloudWatch: the alarm fires even if no task managed to report."""
-        metric_filter = logs.MetricFilter(
-            self,
+        return self._count_log_events(
             "CompensationFailedExecutions",
-            log_group=log_group,
-            metric_namespace=NAMESPACE,
-            metric_name=COMPENSATION_FAILED_EXECUTIONS,
-            filter_pattern=logs.FilterPattern.all(
+            log_group,
+            COMPENSATION_FAILED_EXECUTIONS,
+            logs.FilterPattern.all(
                 logs.FilterPattern.string_value("$.type", "=", "ExecutionFailed"),
                 logs.FilterPattern.string_value(
                     "$.details.error", "=", CompensationFailed.__name__
                 ),
             ),
+        )
+
+    def _build_session_failed_filter(self, log_group: logs.ILogGroup) -> cloudwatch.Metric:
+        """Sessions executions that timed out, or failed with an error that is not a client's
+        (the Rejected state's errors): the service's failures, not the requests'."""
+        not_rejected = [
+            logs.FilterPattern.string_value("$.details.error", "!=", name)
+            for name in CLIENT_ERROR_NAMES
+        ]
+        return self._count_log_events(
+            "SessionFailedExecutions",
+            log_group,
+            SESSION_FAILED_EXECUTIONS,
+            logs.FilterPattern.any(
+                logs.FilterPattern.all(
+                    logs.FilterPattern.string_value("$.type", "=", "ExecutionFailed"),
+                    *not_rejected,
+                ),
+                logs.FilterPattern.string_value("$.type", "=", "ExecutionTimedOut"),
+            ),
+        )
+
+    def _count_log_events(
+        self,
+        construct_id: str,
+        log_group: logs.ILogGroup,
+        metric_name: str,
+        pattern: logs.IFilterPattern,
+    ) -> cloudwatch.Metric:
+        """A metric filter counting ``pattern``'s events of ``log_group``, summed per period."""
+        metric_filter = logs.MetricFilter(
+            self,
+            construct_id,
+            log_group=log_group,
+            metric_namespace=NAMESPACE,
+            metric_name=metric_name,
+            filter_pattern=pattern,
             metric_value="1",
         )
         return metric_filter.metric(period=PERIOD, statistic="Sum", label="Failed executions")

@@ -55,6 +55,7 @@ class UploadServiceStack(Stack):
             stage=api.stage,
             functions=functions,
             workflow_log_group=workflow.log_group,
+            sessions_log_group=sessions.log_group,
             settings=settings,
         )
         SweepSchedule(self, "Sweep", sweep=functions.sweep)

@@ -36,6 +36,8 @@ COMPENSATION_FAILURES: Final = "CompensationFailures"
 # Count, by a metric filter on the workflow's log group: executions that ended in
 # CompensationFailed, whatever reported them (the backstop of the alarm on CompensationFailures).
 COMPENSATION_FAILED_EXECUTIONS: Final = "CompensationFailedExecutions"
+# Count, from the sessions workflow's log: executions that failed or timed out, not rejected.
+SESSION_FAILED_EXECUTIONS: Final = "SessionFailedExecutions"
 ORPHAN_VERSIONS: Final = "OrphanVersions"  # Count, by the sweep: uncommitted versions it found
 ORPHANS_DELETED: Final = "OrphansDeleted"  # Count, by the sweep: those it deleted
 SERVICE_DIMENSION: Final = "service"

@@ -11,6 +11,7 @@ from tasks.contract.errors import CLIENT_ERROR_NAMES
 from tests.conftest import ALARM_EMAIL
 
 from .infra_helpers import (
+    SESSIONS_WORKFLOW,
     logical_id_with_prefix,
     only,
     render,
@@ -26,6 +27,7 @@ ALARMS = (
     "CompensationFailures",
     "OrphanVersions",
     "SweepErrors",
+    "SessionFailures",
     "Api5xx",
     "ApiLatencyP99",
     *(f"{task}Throttles" for task in TASKS),
@@ -85,6 +87,17 @@ def expected_single_metric_alarms(template):
                 "namespace": "UploadService",
                 "metric": "OrphanVersions",
                 "dimensions": {"service": "upload"},
+                "stat": "Sum",
+                "period": 300,
+            },
+            1,
+        ),
+        # Counted from the sessions workflow's log (test_failed_sessions_are_counted_...).
+        "SessionFailures": (
+            {
+                "namespace": "UploadService",
+                "metric": "SessionFailedExecutions",
+                "dimensions": {},
                 "stat": "Sum",
                 "period": 300,
             },
@@ -262,10 +275,13 @@ def test_compensation_failures_alarm_takes_the_larger_of_reports_and_failed_exec
 
 def test_failed_compensations_are_counted_from_the_workflow_log(default_stack):
     template = default_stack.template_json
-    filter_id, metric_filter = only(template, "AWS::Logs::MetricFilter")
-    assert filter_id.startswith("MonitoringCompensationFailedExecutions")
+    filters = resources_of_type(template, "AWS::Logs::MetricFilter")
+    assert len(filters) == 2  # this one and the sessions workflow's
+    filter_id = logical_id_with_prefix(
+        template, "AWS::Logs::MetricFilter", "MonitoringCompensationFailedExecutions"
+    )
     group = logical_id_with_prefix(template, "AWS::Logs::LogGroup", "WorkflowLogGroup")
-    assert metric_filter["Properties"] == {
+    assert filters[filter_id]["Properties"] == {
         "LogGroupName": {"Ref": group},
         # The workflow's ExecutionFailed event whose error is the CompensationFailed Fail state's.
         "FilterPattern": (
@@ -281,6 +297,33 @@ def test_failed_compensations_are_counted_from_the_workflow_log(default_stack):
     }
     states = state_machine_definition(template)["States"]
     assert states["CompensationFailed"]["Error"] == "CompensationFailed"
+
+
+def test_failed_sessions_are_counted_from_the_sessions_log_without_rejections(default_stack):
+    template = default_stack.template_json
+    filter_id = logical_id_with_prefix(
+        template, "AWS::Logs::MetricFilter", "MonitoringSessionFailedExecutions"
+    )
+    group = logical_id_with_prefix(template, "AWS::Logs::LogGroup", "SessionsLogGroup")
+    # Failed, with any error but a client's (the Rejected state's), or timed out.
+    not_rejected = "".join(f' && ($.details.error != "{name}")' for name in CLIENT_ERROR_NAMES)
+    pattern = (
+        f'{{ (($.type = "ExecutionFailed"){not_rejected}) || ($.type = "ExecutionTimedOut") }}'
+    )
+    assert resources_of_type(template, "AWS::Logs::MetricFilter")[filter_id]["Properties"] == {
+        "LogGroupName": {"Ref": group},
+        "FilterPattern": pattern,
+        "MetricTransformations": [
+            {
+                "MetricName": "SessionFailedExecutions",
+                "MetricNamespace": "UploadService",
+                "MetricValue": "1",
+            }
+        ],
+    }
+    states = state_machine_definition(template, SESSIONS_WORKFLOW)["States"]
+    assert states["SessionFailed"]["Error"] not in CLIENT_ERROR_NAMES
+    assert set(states["Session"]["Catch"][0]["ErrorEquals"]) == set(CLIENT_ERROR_NAMES)
 
 
 def test_no_alarm_topic_without_alarm_email(default_stack):
