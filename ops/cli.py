@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Annotated, Any, Final, NoReturn
 
 import typer
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 from rich.console import Console
 
 from ops import history, logs, orphans, render, smoke
@@ -70,9 +70,9 @@ def _setup(
     state_machine_log_group: str | None,
     task_log_groups: list[str] | None,
 ) -> tuple[Any, logs.LogGroups]:
-    session = logs.aws_session(region, endpoint_url)
-    client = logs.logs_client(session, endpoint_url)
     try:
+        session = logs.aws_session(region, endpoint_url)
+        client = logs.logs_client(session, endpoint_url)
         groups = logs.discover(
             session,
             client,
@@ -83,6 +83,8 @@ def _setup(
         )
     except logs.DiscoveryError as exc:
         _fail(str(exc))
+    except BotoCoreError as exc:
+        _fail(_configuration_problem(exc))
     return client, groups
 
 
@@ -129,6 +131,14 @@ def _read_logs(
     except (ClientError, BotoCoreError) as exc:
         _fail(f"reading the logs failed: {exc}")
     return events, lines
+
+
+def _configuration_problem(exc: BotoCoreError) -> str:
+    """What is wrong with the AWS configuration, and what to do (a missing region is the usual
+    one: the commands call AWS's regional endpoints)."""
+    if isinstance(exc, NoRegionError):
+        return "no AWS region: pass --region, or set AWS_REGION (or a profile's region)"
+    return f"the AWS configuration cannot be used: {exc}"
 
 
 def _fail(message: str) -> NoReturn:
@@ -243,11 +253,13 @@ def orphans_command(
     """What no compensation accounted for: object versions (and metadata writes) of requests
     that did not end in 200, older than the grace period. Exit 1 when any remain."""
     given = parse_duration(grace, "--grace") if grace else None
-    session = logs.aws_session(region, endpoint_url)
     try:
+        session = logs.aws_session(region, endpoint_url)
         target = orphans.discover(session, stack_name=stack_name, endpoint_url=endpoint_url)
     except logs.DiscoveryError as exc:
         _fail(str(exc))
+    except BotoCoreError as exc:
+        _fail(_configuration_problem(exc))
     period = timedelta(seconds=target.grace_seconds if given is None else given)
     try:
         result = orphans.find(
@@ -306,7 +318,9 @@ def smoke_command(
         report = smoke.run(session, target, signer, endpoint_url=endpoint_url)
     except (logs.DiscoveryError, ConfigurationError) as exc:
         _fail(str(exc))
-    except (ClientError, BotoCoreError) as exc:
+    except BotoCoreError as exc:
+        _fail(_configuration_problem(exc))
+    except ClientError as exc:
         _fail(f"the AWS configuration cannot be used: {exc}")
     if as_json:
         _print_json(smoke.report_model(report))

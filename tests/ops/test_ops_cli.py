@@ -174,3 +174,18 @@ def test_executions_human(endpoint: str) -> None:
 def test_since_must_be_a_duration() -> None:
     result = _run("executions", "--since", "yesterday", "--state-machine-log-group", "g")
     assert result.exit_code == 2
+
+
+@pytest.mark.parametrize("command", [["history", RID], ["executions"], ["orphans"]])
+def test_no_region_is_one_line_saying_what_to_do(
+    command: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    for variable in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    result = _run(*command)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: no AWS region: pass --region, or set AWS_REGION (or a profile's region)\n"
+    )
+    assert "Traceback" not in result.output
