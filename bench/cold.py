@@ -30,6 +30,7 @@ from typing import Final
 
 from infra import bundling, functions, layer_lock
 from infra import lambda_python as lambda_python_
+from local.lambda_runtime import runtime_variables
 from tasks.contract import names
 
 PROJECT_ROOT: Final = Path(__file__).resolve().parent.parent
@@ -189,24 +190,20 @@ def build_sandbox(workdir: Path, python: str | None = None) -> Sandbox:
 def lambda_environment(name: str, sandbox: Sandbox) -> dict[str, str]:
     """What the Lambda runtime sets (the parts the libraries look at) plus the function's own."""
     return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "LANG": "en_US.UTF-8",
-        "TZ": ":UTC",
-        "LAMBDA_TASK_ROOT": str(sandbox.code),
-        "LAMBDA_RUNTIME_DIR": str(sandbox.runtime),
-        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+        **runtime_variables(
+            handler=f"tasks.{name}.handler" if name != REFERENCE else f"{REFERENCE}.handler",
+            code_dir=sandbox.code,
+            runtime_dir=sandbox.runtime,
+            memory_mb=1024,
+            xray_daemon="169.254.79.129:2000",
+            path=os.environ.get("PATH", "/usr/bin:/bin"),
+        ),
         "AWS_LAMBDA_FUNCTION_NAME": f"UploadService-{name}",
-        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024",
-        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
         "AWS_REGION": "us-east-1",
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
         "AWS_SESSION_TOKEN": "bench",
-        "AWS_XRAY_DAEMON_ADDRESS": "169.254.79.129:2000",
-        "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
-        "_HANDLER": f"tasks.{name}.handler" if name != REFERENCE else f"{REFERENCE}.handler",
         # The functions' own environment: the same mapping infra.functions gives every
         # function (Powertools settings), then the task's resources.
         **functions.COMMON_ENVIRONMENT,

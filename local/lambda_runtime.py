@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 from unittest import mock
 
@@ -380,6 +381,34 @@ def routed_invocations(invoke: Callable[[str, Any, dict[str, str]], bytes]) -> I
 
     with mock.patch.object(LambdaSimpleBackend, "invoke", backend_invoke):
         yield
+
+
+def runtime_variables(
+    *,
+    handler: str,
+    code_dir: Path,
+    runtime_dir: Path,
+    memory_mb: int,
+    xray_daemon: str,
+    path: str,
+) -> dict[str, str]:
+    """What the Lambda Python 3.13 runtime sets around a handler (the parts the libraries look
+    at: Powertools and the X-Ray SDK take their Lambda paths on these), for the sandboxes that run
+    a function as shipped (``bench``, ``verify``)."""
+    return {
+        "_HANDLER": handler,
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb),
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+        "AWS_XRAY_DAEMON_ADDRESS": xray_daemon,
+        "LAMBDA_TASK_ROOT": str(code_dir),
+        "LAMBDA_RUNTIME_DIR": str(runtime_dir),
+        "LANG": "en_US.UTF-8",
+        "PATH": path,
+        "TZ": ":UTC",
+    }
 
 
 def _stamp() -> str:

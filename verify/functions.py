@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from local.lambda_runtime import runtime_variables
 from local.saturation import Saturation
 from local.template import FunctionSpec
 from tasks.core.deadline import MAX_SCALE
@@ -111,21 +112,16 @@ def lambda_environment(
 ) -> dict[str, str]:
     """``local_env`` (local mode's environment of the function) plus what the Lambda runtime
     sets (``_X_AMZN_TRACE_ID`` is set per invocation, by the guest)."""
-    spec = function.spec
     stream = f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
     return {
         **local_env,
-        "_HANDLER": spec.handler,
-        "AWS_EXECUTION_ENV": f"AWS_Lambda_{RUNTIME}",
-        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
-        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        **runtime_variables(
+            handler=function.spec.handler,
+            code_dir=function.code,
+            runtime_dir=runtime_dir,
+            memory_mb=function.memory_mb,
+            xray_daemon=X_RAY_DAEMON,
+            path="/usr/local/bin:/usr/bin:/bin",
+        ),
         "AWS_LAMBDA_LOG_STREAM_NAME": stream,
-        "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
-        "AWS_XRAY_DAEMON_ADDRESS": X_RAY_DAEMON,
-        "LAMBDA_TASK_ROOT": str(function.code),
-        "LAMBDA_RUNTIME_DIR": str(runtime_dir),
-        "LANG": "en_US.UTF-8",
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "TZ": ":UTC",
     }
