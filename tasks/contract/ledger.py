@@ -25,8 +25,6 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Final
 
-from tasks.contract.tables import indexed_table_schema
-
 PARTITION_KEY: Final = "pk"
 OPEN_INDEX: Final = "OpenIntents"
 OPEN_SHARD: Final = "openShard"  # the index's partition key, present while the intent is open
@@ -71,13 +69,24 @@ def table_schema() -> dict[str, Any]:
     """The table's key and its index as DynamoDB's ``CreateTable`` takes them: what
     infra/storage.py declares (tests/infrastructure/test_storage.py holds the two together), for
     the tables tests and benchmarks create on moto."""
-    return indexed_table_schema(
-        partition_key=PARTITION_KEY,
-        index=OPEN_INDEX,
-        index_hash=OPEN_SHARD,
-        index_range=OPEN_SINCE,
-        projection="ALL",
-    )
+    return {
+        "KeySchema": [{"AttributeName": PARTITION_KEY, "KeyType": "HASH"}],
+        "AttributeDefinitions": [
+            {"AttributeName": PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": OPEN_SHARD, "AttributeType": "S"},
+            {"AttributeName": OPEN_SINCE, "AttributeType": "N"},
+        ],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": OPEN_INDEX,
+                "KeySchema": [
+                    {"AttributeName": OPEN_SHARD, "KeyType": "HASH"},
+                    {"AttributeName": OPEN_SINCE, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    }
 
 
 def intent_key(request_id: str) -> str:

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from tasks.contract.tables import indexed_table_schema
-
 MIB: Final = 1024 * 1024
 GIB: Final = 1024 * MIB
 
@@ -76,13 +74,24 @@ def table_schema() -> dict[str, Any]:
     """The table's key and its index as DynamoDB's ``CreateTable`` takes them: what
     infra/storage.py declares (tests/infrastructure/test_storage.py holds the two together), for
     the tables tests create on moto."""
-    return indexed_table_schema(
-        partition_key=PARTITION_KEY,
-        index=OPEN_INDEX,
-        index_hash=OPEN_CALLER,
-        index_range=EXPIRES_AT,
-        projection="KEYS_ONLY",
-    )
+    return {
+        "KeySchema": [{"AttributeName": PARTITION_KEY, "KeyType": "HASH"}],
+        "AttributeDefinitions": [
+            {"AttributeName": PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": OPEN_CALLER, "AttributeType": "S"},
+            {"AttributeName": EXPIRES_AT, "AttributeType": "N"},
+        ],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": OPEN_INDEX,
+                "KeySchema": [
+                    {"AttributeName": OPEN_CALLER, "KeyType": "HASH"},
+                    {"AttributeName": EXPIRES_AT, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
+    }
 
 
 def part_plan(size: int, part_size: int | None) -> tuple[int, int]:
