@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from threading import Event
 from typing import BinaryIO, Final
 from urllib.parse import quote
 
@@ -140,6 +141,10 @@ def _already_stored(stored: StoredPart | None, part: Part, sha256: str) -> bool:
     return stored is not None and stored.size == part.size and stored.sha256.lower() == sha256
 
 
+class _NotStarted(Exception):
+    """A queued part left alone because another part failed (that failure is the one raised)."""
+
+
 class _Sender:
     """The parts of one session: hashing, URLs, the worker pool and the parts in flight."""
 
@@ -148,6 +153,9 @@ class _Sender:
         self._upload = upload
         self._upload_id = upload_id
         self._inflight: set[Future[Part]] = set()
+        # Set by the first part that fails: the parts already queued to the workers then never
+        # start (the pool's own cancel comes too late for a part a worker has just taken).
+        self._stopped = Event()
 
     def send(self, todo: list[Part], stored: dict[int, StoredPart]) -> None:
         parallel = self._upload.parallel
@@ -198,7 +206,8 @@ class _Sender:
 
     def _count(self, done: Iterable[Future[Part]]) -> None:
         for future in done:
-            self._upload.progress(future.result().size)
+            if not isinstance(future.exception(), _NotStarted):
+                self._upload.progress(future.result().size)
 
     def _part_urls(self, wanted: list[tuple[Part, str]]) -> dict[int, PartUrl]:
         body = PartsRequest([PartDigest(part.number, sha256) for part, sha256 in wanted])
@@ -215,7 +224,17 @@ class _Sender:
         return urls
 
     def _put(self, part: Part, sha256: str, url: PartUrl) -> Part:
-        """In a worker: read the part and send it, with a new URL each time the URL expired."""
+        """In a worker: the part sent, unless another part failed first."""
+        if self._stopped.is_set():
+            raise _NotStarted
+        try:
+            return self._send_part(part, sha256, url)
+        except BaseException:
+            self._stopped.set()
+            raise
+
+    def _send_part(self, part: Part, sha256: str, url: PartUrl) -> Part:
+        """Read the part and send it, with a new URL each time the URL expired."""
         data = parts.read(self._upload.path, part)
         for _ in range(URL_RENEWALS):
             try:
