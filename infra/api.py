@@ -67,7 +67,8 @@ def _text(message: str) -> str:
     return json.dumps(message)
 
 
-# Response types answered with the contract's outcome of the same name (status, code, message).
+# Every gateway response the API customizes: the contract's outcome of the same name (status,
+# code, message), so that every answer API Gateway gives by itself carries a contract code.
 CONTRACT_GATEWAY_RESPONSES: tuple[apigw.ResponseType, ...] = (
     apigw.ResponseType.BAD_REQUEST_BODY,
     apigw.ResponseType.BAD_REQUEST_PARAMETERS,
@@ -76,32 +77,26 @@ CONTRACT_GATEWAY_RESPONSES: tuple[apigw.ResponseType, ...] = (
     apigw.ResponseType.INVALID_SIGNATURE,
     apigw.ResponseType.EXPIRED_TOKEN,
     apigw.ResponseType.INVALID_API_KEY,
+    apigw.ResponseType.WAF_FILTERED,
+    apigw.ResponseType.RESOURCE_NOT_FOUND,
     apigw.ResponseType.THROTTLED,
     apigw.ResponseType.QUOTA_EXCEEDED,
     apigw.ResponseType.UNSUPPORTED_MEDIA_TYPE,
     apigw.ResponseType.REQUEST_TOO_LARGE,
     apigw.ResponseType.INTEGRATION_TIMEOUT,
     apigw.ResponseType.INTEGRATION_FAILURE,
+    apigw.ResponseType.DEFAULT_4_XX,
+    apigw.ResponseType.DEFAULT_5_XX,
 )
 
 
-def gateway_responses() -> dict[apigw.ResponseType, tuple[str | None, str, str]]:
-    """Response type -> (status code or None to keep API Gateway's, client code, message as
-    JSON): the contract's outcomes (``Gateway.<TYPE>``), then the two catch-alls."""
-    responses: dict[apigw.ResponseType, tuple[str | None, str, str]] = {}
+def gateway_responses() -> dict[apigw.ResponseType, tuple[str, str, str]]:
+    """Response type -> (status code, client code, message as JSON), from the contract's
+    outcomes (``Gateway.<TYPE>``)."""
+    responses: dict[apigw.ResponseType, tuple[str, str, str]] = {}
     for response_type in CONTRACT_GATEWAY_RESPONSES:
         outcome = OUTCOMES[GATEWAY_PREFIX + response_type.response_type]
         responses[response_type] = (str(outcome.status), outcome.code, _text(outcome.message))
-    responses[apigw.ResponseType.DEFAULT_4_XX] = (
-        None,
-        "BadRequest",
-        "$context.error.messageString",
-    )
-    responses[apigw.ResponseType.DEFAULT_5_XX] = (
-        None,
-        "InternalError",
-        _text("The request could not be processed. Nothing was stored."),
-    )
     return responses
 
 

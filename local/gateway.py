@@ -301,8 +301,11 @@ class Gateway:
         family = "DEFAULT_4XX" if default_status < 500 else "DEFAULT_5XX"
         fallback = self.api.gateway_responses.get(family)
         status = default_status
-        if spec is not None and spec.status_code:
-            status = int(spec.status_code)
+        # A type's own status, else its family's (API Gateway: a DEFAULT_4XX status code applies
+        # to every 4xx type without one of its own).
+        for source in (fallback, spec):
+            if source is not None and source.status_code:
+                status = int(source.status_code)
         error = context.setdefault("error", {})
         error.update(
             {

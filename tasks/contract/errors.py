@@ -222,6 +222,8 @@ OUTCOMES: Final[dict[str, Outcome]] = {
     "Gateway.INVALID_SIGNATURE": Outcome(403, "Forbidden", "Invalid signature."),
     "Gateway.EXPIRED_TOKEN": Outcome(403, "Forbidden", "Expired credentials."),
     "Gateway.INVALID_API_KEY": Outcome(403, "Forbidden", "Missing or invalid API key."),
+    "Gateway.WAF_FILTERED": Outcome(403, "Forbidden", "The request was blocked by the firewall."),
+    "Gateway.RESOURCE_NOT_FOUND": Outcome(404, "NotFound", "There is no such resource."),
     "Gateway.THROTTLED": Outcome(429, "TooManyRequests", "Too many requests."),
     "Gateway.QUOTA_EXCEEDED": Outcome(
         429, "TooManyRequests", "The daily request quota is exhausted."
@@ -241,6 +243,12 @@ OUTCOMES: Final[dict[str, Outcome]] = {
         503,
         "ServiceUnavailable",
         "The upload could not be started. Nothing was stored; retry later.",
+    ),
+    # The catch-alls, for the types above and any API Gateway adds later. Every 4xx type it has
+    # today is listed but UNAUTHORIZED, which only an authorizer raises (this API has none).
+    "Gateway.DEFAULT_4XX": Outcome(403, "Forbidden", "The request was refused."),
+    "Gateway.DEFAULT_5XX": Outcome(
+        500, "InternalError", "The request could not be processed. Nothing was stored."
     ),
 }
 

@@ -7,6 +7,8 @@ import threading
 import uuid
 from typing import Any
 
+import pytest
+
 from tasks.contract.idempotency import (
     DIFFERENT_BODY_MESSAGE,
     IN_PROGRESS_MESSAGE,
@@ -130,10 +132,12 @@ def test_a_failed_upload_releases_the_key_and_a_retry_succeeds(client, emulator)
     assert claim(client, headers)["status"] == "COMPLETED"  # type: ignore[index]
 
 
-def test_without_the_header_every_request_stores_a_new_version(client):
+@pytest.mark.parametrize("headers", [{}, {"Idempotency-Key": ""}], ids=["absent", "empty"])
+def test_without_a_key_every_request_stores_a_new_version(client, headers):
+    # An empty Idempotency-Key is the same as none (docs/api.md).
     upload = make_upload()
-    first = client.post(upload.body)
-    second = client.post(upload.body)
+    first = client.post(upload.body, headers=headers)
+    second = client.post(upload.body, headers=headers)
     assert (first.status_code, second.status_code) == (200, 200)
     assert first.json()["versionId"] != second.json()["versionId"]
     assert {v["VersionId"] for v in client.versions(upload.key)} == {

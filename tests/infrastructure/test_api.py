@@ -397,14 +397,16 @@ GATEWAY_RESPONSES = {
     "INVALID_SIGNATURE": ("403", "Forbidden"),
     "EXPIRED_TOKEN": ("403", "Forbidden"),
     "INVALID_API_KEY": ("403", "Forbidden"),
+    "WAF_FILTERED": ("403", "Forbidden"),
+    "RESOURCE_NOT_FOUND": ("404", "NotFound"),
     "THROTTLED": ("429", "TooManyRequests"),
     "QUOTA_EXCEEDED": ("429", "TooManyRequests"),
     "UNSUPPORTED_MEDIA_TYPE": ("415", "UnsupportedMediaType"),
     "REQUEST_TOO_LARGE": ("413", "PayloadTooLarge"),
     "INTEGRATION_TIMEOUT": ("504", "Timeout"),
     "INTEGRATION_FAILURE": ("503", "ServiceUnavailable"),
-    "DEFAULT_4XX": (None, "BadRequest"),
-    "DEFAULT_5XX": (None, "InternalError"),
+    "DEFAULT_4XX": ("403", "Forbidden"),
+    "DEFAULT_5XX": ("500", "InternalError"),
 }
 
 

@@ -303,3 +303,25 @@ def test_a_json_body_reaches_the_template(gateway: Gateway, executor: RecordingE
 
     seen = _seen(executor)
     assert json.loads(seen["body"]) == seen["json"] == {"part": 1}
+
+
+def test_a_type_without_a_response_of_its_own_takes_its_family_status_and_body(
+    executor: RecordingExecutor,
+) -> None:
+    # API Gateway: DEFAULT_4XX's status code applies to every 4xx type that sets none.
+    resources = dict(TEMPLATE["Resources"])
+    resources["Default4xx"] = _gateway_response("DEFAULT_4XX", "403", MISSING_TOKEN_BODY)
+    (api,) = apis(Resolver({"Resources": resources}, "Test"))
+    gateway = Gateway(api, executor)
+
+    refused = gateway.gateway_response("UNSUPPORTED_MEDIA_TYPE", {"requestId": "r-1"})
+    own = gateway.gateway_response("BAD_REQUEST_BODY", {"requestId": "r-2"})
+
+    assert (refused.status, json.loads(refused.body)) == (
+        403,
+        {"error": "Forbidden", "requestId": "r-1"},
+    )
+    assert (own.status, json.loads(own.body)) == (
+        400,
+        {"error": "ValidationError", "requestId": "r-2"},
+    )
