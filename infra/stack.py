@@ -1,5 +1,5 @@
 """The one stack: composes storage, task functions, the upload and sessions workflows, the API,
-monitoring and the orphan sweep's schedule; declares outputs."""
+monitoring, the saved log queries and the orphan sweep's schedule; declares outputs."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from constructs import Construct
 from infra.api import UploadApi
 from infra.functions import TaskFunctions, refuse_snap_start_regions
 from infra.monitoring import Monitoring
+from infra.saved_queries import SavedQueries
 from infra.sessions import SessionWorkflow
 from infra.settings import Settings
 from infra.state_machine import UploadWorkflow
@@ -57,6 +58,14 @@ class UploadServiceStack(Stack):
             workflow_log_group=workflow.log_group,
             sessions_log_group=sessions.log_group,
             settings=settings,
+        )
+        SavedQueries(
+            self,
+            "Queries",
+            functions=functions,
+            workflow_log_group=workflow.log_group,
+            sessions_log_group=sessions.log_group,
+            access_log_group=api.access_log_group,
         )
         SweepSchedule(self, "Sweep", sweep=functions.sweep)
         self._add_outputs(storage, functions, workflow, sessions, api, monitoring)

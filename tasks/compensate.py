@@ -70,6 +70,9 @@ if TYPE_CHECKING:
 TASK = names.COMPENSATE
 FAILURE_MESSAGE: Final = "Deleting the stored file versions failed; the orphan has been reported."
 RETRY_MESSAGE: Final = "Compensating failed temporarily."
+# The lines operators search for (infra/saved_queries.py): each compensation, and each orphan.
+COMPENSATED_MESSAGE: Final = "Compensated"
+ORPHAN_MESSAGE: Final = "ORPHAN: compensation failed; object versions of this request may remain"
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,7 @@ def compensate(
     if failures:
         _fail(failures, attempt=attempt, env=env, deleted=deleted)
     logger.info(
-        "Compensated",
+        COMPENSATED_MESSAGE,
         extra={
             "bucket": bucket,
             "s3Key": key,
@@ -257,7 +260,7 @@ def _delete_versions(
         # Only versions checked to be this request's are named: a candidate not yet checked may
         # be another request's live version. What was not checked, the sweep finds.
         return _Failure(
-            "ORPHAN: compensation failed; object versions of this request may remain",
+            ORPHAN_MESSAGE,
             exc,
             {
                 "orphan": {
