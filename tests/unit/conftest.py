@@ -13,7 +13,7 @@ import pytest
 from moto import mock_aws
 
 from tasks.contract import ledger, names
-from tasks.core import aws
+from tasks.core import aws, deadline
 from tasks.core.observability import logger
 
 from .support import (
@@ -27,6 +27,9 @@ from .support import (
     versioned_bucket_and_key,
 )
 
+# The tasks' SDK deadlines and timeouts, times this (local mode's cap is deadline.MAX_SCALE).
+UNIT_TEST_TIME_SCALE = 100.0
+
 
 @pytest.fixture(autouse=True)
 def _fresh_clients() -> Iterator[None]:
@@ -38,6 +41,7 @@ def _fresh_clients() -> Iterator[None]:
 @pytest.fixture
 def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
     """A versioned, KMS-encrypted bucket, the metadata, idempotency and ledger tables, in moto."""
+    monkeypatch.setattr(deadline, "MAX_SCALE", UNIT_TEST_TIME_SCALE)
     for name, value in CREDENTIALS.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
@@ -85,10 +89,10 @@ def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
             "LEDGER_TABLE_NAME": LEDGER_TABLE,
             "POWERTOOLS_SERVICE_NAME": "upload",
             "POWERTOOLS_METRICS_NAMESPACE": "UploadService",
-            # moto runs in this process and its first calls (KMS, a new table) take longer than
-            # AWS's: stretch the tasks' SDK deadlines as local mode does for its emulator, so
-            # that no attempt is refused as late (tests/unit/test_aws.py tests the deadline).
-            names.SDK_TIMEOUT_SCALE: "16",
+            # moto runs in this process, as fast as the test machine's load lets it: stretch the
+            # tasks' SDK deadlines far beyond local mode's cap, so that only a test that sets a
+            # deadline of its own meets one (tests/unit/test_aws.py tests the deadline).
+            names.SDK_TIMEOUT_SCALE: str(UNIT_TEST_TIME_SCALE),
         }
         yield Cloud(env=env, s3=s3, dynamodb=dynamodb, key_arn=key_arn)
 
