@@ -6,17 +6,20 @@ import math
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import FrameType
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from local.emulator import Emulator
+from local.assembly import SynthError
+from local.emulator import API_PORT, AWS_PORT, Emulator, PortUnavailable
 from local.faults import TASK_OPERATIONS, Injection, parse_delay, parse_fault
 from local.gateway import Request, Response
 from local.scheduler import Sweeper
+from local.template import REGION
 from tasks.contract import names
 
 console = Console(soft_wrap=True, highlight=False)
@@ -25,6 +28,45 @@ app = typer.Typer(add_completion=False, help=__doc__)
 # The longest --sweep-interval or --orphan-grace (about 31 years): within what a thread can wait
 # for and what the sweep's timedelta holds.
 MAX_SECONDS = 1_000_000_000
+MAX_PORT = 65535
+# The option, and the Makefile's variable, that choose each port.
+PORT_CHOICES = {API_PORT: ("--port", "PORT"), AWS_PORT: ("--aws-port", "AWS_PORT")}
+# What the AWS CLI and boto3 read (AWS_ENDPOINT_URL: botocore 1.31, AWS CLI 1.29 and 2.13 on).
+CLIENT_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM while local mode starts. A BaseException, as KeyboardInterrupt: no
+    ``except Exception`` on the way swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class Signals:
+    """SIGINT and SIGTERM. While local mode starts they interrupt the start at once, a synth in
+    progress included (:meth:`interrupting`); once it runs, they ask it to stop (:attr:`stop`)."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self._interrupting = False
+        signal.signal(signal.SIGINT, self._received)
+        signal.signal(signal.SIGTERM, self._received)
+
+    def _received(self, signum: int, frame: FrameType | None) -> None:
+        self.stop.set()
+        if self._interrupting:
+            self._interrupting = False  # a second signal, during the clean-up, only asks to stop
+            raise Interrupted(signum)
+
+    @contextmanager
+    def interrupting(self) -> Iterator[None]:
+        self._interrupting = True
+        try:
+            yield
+        finally:
+            self._interrupting = False
 
 
 def _refuse_bad_specs(option: str, specs: list[str], parse: Callable[[str], object]) -> None:
@@ -51,6 +93,56 @@ def _seconds(option: str, value: str, *, zero: str | None = None) -> float:
         f"Error: {option} {value}: SECONDS must be {wanted}, at most {MAX_SECONDS}", err=True
     )
     raise typer.Exit(2)
+
+
+def _refuse_bad_ports(port: int, aws_port: int) -> None:
+    """Exit with status 2 and one line on stderr unless both are ports, and not the same one."""
+    for option, value in (("--port", port), ("--aws-port", aws_port)):
+        if not 0 <= value <= MAX_PORT:
+            typer.echo(
+                f"Error: {option} {value}: PORT must be 0 (any free port) to {MAX_PORT}", err=True
+            )
+            raise typer.Exit(2)
+    if port == aws_port != 0:
+        typer.echo(
+            f"Error: --port and --aws-port are both {port}: the local API and the emulated AWS "
+            "services need a port each",
+            err=True,
+        )
+        raise typer.Exit(2)
+
+
+def port_refusal(unavailable: PortUnavailable) -> str:
+    """One line: which port, what it is for, and how to choose another."""
+    option, variable = PORT_CHOICES[unavailable.role]
+    return f"Error: {unavailable}; choose another with {option} PORT (make local {variable}=PORT)"
+
+
+def _client_environment(aws_endpoint: str) -> dict[str, str]:
+    """The variables that point the AWS CLI and boto3 at the emulated services, without any AWS
+    configuration on the machine."""
+    return {
+        "AWS_ENDPOINT_URL": aws_endpoint,
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        **CLIENT_CREDENTIALS,
+    }
+
+
+def _storage_lines(emulator: Emulator) -> list[str]:
+    """Every bucket and table of the template, the service's own by their role first."""
+    roles = [
+        ("idempotency table", emulator.idempotency_table_name),
+        ("ledger table", emulator.ledger_table_name),
+        ("upload sessions table", emulator.sessions_table_name),
+    ]
+    lines = [f"  bucket {emulator.bucket_name}, table {emulator.table_name}"]
+    lines += [f"  {role} {name}" for role, name in roles]
+    listed = {emulator.bucket_name, emulator.table_name, *(name for _, name in roles)}
+    buckets, tables = emulator.provisioned.buckets.values(), emulator.provisioned.tables.values()
+    lines += [f"  bucket {name}" for name in sorted(buckets) if name not in listed]
+    lines += [f"  table {name}" for name in sorted(tables) if name not in listed]
+    return lines
 
 
 def _sweep_line(sweeper: Sweeper, interval: float, aws_endpoint: str) -> str:
@@ -127,6 +219,61 @@ OrphanGrace = Annotated[
 ]
 
 
+def _print_started(emulator: Emulator, interval: float) -> None:
+    """What runs where: the template, the emulated resources, faults, the sweep."""
+    assert emulator.assembly is not None
+    source = "synthesized" if emulator.assembly.synthesized else "reused"
+    console.print(f"Template: {emulator.assembly.directory} ({source})")
+    console.print(
+        f"Emulated AWS (S3, DynamoDB, Step Functions, Lambda, CloudWatch Logs, KMS): "
+        f"{emulator.aws_endpoint}  region {REGION}, any credentials"
+    )
+    for line in _storage_lines(emulator):
+        console.print(line)
+    for function in emulator.functions:
+        console.print(f"  function {function.name} -> {function.handler} (in-process)")
+    for machine in emulator.state_machines:
+        console.print(f"  state machine {machine.arn}")
+    for active in emulator.faults.active():
+        console.print(f"[red]Fault injected: {_whose(active)} fails with {active.error_code}[/red]")
+    for slow in emulator.faults.active_delays():
+        console.print(f"[red]Delay injected: {_whose(slow)} takes {slow.seconds:g} s longer[/red]")
+    assert emulator.sweeper is not None
+    console.print(_sweep_line(emulator.sweeper, interval, emulator.aws_endpoint))
+    console.print(
+        "[yellow]Authentication is NOT checked locally (the API listens on loopback only).[/yellow]"
+    )
+    console.print("Local data lives in memory: it is gone when local mode stops.")
+    console.print(
+        "For the AWS CLI and boto3, in a shell used for nothing else "
+        "(every AWS client there reaches local mode):"
+    )
+    variables = _client_environment(emulator.aws_endpoint)
+    console.print("export " + " ".join(f"{name}={value}" for name, value in variables.items()))
+
+
+def _start(emulator: Emulator, signals: Signals) -> None:
+    """Start ``emulator``, or exit: one line on stderr for a port that is taken (status 2), a
+    failed synth (1), or a signal before it was ready (128 + the signal's number)."""
+    try:
+        with signals.interrupting():
+            emulator.check_ports()  # before the synth, which can take a minute
+            console.print(
+                "[bold]Upload service, local mode[/bold] (synthesizing or reusing cdk.out ...)"
+            )
+            emulator.start()
+    except PortUnavailable as unavailable:
+        typer.echo(port_refusal(unavailable), err=True)
+        raise typer.Exit(2) from None
+    except SynthError as failed:
+        typer.echo(f"Error: {failed}", err=True)
+        raise typer.Exit(1) from None
+    except Interrupted as interrupted:
+        emulator.stop()  # the signal may have come just after the start
+        typer.echo("Stopped before local mode was ready; nothing is left running.", err=True)
+        raise typer.Exit(128 + interrupted.signum) from None
+
+
 @app.command()
 def main(
     port: Port = 3000,
@@ -142,17 +289,10 @@ def main(
     _refuse_bad_specs("--delay", delays, parse_delay)
     interval = _seconds("--sweep-interval", sweep_interval, zero="no background sweep")
     grace = _seconds("--orphan-grace", orphan_grace)
+    _refuse_bad_ports(port, aws_port)
 
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-
+    signals = Signals()
     started = time.monotonic()
-    console.print("[bold]Upload service, local mode[/bold] (synthesizing or reusing cdk.out ...)")
     emulator = Emulator(
         port=port,
         aws_port=aws_port,
@@ -162,38 +302,12 @@ def main(
         sweep_interval=interval,
         orphan_grace=grace,
     )
+    _start(emulator, signals)
     try:
-        emulator.start()
-        assert emulator.assembly is not None
-        source = "synthesized" if emulator.assembly.synthesized else "reused"
-        console.print(f"Template: {emulator.assembly.directory} ({source})")
-        console.print(
-            f"Emulated AWS (S3, DynamoDB, Step Functions, Lambda, CloudWatch Logs, KMS): "
-            f"{emulator.aws_endpoint}  region us-east-1, any credentials"
-        )
-        console.print(f"  bucket {emulator.bucket_name}, table {emulator.table_name}")
-        console.print(f"  upload sessions table {emulator.sessions_table_name}")
-        for function in emulator.functions:
-            console.print(f"  function {function.name} -> {function.handler} (in-process)")
-        for machine in emulator.state_machines:
-            console.print(f"  state machine {machine.arn}")
-        for active in emulator.faults.active():
-            console.print(
-                f"[red]Fault injected: {_whose(active)} fails with {active.error_code}[/red]"
-            )
-        for slow in emulator.faults.active_delays():
-            console.print(
-                f"[red]Delay injected: {_whose(slow)} takes {slow.seconds:g} s longer[/red]"
-            )
-        assert emulator.sweeper is not None
-        console.print(_sweep_line(emulator.sweeper, interval, emulator.aws_endpoint))
-        console.print(
-            "[yellow]Authentication is NOT checked locally "
-            "(the API listens on loopback only).[/yellow]"
-        )
+        _print_started(emulator, interval)
         elapsed = time.monotonic() - started
         console.print(f"Ready in {elapsed:.1f} s: POST {emulator.api_url}  (Ctrl-C to stop)")
-        stop.wait()
+        signals.stop.wait()
     finally:
         console.print("Stopping ...")
         emulator.stop()

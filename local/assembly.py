@@ -1,27 +1,31 @@
-"""The cloud assembly local mode runs: synthesized once through the app's own ``build_app``.
+"""The cloud assembly local mode runs: synthesized once, as ``cdk synth`` runs the app.
 
 ``cdk.out`` is reused while it is newer than every source file the app reads (``main.py``,
-``infra/**``, ``tasks/**``, ``cdk.json``); otherwise the app is synthesized again with exactly
-the context the CDK CLI would pass (``build_app`` merges ``cdk.json``'s context itself).
+``infra/**``, ``tasks/**``, ``cdk.json``); otherwise the app's ``main.py`` is run again with
+exactly the context the CDK CLI would pass (``build_app`` merges ``cdk.json``'s context itself).
 """
 
 from __future__ import annotations
 
 import fcntl
-import importlib
 import json
 import os
+import runpy
+import signal
+import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SOURCE_PATTERNS: tuple[str, ...] = ("main.py", "cdk.json", "infra/**/*", "tasks/**/*")
 _IGNORED_PARTS = frozenset({"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"})
+# How long an interrupted synth may take to wind down before it is killed.
+STOP_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -68,33 +72,39 @@ def _is_fresh(outdir: Path, root: Path) -> bool:
     return built > _newest_source_mtime(root)
 
 
+class SynthError(RuntimeError):
+    """The app failed to synthesize; its own output (above) says why."""
+
+
 def synthesize(outdir: Path, root: Path = PROJECT_ROOT) -> None:
-    """Synthesize the app through its ``build_app`` (the same context as ``cdk synth``)."""
-    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    build_app = None
-    for module_name in ("main", "infra.app"):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        build_app = getattr(module, "build_app", None)
-        if build_app is not None:
-            break
-    if build_app is None:
-        raise RuntimeError("no build_app(context, outdir) found in main.py or infra/app.py")
-    started = time.time()
+    """Synthesize the app into ``outdir`` as ``cdk synth`` does: its ``main.py`` (cdk.json's
+    ``app``) with ``CDK_OUTDIR`` set. It runs in a child process of its own session: Ctrl-C at
+    the terminal reaches this process only, which stops the child itself (the app's jsii Node
+    process, in this process group, would otherwise die at once and leave a traceback)."""
+    child = subprocess.Popen(  # noqa: S603 - this interpreter, this module, the app's own entry
+        [sys.executable, "-m", __name__, str(root / "main.py")],
+        cwd=root,
+        env={**os.environ, "CDK_OUTDIR": str(outdir)},
+        start_new_session=True,
+    )
     try:
-        build_app(context=None, outdir=str(outdir)).synth()
-    except Exception as exc:
-        # e.g. cdk-nag findings fail synth after the template was written: run it anyway.
-        manifest = outdir / "manifest.json"
-        if not manifest.is_file() or manifest.stat().st_mtime < started - 1:
-            raise
-        print(f"warning: synth reported {type(exc).__name__}: {exc}", file=sys.stderr)
+        status = child.wait()
+    except BaseException:  # interrupted (Ctrl-C, SIGTERM): stop the synth before going on
+        _stop(child)
+        raise
+    if status != 0:
+        raise SynthError(f"the synth failed (exit status {status}); nothing was started")
+
+
+def _stop(child: subprocess.Popen[bytes]) -> None:
+    """SIGTERM lets the child exit through its jsii runtime's shutdown (the Node process finishes
+    the call it is in, so no asset is left half copied); SIGKILL to its group if that hangs."""
+    child.terminate()
+    try:
+        child.wait(timeout=STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
 
 
 @contextmanager
@@ -133,3 +143,12 @@ def load(
     assets_file = outdir / f"{stack_name}.assets.json"
     assets = json.loads(assets_file.read_text()) if assets_file.is_file() else {}
     return CloudAssembly(outdir, stack_name, template, assets, synthesized)
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds quietly, through jsii's shutdown at exit
+
+
+if __name__ == "__main__":  # the child of synthesize(): the app's main.py, stoppable by SIGTERM
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    runpy.run_path(sys.argv[1], run_name="__main__")

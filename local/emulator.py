@@ -11,10 +11,13 @@ Used by ``python -m local`` and, in-process, by the end-to-end tests::
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import logging
 import socket
+import sys
 import threading
+import uuid
 from collections.abc import Callable
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,6 +39,59 @@ from tasks.contract import names
 
 LOG = logging.getLogger("local")
 HOST = "127.0.0.1"
+# What each port is for, as a refusal names it.
+API_PORT = "the local API's port"
+AWS_PORT = "the emulated AWS services' port"
+# How long moto's server may take to listen once its port was found free.
+MOTO_START_SECONDS = 10.0
+
+
+class PortUnavailable(Exception):
+    """A port local mode must listen on is taken (or refused): ``role`` is :data:`API_PORT` or
+    :data:`AWS_PORT`."""
+
+    def __init__(self, port: int, role: str, reason: str) -> None:
+        super().__init__(f"port {port} {reason} ({role})")
+        self.port = port
+        self.role = role
+
+
+def _reason(error: OSError) -> str:
+    if error.errno == errno.EADDRINUSE:
+        return "is in use"
+    return f"cannot be opened ({error.strerror})"
+
+
+def check_port(port: int, role: str) -> None:
+    """Raise :class:`PortUnavailable` unless a server can listen on ``port`` (0: the system picks
+    a free one). The probe binds as the servers do, with SO_REUSEADDR: a port that a previous run
+    left in TIME_WAIT is free."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+            probe.listen()
+        except OSError as error:
+            raise PortUnavailable(port, role, _reason(error)) from None
+
+
+def start_moto(server: Any, port: int, timeout: float = MOTO_START_SECONDS) -> None:
+    """``server.start()`` (moto's ``ThreadedMotoServer``), bounded: moto waits for its server
+    thread without a timeout, and that thread exits when it cannot bind the port (werkzeug prints
+    two lines and calls ``sys.exit``), so a port taken since it was checked would hang the start
+    for good, deaf to signals."""
+    check_port(port, AWS_PORT)
+    starting = threading.Thread(target=server.start, name="moto-start", daemon=True)
+    printed = io.StringIO()
+    with contextlib.redirect_stderr(printed):  # werkzeug's lines about a taken port
+        starting.start()
+        starting.join(timeout)
+    if starting.is_alive():
+        check_port(port, AWS_PORT)  # taken in the meantime: the usual reason
+        sys.stderr.write(printed.getvalue())
+        raise RuntimeError(f"the emulated AWS services did not start within {timeout:g} s")
 
 
 class _ApiServer(ThreadingHTTPServer):
@@ -118,12 +174,40 @@ def _handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             if self.command != "HEAD":
                 self.wfile.write(response.body)
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+        def __getattr__(self, name: str) -> Any:
+            # Every method reaches the gateway, TRACE and made-up ones too: API Gateway answers
+            # a method the resource lacks with its gateway response, never an HTML 501.
+            if name.startswith("do_"):
+                return self._serve
+            raise AttributeError(name)
+
+        def send_error(
+            self, code: int, message: str | None = None, explain: str | None = None
+        ) -> None:
+            # A request that is not HTTP enough to route (a malformed request line, a header line
+            # over the limit...): the template's gateway response for a bad request, JSON as
+            # every answer of the API, where BaseHTTPRequestHandler would send an HTML page.
+            self.request_version = self.protocol_version  # a status line even when unparsed
+            request_id = str(uuid.uuid4())
+            response = gateway.gateway_response(
+                "BAD_REQUEST_PARAMETERS", {"requestId": request_id, "error": {}}
+            )
+            response.headers["x-amzn-RequestId"] = request_id
+            response.headers["Connection"] = "close"
+            self._send(response)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # requests are reported through the gateway's on_response
 
     return Handler
+
+
+def api_server(gateway: Gateway, port: int) -> ThreadingHTTPServer:
+    """The local API's server, listening on ``port``, not yet serving."""
+    try:
+        return _ApiServer((HOST, port), _handler_class(gateway))
+    except OSError as error:
+        raise PortUnavailable(port, API_PORT, _reason(error)) from None
 
 
 def free_port() -> int:
@@ -174,7 +258,7 @@ class Emulator:
         self._sweep_interval = sweep_interval
         self._orphan_grace = orphan_grace
         self._moto: Any = None
-        self._http: _ApiServer | None = None
+        self._http: ThreadingHTTPServer | None = None
 
     # -- addresses ------------------------------------------------------------------------
     @property
@@ -202,24 +286,16 @@ class Emulator:
             raise
         return self
 
+    def check_ports(self) -> None:
+        """Raise :class:`PortUnavailable` if either port is taken: before the slow part of the
+        start (a synth can take a minute)."""
+        check_port(self.aws_port, AWS_PORT)
+        check_port(self.port, API_PORT)
+
     def _start(self) -> None:
         self.assembly = assembly_module.load(self._outdir, root=self._root)
         resolver = tpl.Resolver(self.assembly.template, self.assembly.stack_name)
-
-        from local.s3_checks import CheckedMotoServer
-
-        moto_patches.configure_moto(self.aws_port)
-        self._stack.enter_context(moto_patches.cached_moto_module_list())
-        self._moto = CheckedMotoServer(ip_address=HOST, port=self.aws_port, verbose=False)
-        self._stack.enter_context(moto_patches.in_memory_s3_keys())
-        self._stack.enter_context(
-            moto_patches.lean_multipart_completion(self._moto.part_digests.get)
-        )
-        self._stack.enter_context(moto_patches.ranged_object_reads())
-        self._moto.start()
-        self._stack.callback(self._stop_moto)
-        self.aws_port = int(self._moto.get_host_and_port()[1])
-        moto_patches.configure_moto(self.aws_port)
+        self._start_moto()
         endpoint = self.aws_endpoint
 
         provisioning.create_keys(resolver, endpoint, self.provisioned)
@@ -259,15 +335,33 @@ class Emulator:
         executor = SyncExecutor(_logging_configs(self.state_machines), saturation=self.saturation)
         self.gateway = Gateway(apis[0], executor, on_response=self._on_response)
         self.outputs = _outputs(resolver)
+        self._start_http(self.gateway)
+        collector = Collector(self.saturation)  # full GCs between executions: local.collector
+        collector.start()
+        self._stack.callback(collector.stop)
 
-        self._http = _ApiServer((HOST, self.port), _handler_class(self.gateway))
+    def _start_moto(self) -> None:
+        from local.s3_checks import CheckedMotoServer
+
+        moto_patches.configure_moto(self.aws_port)
+        self._stack.enter_context(moto_patches.cached_moto_module_list())
+        self._moto = CheckedMotoServer(ip_address=HOST, port=self.aws_port, verbose=False)
+        self._stack.enter_context(moto_patches.in_memory_s3_keys())
+        self._stack.enter_context(
+            moto_patches.lean_multipart_completion(self._moto.part_digests.get)
+        )
+        self._stack.enter_context(moto_patches.ranged_object_reads())
+        start_moto(self._moto, self.aws_port)
+        self._stack.callback(self._stop_moto)
+        self.aws_port = int(self._moto.get_host_and_port()[1])
+        moto_patches.configure_moto(self.aws_port)
+
+    def _start_http(self, gateway: Gateway) -> None:
+        self._http = api_server(gateway, self.port)
         self.port = int(self._http.server_address[1])
         thread = threading.Thread(target=self._http.serve_forever, name="local-api", daemon=True)
         thread.start()
         self._stack.callback(self._stop_http)
-        collector = Collector(self.saturation)  # full GCs between executions: local.collector
-        collector.start()
-        self._stack.callback(collector.stop)
 
     def _stop_http(self) -> None:
         if self._http is not None:

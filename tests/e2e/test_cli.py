@@ -1,12 +1,15 @@
 """Local mode as the README starts it: a subprocess, the startup lines (the orphan sweep's
-settings among them), the ready line, an upload, SIGTERM; a bad ``--fault`` or a bad number of
-seconds refused at once, in one line."""
+settings, every bucket and table, the variables for AWS clients among them), the ready line, an
+upload, the README's boto3 example with only the printed variables, SIGTERM; a bad ``--fault``
+or a bad number of seconds refused at once, in one line."""
 
 from __future__ import annotations
 
 import base64
 import os
 import queue
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -14,7 +17,6 @@ import threading
 import uuid
 from pathlib import Path
 
-import boto3
 import pytest
 import requests
 
@@ -24,8 +26,31 @@ ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_SECONDS = 180
 
 
-def test_python_m_local_serves_uploads_and_stops_cleanly_on_sigterm():
-    port, aws_port = free_port(), free_port()
+def _readme_boto3_example() -> str:
+    """The README's boto3 example ("Running it locally"), as written there."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks: list[str] = re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)
+    [example] = [block for block in blocks if 'boto3.client("s3")' in block]
+    return example
+
+
+def _run_readme_boto3_example(exported: str, home: Path) -> str:
+    """The example's output, run where nothing but the variables of local mode's ``export``
+    line is set: no AWS configuration, HOME empty."""
+    variables = dict(word.split("=", 1) for word in shlex.split(exported)[1:])
+    completed = subprocess.run(
+        [sys.executable, "-c", _readme_boto3_example()],
+        capture_output=True,
+        text=True,
+        env={"HOME": str(home), **variables},
+        timeout=60,
+    )
+    assert completed.returncode == 0, completed.stderr
+    return completed.stdout
+
+
+def _start_local(port: int, aws_port: int) -> tuple[subprocess.Popen[str], list[str]]:
+    """``python -m local`` as a user starts it, once it printed the ready line; its output."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -61,23 +86,39 @@ def test_python_m_local_serves_uploads_and_stops_cleanly_on_sigterm():
             lines.put(line)
 
     threading.Thread(target=pump, daemon=True).start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        while True:
-            line = lines.get(timeout=READY_TIMEOUT_SECONDS)
-            if url in line:
-                break
-        assert sum(url in line for line in output) == 1, output
-        assert any("Authentication is NOT checked" in line for line in output), output
-        # The template's sweepDeletesOrphans is off by default (cdk.json does not set it).
-        sweep = "Orphan sweep: every 45 s, grace 90.5 s (reports orphans, deletes none: "
-        assert f"{sweep}sweepDeletesOrphans is off)\n" in output, output
-        delay = "Delay injected: every s3:DeleteObject call by the compensate task takes 1 s longer"
-        assert f"{delay}\n" in output, output
+    while f"http://127.0.0.1:{port}" not in lines.get(timeout=READY_TIMEOUT_SECONDS):
+        pass
+    return process, output
 
+
+def _check_startup_lines(output: list[str], port: int, aws_port: int) -> str:
+    """The lines before the ready line; the ``export`` line for AWS clients."""
+    assert sum(f"http://127.0.0.1:{port}" in line for line in output) == 1, output
+    assert any("Authentication is NOT checked" in line for line in output), output
+    # The template's sweepDeletesOrphans is off by default (cdk.json does not set it).
+    sweep = "Orphan sweep: every 45 s, grace 90.5 s (reports orphans, deletes none: "
+    assert f"{sweep}sweepDeletesOrphans is off)\n" in output, output
+    delay = "Delay injected: every s3:DeleteObject call by the compensate task takes 1 s longer"
+    assert f"{delay}\n" in output, output
+    for table in ("idempotency table", "ledger table", "upload sessions table"):
+        assert any(re.fullmatch(f"  {table} UploadService-\\S+\n", o) for o in output), table
+    assert "Local data lives in memory: it is gone when local mode stops.\n" in output
+    exported = (
+        f"export AWS_ENDPOINT_URL=http://127.0.0.1:{aws_port} AWS_REGION=us-east-1 "
+        "AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local"
+    )
+    assert f"{exported}\n" in output, output
+    return exported
+
+
+def test_python_m_local_serves_uploads_and_stops_cleanly_on_sigterm(tmp_path):
+    port, aws_port = free_port(), free_port()
+    process, output = _start_local(port, aws_port)
+    try:
+        exported = _check_startup_lines(output, port, aws_port)
         product_id = f"CLI-{uuid.uuid4().hex[:8]}"
         response = requests.post(
-            f"{url}/upload",
+            f"http://127.0.0.1:{port}/upload",
             json={
                 "productId": product_id,
                 "productName": "From the CLI",
@@ -88,20 +129,12 @@ def test_python_m_local_serves_uploads_and_stops_cleanly_on_sigterm():
             timeout=60,
         )
         assert response.status_code == 200, response.text
-
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=f"http://127.0.0.1:{aws_port}",
-            region_name="us-east-1",
-            aws_access_key_id="any",
-            aws_secret_access_key="any",
-        )
-        keys = [
-            obj["Key"]
-            for bucket in s3.list_buckets()["Buckets"]
-            for obj in s3.list_objects_v2(Bucket=bucket["Name"]).get("Contents", [])
-        ]
-        assert f"uploads/{product_id}/hello.txt" in keys
+        # The README's example, verbatim: its bucket is the one local mode printed.
+        [uploads] = [m[1] for o in output if (m := re.fullmatch(r"  bucket (\S+), table \S+\n", o))]
+        assert f'Bucket="{uploads}"' in _readme_boto3_example()
+        listed = _run_readme_boto3_example(exported, tmp_path)
+        version_id = response.json()["versionId"]
+        assert f"uploads/{product_id}/hello.txt {version_id} 5\n" in listed
     finally:
         process.send_signal(signal.SIGTERM)
         try:
