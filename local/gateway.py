@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -46,6 +47,10 @@ from tasks.contract.limits import API_GATEWAY_PAYLOAD_LIMIT_BYTES
 MAX_PAYLOAD_BYTES = API_GATEWAY_PAYLOAD_LIMIT_BYTES
 INTEGRATION_TIMEOUT_SECONDS = 29.0
 LOCAL_API_ID = "local"
+# Local mode only: GET /openapi.json answers the API's OpenAPI document as the repository ships it
+# (written by `python -m infra.openapi`). The deployed API does not serve it.
+OPENAPI_PATH = "/openapi.json"
+OPENAPI_FILE = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
 
 # API Gateway's default status and message per gateway response type.
 _DEFAULTS: dict[str, tuple[int, str]] = {
@@ -53,6 +58,7 @@ _DEFAULTS: dict[str, tuple[int, str]] = {
     "REQUEST_TOO_LARGE": (413, "Request Too Long"),
     "UNSUPPORTED_MEDIA_TYPE": (415, "Unsupported Media Type"),
     "BAD_REQUEST_BODY": (400, "Invalid request body"),
+    "BAD_REQUEST_PARAMETERS": (400, "Bad request parameters"),
     "INTEGRATION_FAILURE": (504, "Internal server error"),
     "INTEGRATION_TIMEOUT": (504, "Endpoint request timed out"),
     "API_CONFIGURATION_ERROR": (500, "Internal server error"),
@@ -154,6 +160,9 @@ class Gateway:
 
     # -- request handling -----------------------------------------------------------------
     def handle(self, request: Request) -> Response:
+        # Local mode's own addition, before routing: the OpenAPI document (not an API route).
+        if request.method.upper() == "GET" and urlsplit(request.target).path == OPENAPI_PATH:
+            return Response(200, {"Content-Type": "application/json"}, OPENAPI_FILE.read_bytes())
         started = time.monotonic()
         response = self._handle(request)
         response.headers.setdefault("x-amzn-RequestId", request.request_id)
