@@ -13,13 +13,14 @@ import re
 import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated, Any, Final, NoReturn
 
 import typer
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 from rich.console import Console
 
-from ops import history, logs, orphans, render, smoke
+from ops import history, html_page, logs, orphans, render, smoke
 from upload_client.cli import API_KEY_ENV
 from upload_client.errors import ConfigurationError
 
@@ -162,6 +163,15 @@ def history_command(
     since: Annotated[str, typer.Option(help="How far back to search: 30m, 24h, 7d.")] = "24h",
     state_machine_log_group: StateMachineLogGroup = None,
     task_log_group: TaskLogGroups = None,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            metavar="FILE",
+            help="Write one self-contained HTML page to FILE instead: the state graph with the "
+            "path taken, a timeline to scale, the task logs.",
+        ),
+    ] = None,
 ) -> None:
     """Timeline of one execution: states, retries, failures, compensation, the HTTP status the
     client got, and the tasks' log lines of that request."""
@@ -170,6 +180,8 @@ def history_command(
         pattern = logs.quoted_term(request_id)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="REQUEST_ID_OR_EXECUTION_ARN") from None
+    if as_json and html is not None:
+        _fail("give --json or --html, not both")
     events, lines = _read_logs(
         since=since,
         stack_name=stack_name,
@@ -182,13 +194,25 @@ def history_command(
         request_id=request_id,
     )
     timeline = history.build_timeline(events, request_id, lines)
-    if as_json:
+    found = bool(timeline.events or timeline.task_logs)
+    if html is not None:
+        if found:  # no page for a request the logs do not know
+            _write_page(timeline, html)
+    elif as_json:
         _print_json(history.timeline_model(timeline))
     else:
         render.timeline(_console(), timeline)
-    if not timeline.events and not timeline.task_logs:
+    if not found:
         typer.echo(f"No log events of request {request_id} in the last {since}.", err=True)
         raise typer.Exit(1)
+
+
+def _write_page(timeline: history.Timeline, path: Path) -> None:
+    try:
+        html_page.write(timeline, path)
+    except OSError as exc:
+        _fail(f"cannot write {path}: {exc.strerror or exc}")
+    typer.echo(f"Wrote {path.resolve()}")
 
 
 @app.command("executions")

@@ -92,6 +92,10 @@ class Run:
         self.add("PassStateEntered", 1, name=name, inputDetails={"truncated": False})
         return self.add("PassStateExited", 1, name=name, outputDetails={"truncated": False})
 
+    def choice(self, name: str) -> Run:
+        self.add("ChoiceStateEntered", 1, name=name, inputDetails={"truncated": False})
+        return self.add("ChoiceStateExited", 1, name=name, outputDetails={"truncated": False})
+
     def fail_state(self, name: str, error: str, cause: str) -> Run:
         self.add("FailStateEntered", 1, name=name, inputDetails={"truncated": False})
         return self.add("ExecutionFailed", 1, error=error, cause=cause)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -133,6 +134,48 @@ def test_history_of_an_unknown_request_exits_1(endpoint: str) -> None:
     result = _run("history", "nope-0000", *args)
     assert result.exit_code == 1
     assert json.loads(result.stdout)["status"] == "UNKNOWN"
+
+
+def test_history_html_writes_one_page(endpoint: str, tmp_path: Path) -> None:
+    target = tmp_path / "history.html"
+    result = _run("history", RID, "--html", str(target), "--endpoint-url", endpoint)
+    assert result.exit_code == 0, result.output
+    assert (result.stdout, result.stderr) == (f"Wrote {target}\n", "")
+    page = target.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>")
+    assert f'<code id="request-id">{RID}</code>' in page
+    assert 'data-state="Compensate" data-outcome="compensation"' in page
+    assert "Recording failed" in page  # the task logs of the request
+
+
+@pytest.mark.parametrize(
+    ("where", "reason"),
+    [("missing/history.html", "No such file or directory"), (".", "Is a directory")],
+)
+def test_history_html_to_an_unwritable_path_is_one_line(
+    endpoint: str, tmp_path: Path, where: str, reason: str
+) -> None:
+    target = tmp_path / where
+    result = _run("history", RID, "--html", str(target), "--endpoint-url", endpoint)
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: cannot write {target}: {reason}\n"
+    assert result.stdout == ""
+
+
+def test_history_html_of_an_unknown_request_writes_nothing(endpoint: str, tmp_path: Path) -> None:
+    target = tmp_path / "history.html"
+    args = ("--state-machine-log-group", MACHINE_GROUP, "--endpoint-url", endpoint)
+    result = _run("history", "nope-0000", "--html", str(target), *args)
+    assert result.exit_code == 1
+    assert result.stderr == "No log events of request nope-0000 in the last 24h.\n"
+    assert not target.exists()
+
+
+def test_history_html_or_json_not_both(tmp_path: Path) -> None:
+    result = _run("history", RID, "--json", "--html", str(tmp_path / "h.html"))
+    assert result.exit_code == 2
+    assert result.stderr == "Error: give --json or --html, not both\n"
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_executions_json(endpoint: str) -> None:
