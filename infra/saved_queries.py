@@ -66,8 +66,10 @@ def _queries() -> dict[str, logs.QueryString]:
         ),
         "slowest-executions": logs.QueryString(
             filter_statements=["ispresent(execution_arn)"],
-            stats="min(@timestamp) as started, max(@timestamp) - min(@timestamp) as durationMs, "
-            "latest(type) as lastEvent by execution_arn",
+            stats_statements=[
+                "min(@timestamp) as started, max(@timestamp) - min(@timestamp) as durationMs, "
+                "latest(type) as lastEvent by execution_arn"
+            ],
             sort="durationMs desc",
             limit=50,
         ),
