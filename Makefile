@@ -21,7 +21,7 @@ FAULTS ?=
 setup: $(VENV)/.installed node_modules/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt tasks/requirements.txt pyproject.toml
-	@echo "Installing the Python packages into $(VENV)/ (a first run, or changed requirements: about 3 minutes, quiet) ..."
+	@echo "Installing the Python packages into $(VENV)/ (a first run, or changed requirements: one to three minutes, quiet) ..."
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile -r requirements-dev.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
