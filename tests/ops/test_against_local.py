@@ -3,44 +3,13 @@ real uploads, then ``history`` and ``executions`` through the emulator's endpoin
 
 from __future__ import annotations
 
-import base64
 import json
-import uuid
 from typing import Any
 
-import pytest
-import requests
 from typer.testing import CliRunner
 
 from local.emulator import Emulator
 from ops.cli import app
-
-
-@pytest.fixture(scope="module")
-def uploads(emulator: Emulator) -> dict[str, str]:
-    """Request ids of: a success, a validation failure (by the validate task), a compensation."""
-    product = f"PROD-{uuid.uuid4().hex[:8]}"
-    body: dict[str, Any] = {
-        "productId": product,
-        "productName": "Test Product",
-        "price": 99.99,
-        "fileName": "test-file.txt",
-        "fileContent": base64.b64encode(b"Hello, operators!").decode(),
-    }
-    ok = requests.post(emulator.api_url, json=body, timeout=60)
-    bad = requests.post(emulator.api_url, json={**body, "fileContent": "!!!!"}, timeout=60)
-    emulator.faults.add("dynamodb", "TransactWriteItems", task="record")
-    try:
-        compensated = requests.post(emulator.api_url, json=body, timeout=60)
-    finally:
-        emulator.faults.clear()
-    assert [ok.status_code, bad.status_code, compensated.status_code] == [200, 400, 500]
-    return {
-        "product": product,
-        "ok": ok.json()["requestId"],
-        "bad": bad.json()["requestId"],
-        "compensated": compensated.json()["requestId"],
-    }
 
 
 def _json(emulator: Emulator, *args: str) -> Any:

@@ -4,14 +4,11 @@ local mode runs, and the pages of real executions rendered by headless Chromium.
 
 from __future__ import annotations
 
-import base64
 import json
 import struct
 import subprocess
 import tempfile
-import uuid
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from itertools import pairwise
@@ -19,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from typer.testing import CliRunner
 
 from local.emulator import Emulator
@@ -378,53 +374,23 @@ class RealPages:
 
 
 @pytest.fixture(scope="module")
-def real_pages(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealPages]:
-    """A success and a compensation through local mode, each page written by the CLI; what the
-    uploads stored is deleted afterwards."""
-    product = f"PROD-{uuid.uuid4().hex[:8]}"
-    body: dict[str, Any] = {
-        "productId": product,
-        "productName": "Page Product",
-        "price": 5,
-        "fileName": "page.txt",
-        "fileContent": base64.b64encode(b"a page of history").decode(),
-    }
+def real_pages(
+    emulator: Emulator, uploads: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> RealPages:
+    """The pages of a success and a compensation through local mode, each written by the CLI."""
     directory = tmp_path_factory.mktemp("history-html")
-    try:
-        ok = requests.post(emulator.api_url, json=body, timeout=60)
-        emulator.faults.add("dynamodb", "TransactWriteItems", task="record")
-        try:
-            failed = requests.post(emulator.api_url, json=body, timeout=60)
-        finally:
-            emulator.faults.clear()
-        assert (ok.status_code, failed.status_code) == (200, 500), (ok.text, failed.text)
-        pages = RealPages(ok.json()["requestId"], failed.json()["requestId"], directory)
-        for request_id in (pages.succeeded, pages.compensated):
-            target = directory / f"{request_id}.html"
-            result = _cli(emulator, "history", request_id, "--html", str(target))
-            assert result.output == f"Wrote {target}\n"
-        yield pages
-    finally:
-        _delete_uploads(emulator, product, str(body["productName"]))
+    pages = RealPages(uploads["ok"], uploads["compensated"], directory)
+    for request_id in (pages.succeeded, pages.compensated):
+        target = directory / f"{request_id}.html"
+        result = _cli(emulator, "history", request_id, "--html", str(target))
+        assert result.output == f"Wrote {target}\n"
+    return pages
 
 
 def _cli(emulator: Emulator, *args: str) -> Any:
     result = CliRunner().invoke(app, [*args, "--endpoint-url", emulator.aws_endpoint])
     assert result.exit_code == 0, result.output
     return result
-
-
-def _delete_uploads(emulator: Emulator, product: str, name: str) -> None:
-    s3 = emulator.client("s3")
-    listed = s3.list_object_versions(Bucket=emulator.bucket_name, Prefix=f"uploads/{product}/")
-    for version in listed.get("Versions", []) + listed.get("DeleteMarkers", []):
-        s3.delete_object(
-            Bucket=emulator.bucket_name, Key=version["Key"], VersionId=version["VersionId"]
-        )
-    emulator.client("dynamodb").delete_item(
-        TableName=emulator.table_name,
-        Key={"productId": {"S": product}, "productName": {"S": name}},
-    )
 
 
 def chromium(directory: Path, target: Path, *options: str) -> str:
