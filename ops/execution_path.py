@@ -10,7 +10,6 @@ from typing import Final, Literal
 
 from ops.history import FAILURE_EVENTS, SCHEDULED_EVENTS, StateVisit, Timeline
 from ops.workflow_graph import Graph
-from tasks.contract.names import COMPENSATE_STATE
 
 Outcome = Literal["succeeded", "retried", "failed", "compensation", "running", "unvisited"]
 SUCCESS_EVENTS: Final = frozenset({"TaskSucceeded", "LambdaFunctionSucceeded"})
@@ -85,9 +84,8 @@ def taken(timeline: Timeline) -> set[tuple[str, str]]:
 
 def compensation_note(timeline: Timeline) -> str | None:
     """What the compensation did, in one sentence; None when it did not run."""
-    runs = [s for s in timeline.states if s.name == COMPENSATE_STATE]
-    if not runs:
+    if timeline.compensation is None:
         return None
-    if runs[-1].error is None and runs[-1].exited_ms is not None:
+    if timeline.compensation == "done":
         return "Compensation ran: the file versions this request stored were deleted."
     return "Compensation FAILED: what it could not undo was reported as an orphan."

@@ -40,7 +40,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from tasks.contract.errors import TIMEOUT_ERROR, outcome_of_execution
 from tasks.contract.names import COMPENSATE_STATE
@@ -125,6 +125,16 @@ class Timeline:
     @property
     def compensated(self) -> bool:
         return any(s.name == COMPENSATE_STATE for s in self.states)
+
+    @property
+    def compensation(self) -> Literal["done", "failed"] | None:
+        """How the last compensation ended: ``done`` (it exited without an error), ``failed``,
+        or None when none ran."""
+        runs = [s for s in self.states if s.name == COMPENSATE_STATE]
+        if not runs:
+            return None
+        last = runs[-1]
+        return "done" if last.error is None and last.exited_ms is not None else "failed"
 
 
 @dataclass(frozen=True)

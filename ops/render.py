@@ -59,10 +59,9 @@ def timeline(console: Console, tl: Timeline) -> None:
     console.print(f"  started    {started or '-'}   duration {_ms(tl.duration_ms)}")
     if tl.cause:
         console.print(f"  cause      {_clip(tl.cause, MAX_CAUSE)}", markup=False)
-    compensation = [s for s in tl.states if s.name == COMPENSATE_STATE]
-    if compensation and compensation[-1].error is None and compensation[-1].exited_ms:
+    if tl.compensation == "done":
         console.print(Text("  compensation ran: the stored file versions were deleted", "yellow"))
-    elif compensation:
+    elif tl.compensation == "failed":
         console.print(Text("  compensation FAILED: an orphaned version was reported", "red"))
 
     states = Table(title="States", title_justify="left", show_edge=False, pad_edge=False)
