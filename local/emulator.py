@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 from local import assembly as assembly_module
 from local import moto_patches, provisioning
@@ -38,6 +39,10 @@ from local.step_functions import SyncExecutor
 from tasks.contract import names
 
 LOG = logging.getLogger("local")
+# Local mode's own route, beside the API's (the deployed API has no such route): the API's
+# OpenAPI document as the repository ships it (written by `make openapi`).
+OPENAPI_PATH = "/openapi.json"
+OPENAPI_FILE = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
 HOST = "127.0.0.1"
 # What each port is for, as a refusal names it.
 API_PORT = "the local API's port"
@@ -148,6 +153,11 @@ def _handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self) -> None:
             body, too_large = _read_body(self.headers, self.rfile)
+            if self.command == "GET" and urlsplit(self.path).path == OPENAPI_PATH:
+                self._send(
+                    Response(200, {"Content-Type": "application/json"}, OPENAPI_FILE.read_bytes())
+                )
+                return
             request = Request(
                 method=self.command,
                 target=self.path,

@@ -26,7 +26,6 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -47,10 +46,6 @@ from tasks.contract.limits import API_GATEWAY_PAYLOAD_LIMIT_BYTES
 MAX_PAYLOAD_BYTES = API_GATEWAY_PAYLOAD_LIMIT_BYTES
 INTEGRATION_TIMEOUT_SECONDS = 29.0
 LOCAL_API_ID = "local"
-# Local mode only: GET /openapi.json answers the API's OpenAPI document as the repository ships it
-# (written by `python -m infra.openapi`). The deployed API does not serve it.
-OPENAPI_PATH = "/openapi.json"
-OPENAPI_FILE = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
 
 # API Gateway's default status and message per gateway response type.
 _DEFAULTS: dict[str, tuple[int, str]] = {
@@ -160,9 +155,6 @@ class Gateway:
 
     # -- request handling -----------------------------------------------------------------
     def handle(self, request: Request) -> Response:
-        # Local mode's own addition, before routing: the OpenAPI document (not an API route).
-        if request.method.upper() == "GET" and urlsplit(request.target).path == OPENAPI_PATH:
-            return Response(200, {"Content-Type": "application/json"}, OPENAPI_FILE.read_bytes())
         started = time.monotonic()
         response = self._handle(request)
         response.headers.setdefault("x-amzn-RequestId", request.request_id)

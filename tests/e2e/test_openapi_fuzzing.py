@@ -25,8 +25,7 @@ import requests
 import schemathesis
 from schemathesis import Case, HookContext, Response
 
-from local.emulator import Emulator
-from local.gateway import OPENAPI_FILE
+from local.emulator import OPENAPI_FILE, Emulator
 
 MAX_EXAMPLES = 8  # fuzzing cases per operation; the examples and coverage phases add theirs
 SEED = 20_261_130  # for any draw the deterministic mode does not derandomize

@@ -8,8 +8,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from local.emulator import Emulator
-from local.gateway import OPENAPI_FILE
+from local.emulator import OPENAPI_FILE, Emulator
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
